@@ -1,0 +1,38 @@
+"""The FastAPI application: thin routes over the database and Temporal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kombify import __version__
+from kombify.api import problems
+from kombify.api.routes import ROUTERS
+from kombify.db.migrate import upgrade
+from kombify.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database is migrated when it starts serving."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upgrade(settings.resolved_database_url)
+        yield
+        app.state.temporal = None
+
+    app = FastAPI(
+        title="kombify",
+        version=__version__,
+        summary="Run a homelab from one file: validate, provision, deploy and heal, durably.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.temporal = None
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

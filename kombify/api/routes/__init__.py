@@ -1,0 +1,9 @@
+"""Every router the API serves; a feature adds its router to ``ROUTERS``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kombify.api.routes import health, stacks
+
+ROUTERS: list[APIRouter] = [health.router, stacks.router]

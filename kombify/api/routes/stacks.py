@@ -1,0 +1,91 @@
+"""Stacks: a homelab's kombination file, validated and kept with every revision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from kombify.api.deps import SessionDep
+from kombify.db import stacks as store
+from kombify.db.models import Stack, StackCreate, StackDetail, StackPublic, StacksPublic
+from kombify.errors import ConflictError
+from kombify.specs import load_kombination
+
+router = APIRouter(prefix="/v1/stacks", tags=["stacks"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such stack", **_PROBLEM},
+    409: {"description": "The name is taken", **_PROBLEM},
+    422: {"description": "The kombination file is invalid (errors list every problem)", **_PROBLEM},
+}
+
+
+def _detail(session: SessionDep, stack: Stack) -> StackDetail:
+    revision = store.current_revision(session, stack=stack)
+    return StackDetail(
+        **StackPublic.model_validate(stack, from_attributes=True).model_dump(),
+        source=revision.source,
+        sha256=revision.sha256,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def create_stack(body: StackCreate, session: SessionDep) -> StackDetail:
+    """Create a stack from a kombination file; nothing is stored when the file is invalid."""
+    kombination = load_kombination(body.source, filename=body.filename)
+    org = store.ensure_local_organisation(session)
+    stack = store.create_stack(
+        session,
+        organisation_id=org.id,
+        name=kombination.metadata.name,
+        stackkit=kombination.spec.stackkit,
+        source=body.source,
+    )
+    return _detail(session, stack)
+
+
+@router.get("", responses=_ERRORS)
+def list_stacks(
+    session: SessionDep,
+    offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> StacksPublic:
+    """The stacks, by name."""
+    org = store.ensure_local_organisation(session)
+    rows, count = store.list_stacks(session, organisation_id=org.id, offset=offset, limit=limit)
+    return StacksPublic(
+        data=[StackPublic.model_validate(s, from_attributes=True) for s in rows], count=count
+    )
+
+
+@router.get("/{name}", responses=_ERRORS)
+def get_stack(name: str, session: SessionDep) -> StackDetail:
+    """One stack with the source of its current revision."""
+    org = store.ensure_local_organisation(session)
+    return _detail(session, store.get_stack(session, organisation_id=org.id, name=name))
+
+
+@router.put("/{name}", responses=_ERRORS)
+def revise_stack(name: str, body: StackCreate, session: SessionDep) -> StackDetail:
+    """Store a new revision of the stack's kombination file (unchanged text: no new revision)."""
+    kombination = load_kombination(body.source, filename=body.filename)
+    if kombination.metadata.name != name:
+        raise ConflictError(
+            f"the file's metadata.name is `{kombination.metadata.name}`, not `{name}`"
+        )
+    org = store.ensure_local_organisation(session)
+    stack = store.get_stack(session, organisation_id=org.id, name=name)
+    stack = store.revise_stack(
+        session, stack=stack, stackkit=kombination.spec.stackkit, source=body.source
+    )
+    return _detail(session, stack)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+def delete_stack(name: str, session: SessionDep) -> Response:
+    """Forget a stack and its revisions (it does not touch the nodes)."""
+    org = store.ensure_local_organisation(session)
+    store.delete_stack(session, stack=store.get_stack(session, organisation_id=org.id, name=name))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

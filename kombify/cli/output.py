@@ -1,0 +1,29 @@
+"""How the CLI talks to people and scripts: rich on a terminal, plain JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: indented, sorted, one document, nothing else on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    """One line on stderr, then exit (1 for user errors, 2 for usage)."""
+    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+    raise SystemExit(code)
+
+
+def debug_enabled() -> bool:
+    """Tracebacks for unexpected errors only when KOMBIFY_DEBUG is set."""
+    return os.environ.get("KOMBIFY_DEBUG", "") not in ("", "0", "false")

@@ -1,0 +1,94 @@
+"""``kombify stacks``: the stacks the API keeps (create from a file, list, show, delete)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kombify.cli.api_client import ApiClient
+from kombify.cli.output import console, fail, print_json
+from kombify.errors import SpecError
+from kombify.settings import get_settings
+
+stacks_app = typer.Typer(help="Stacks: homelabs kombify knows, each from a kombination file.")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _client() -> ApiClient:
+    return ApiClient(get_settings())
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        fail(f"cannot read `{path}`: {exc.strerror}")
+
+
+def _report_spec_error(exc: SpecError, filename: str) -> None:
+    for e in exc.errors:
+        line = f"{e.get('line')}:" if e.get("line") else ""
+        console.print(f"{filename}:{line} {e.get('path')}: {e.get('message')}", markup=False)
+
+
+@stacks_app.command("create")
+def create(
+    file: Annotated[Path, typer.Argument(help="The kombination.yaml to store.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Create a stack from a kombination file (validated first; nothing stored if invalid)."""
+    try:
+        stack = _client().request(
+            "POST", "/v1/stacks", json={"source": _read(file), "filename": str(file)}
+        )
+    except SpecError as exc:
+        _report_spec_error(exc, str(file))
+        fail(f"`{file}` is not valid: {len(exc.errors) or 1} problem(s)")
+    if json_output:
+        print_json(stack)
+    else:
+        console.print(f"stack `{stack['name']}` created ({stack['stackkit']}, revision 1)")
+
+
+@stacks_app.command("list")
+def list_(json_output: JsonOpt = False) -> None:
+    """List the stacks."""
+    page: dict[str, Any] = _client().request("GET", "/v1/stacks")
+    if json_output:
+        print_json(page)
+        return
+    if not page["data"]:
+        console.print("no stacks yet: `kombify stacks create kombination.yaml`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "stackkit", "revision", "updated"):
+        table.add_column(column)
+    for s in page["data"]:
+        table.add_row(s["name"], s["stackkit"], str(s["current_revision"]), s["updated_at"][:19])
+    console.print(table)
+
+
+@stacks_app.command("show")
+def show(name: str, json_output: JsonOpt = False) -> None:
+    """Show a stack and its current kombination source."""
+    stack = _client().request("GET", f"/v1/stacks/{name}")
+    if json_output:
+        print_json(stack)
+        return
+    console.print(f"{stack['name']}: {stack['stackkit']}, revision {stack['current_revision']}")
+    console.print(stack["source"], markup=False)
+
+
+@stacks_app.command("delete")
+def delete(name: str) -> None:
+    """Forget a stack (its nodes are not touched)."""
+    _client().request("DELETE", f"/v1/stacks/{name}")
+    console.print(f"stack `{name}` deleted")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``stacks`` group to the main app."""
+    app.add_typer(stacks_app, name="stacks")

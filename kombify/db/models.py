@@ -1,0 +1,173 @@
+"""The core domain as sqlmodel tables; the same code runs on SQLite and PostgreSQL.
+
+Families follow the FastAPI template: ``XBase`` (shared fields), ``X(table=True)``, and the
+API's ``XPublic``/``XCreate`` models in ``kombify/api``. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random id as text: portable across SQLite and PostgreSQL, safe in URLs."""
+    return uuid.uuid4().hex
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class Organisation(SQLModel, table=True):
+    """Who owns stacks; every user belongs to one. The local install has one, ``local``."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=63)
+    name: str = Field(max_length=200)
+    created_at: datetime = _ts(nullable=False)
+
+
+class User(SQLModel, table=True):
+    """A person who can sign in; full identity arrives with accounts."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    organisation_id: str = Field(foreign_key="organisation.id", index=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    name: str = Field(default="", max_length=200)
+    is_admin: bool = False
+    created_at: datetime = _ts(nullable=False)
+
+
+class Stack(SQLModel, table=True):
+    """One homelab: a named kombination owned by an organisation."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    organisation_id: str = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(max_length=63)
+    stackkit: str = Field(max_length=100)
+    current_revision: int = 1
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class StackRevision(SQLModel, table=True):
+    """The kombination source as the user wrote it, kept for every change."""
+
+    __table_args__ = (UniqueConstraint("stack_id", "revision"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    stack_id: str = Field(foreign_key="stack.id", index=True, ondelete="CASCADE")
+    revision: int
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False)
+
+
+class Deployment(SQLModel, table=True):
+    """One run of a deploy/destroy workflow against a stack revision."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    stack_id: str = Field(foreign_key="stack.id", index=True, ondelete="CASCADE")
+    revision: int
+    kind: str = Field(default="deploy", max_length=20)
+    workflow_id: str = Field(max_length=255, index=True)
+    run_id: str | None = Field(default=None, max_length=255)
+    state: str = Field(default="pending", max_length=20)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Node(SQLModel, table=True):
+    """A machine of a stack as kombify last saw it."""
+
+    __table_args__ = (UniqueConstraint("stack_id", "name"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    stack_id: str = Field(foreign_key="stack.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=63)
+    provider: str = Field(max_length=20)
+    role: str = Field(max_length=40)
+    address: str | None = Field(default=None, max_length=255)
+    state: str = Field(default="unknown", max_length=20)
+    services: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Simulation(SQLModel, table=True):
+    """A KombiSim simulation kombify created; live state always comes from the engine."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=63)
+    template: str | None = Field(default=None, max_length=100)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    workflow_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _ts(nullable=False)
+
+
+class Event(SQLModel, table=True):
+    """A log line or progress event of a deployment or simulation, in arrival order."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(max_length=255, index=True)  # e.g. "deployment/<id>"
+    source: str = Field(max_length=100)  # e.g. "tofu", "agent/nas"
+    level: str = Field(default="info", max_length=10)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what to which thing, for the admin side."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=100)
+    target: str = Field(max_length=255)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class StackCreate(SQLModel):
+    """What a client sends to create or revise a stack: the kombination file's text."""
+
+    source: str = Field(description="The kombination.yaml text, as written.")
+    filename: str = Field(default="kombination.yaml", description="Named in error messages.")
+
+
+class StackPublic(SQLModel):
+    """A stack as the API shows it."""
+
+    id: str
+    name: str
+    stackkit: str
+    current_revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class StackDetail(StackPublic):
+    """A stack with the source of its current revision."""
+
+    source: str
+    sha256: str
+
+
+class StacksPublic(SQLModel):
+    """A page of stacks."""
+
+    data: list[StackPublic]
+    count: int

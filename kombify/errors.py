@@ -1,0 +1,92 @@
+"""The one exception tree kombify raises across its boundaries.
+
+Library errors (sqlalchemy, docker, asyncssh, grpc, the OpenTofu CLI) are re-raised as the
+nearest kombify error with ``raise ... from exc`` where they cross into kombify code, so the
+CLI and the API only ever have to map these types to messages and status codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KombifyError(Exception):
+    """Base of every error kombify raises on purpose.
+
+    Attributes:
+        code: A short, stable machine-readable type (used as the problem+json ``type`` tail
+            and as the Temporal ``ApplicationError`` type).
+        status: The HTTP status the API answers with.
+    """
+
+    code = "kombify-error"
+    status = 500
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # Field-level problems ({"path", "line", "message"}) when there are several.
+        self.errors: list[dict[str, Any]] = errors or []
+
+
+class ConfigError(KombifyError):
+    """Settings or environment are wrong (bad URL, missing binary)."""
+
+    code = "config-error"
+    status = 500
+
+
+class NotFoundError(KombifyError):
+    """A named thing (stack, simulation, node) does not exist."""
+
+    code = "not-found"
+    status = 404
+
+
+class ConflictError(KombifyError):
+    """The request clashes with the current state (name taken, run in progress)."""
+
+    code = "conflict"
+    status = 409
+
+
+class SpecError(KombifyError):
+    """A kombination or template file is invalid; carries every problem found."""
+
+    code = "invalid-spec"
+    status = 422
+
+
+class TofuError(KombifyError):
+    """The OpenTofu/Terraform CLI failed."""
+
+    code = "tofu-error"
+    status = 502
+
+
+class DockerError(KombifyError):
+    """The Docker engine refused or failed an operation."""
+
+    code = "docker-error"
+    status = 502
+
+
+class SshError(KombifyError):
+    """An SSH connection or remote command failed."""
+
+    code = "ssh-error"
+    status = 502
+
+
+class AgentError(KombifyError):
+    """The node agent could not be reached or refused a request."""
+
+    code = "agent-error"
+    status = 502
+
+
+class ServiceUnavailableError(KombifyError):
+    """A component kombify depends on (database, Temporal) does not answer."""
+
+    code = "unavailable"
+    status = 503

@@ -1,0 +1,81 @@
+"""Runtime settings, read once from ``KOMBIFY_*`` environment variables.
+
+Every variable is named once, here. Defaults need nothing: data lives under ``KOMBIFY_HOME``
+(an XDG data directory by default), the database is a SQLite file there, and Temporal is the
+embedded dev server configured by ``temporal-dev.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kombify"
+
+
+class Settings(BaseSettings):
+    """kombify's settings; each field is read from ``KOMBIFY_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KOMBIFY_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Where kombify keeps its data.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///$KOMBIFY_HOME/kombify.db. "
+        "Use postgresql+psycopg://user:pass@host/db for PostgreSQL.",
+    )
+    temporal_address: str | None = Field(
+        default=None,
+        description="host:port of an external Temporal cluster. Unset: the embedded dev server.",
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace.")
+    temporal_config: Path | None = Field(
+        default=None, description="Path of temporal-dev.yml; default: the one shipped with kombify."
+    )
+    temporal_port: int | None = Field(
+        default=None, description="Override the dev server's gRPC port from temporal-dev.yml."
+    )
+    temporal_ui_port: int | None = Field(
+        default=None, description="Override the dev server's Web UI port from temporal-dev.yml."
+    )
+    task_queue: str = Field(default="kombify", description="Task queue the worker polls.")
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(default=8420, description="Port the API listens on.")
+    api_url: str | None = Field(
+        default=None, description="URL the CLI talks to; default http://API_HOST:API_PORT."
+    )
+    debug: bool = Field(default=False, description="Show tracebacks for unexpected errors.")
+    tofu_bin: str | None = Field(
+        default=None,
+        description="OpenTofu CLI to run (name on PATH or path). Unset: `tofu`, else `terraform`.",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'kombify.db'}"
+
+    @property
+    def resolved_api_url(self) -> str:
+        """The API base URL the CLI should call."""
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where pid files and logs of the processes kombify starts live."""
+        return self.home / "run"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return Settings()

@@ -1,0 +1,75 @@
+"""Fixtures shared by every test: isolated KOMBIFY_HOME, real PostgreSQL, real Temporal."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from kombify.db.engine import get_engine
+from kombify.settings import get_settings
+from tests.support.postgres import running_postgres
+from tests.support.temporal import running_temporal
+
+
+@pytest.fixture(autouse=True)
+def kombify_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own KOMBIFY_HOME and fresh settings; nothing leaks between tests."""
+    home = tmp_path / "kombify-home"
+    monkeypatch.setenv("KOMBIFY_HOME", str(home))
+    for var in ("KOMBIFY_DATABASE_URL", "KOMBIFY_TEMPORAL_ADDRESS", "KOMBIFY_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One throwaway PostgreSQL for the session; URL of its maintenance database."""
+    # Not under pytest's tmp dir: that is private to root, and PostgreSQL runs as `postgres`.
+    base = Path(tempfile.mkdtemp(prefix="kombify-pg-"))
+    try:
+        with running_postgres(base) as url:
+            yield url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each engine kombify supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = server.rsplit("/", 1)[0] + f"/{name}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url
+    finally:
+        get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Temporal dev server for the whole session."""
+    with running_temporal(tmp_path_factory.mktemp("temporal")) as address:
+        yield address
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of the test's own, so workers of other tests never pick up its work."""
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,116 @@
+"""`kombify server` starts Temporal, a worker and the API; Ctrl-C stops every child."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.ports import free_port
+from tests.support.procs import pids_with_env
+
+
+def _wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"server exited early ({proc.poll()}):\n{''.join(lines)}")
+        lines.append(line)
+        if marker in line:
+            return lines
+    pytest.fail(f"no {marker!r} within {timeout}s:\n{''.join(lines)}")
+
+
+def test_server_starts_everything_and_sigint_leaves_no_child(kombify_home: Path) -> None:
+    api_port, t_port, ui_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "KOMBIFY_HOME": str(kombify_home),
+        "KOMBIFY_API_PORT": str(api_port),
+        "KOMBIFY_TEMPORAL_PORT": str(t_port),
+        "KOMBIFY_TEMPORAL_UI_PORT": str(ui_port),
+        "NO_COLOR": "1",
+        "COLUMNS": "120",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kombify", "server"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_line(proc, "kombify is running", timeout=120)
+        lines = _wait_for_line(proc, "logs", timeout=10)
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{api_port}/docs" in out
+        assert f"http://127.0.0.1:{ui_port}" in out
+
+        ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        ui = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10)
+        assert ui.status_code == 200
+        with sqlite3.connect(kombify_home / "kombify.db") as db:
+            (version,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert version
+
+        status = subprocess.run(
+            [sys.executable, "-m", "kombify", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        parts = json.loads(status.stdout)
+        assert {name: p["ok"] for name, p in parts.items()} == {
+            "api": True,
+            "worker": True,
+            "temporal": True,
+            "database": True,
+        }
+        assert len(pids_with_env("KOMBIFY_HOME", str(kombify_home))) >= 3
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 5
+    while pids_with_env("KOMBIFY_HOME", str(kombify_home)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids_with_env("KOMBIFY_HOME", str(kombify_home)) == []
+
+
+def test_status_reports_what_is_down(kombify_home: Path) -> None:
+    env = {
+        **os.environ,
+        "KOMBIFY_HOME": str(kombify_home),
+        "KOMBIFY_API_PORT": str(free_port()),
+        "KOMBIFY_TEMPORAL_PORT": str(free_port()),
+    }
+    status = subprocess.run(
+        [sys.executable, "-m", "kombify", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 1
+    parts = json.loads(status.stdout)
+    assert parts["api"]["ok"] is False and parts["api"]["detail"] == "not answering"
+    assert parts["temporal"]["ok"] is False
+    assert parts["worker"]["detail"] == "unknown: Temporal does not answer"
+    assert parts["database"]["ok"] is True

@@ -1,0 +1,32 @@
+"""Workflow and activity names are durable: running histories refer to them.
+
+Renaming one breaks every workflow in flight, so this list changes only on purpose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import activity, workflow
+
+from kombify.settings import Settings
+from kombify.workers.registry import WORKFLOWS, build_activities
+
+PINNED_WORKFLOWS = {"SelfCheck"}
+PINNED_ACTIVITIES = {"ProbeWorker"}
+
+
+def test_registered_workflow_names_are_pinned() -> None:
+    names = set()
+    for cls in WORKFLOWS:
+        defn = workflow._Definition.must_from_class(cls)
+        names.add(defn.name)
+    assert names == PINNED_WORKFLOWS
+
+
+def test_registered_activity_names_are_pinned(tmp_path: Path) -> None:
+    names = set()
+    for fn in build_activities(Settings(home=tmp_path)):
+        defn = activity._Definition.must_from_callable(fn)
+        names.add(defn.name)
+    assert names == PINNED_ACTIVITIES

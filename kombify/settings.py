@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8420, description="Port the API listens on.")
     api_url: str | None = Field(
         default=None, description="URL the CLI talks to; default http://API_HOST:API_PORT."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Token the API requires; default: generated into $KOMBIFY_HOME/admin-token.",
     )
     debug: bool = Field(default=False, description="Show tracebacks for unexpected errors.")
     tofu_bin: str | None = Field(

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/ensure-postgres.sh
+scripts/ensure-sim-tools.sh
 scripts/ensure-docker.sh
 trap 'scripts/stop-docker.sh' EXIT
 echo "==> ruff"

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from kombify import __version__
 from kombify.api import problems
-from kombify.api.routes import ROUTERS
+from kombify.api.auth import RequireToken, admin_token
+from kombify.api.routes import ROUTERS, health
 from kombify.db.migrate import upgrade
 from kombify.settings import Settings, get_settings
 
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.temporal = None
+    app.state.admin_token = admin_token(settings, create=True)
     problems.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        # Health probes answer anyone (load balancers, `kombify status`); the rest needs the token.
+        public = router is health.router
+        app.include_router(router, dependencies=[] if public else [RequireToken])
     return app

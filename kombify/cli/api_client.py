@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from kombify.api.auth import Unauthorized, admin_token
 from kombify.errors import (
     ConflictError,
     KombifyError,
@@ -16,6 +17,7 @@ from kombify.errors import (
 from kombify.settings import Settings
 
 _BY_STATUS: dict[int, type[KombifyError]] = {
+    401: Unauthorized,
     404: NotFoundError,
     409: ConflictError,
     422: SpecError,
@@ -28,7 +30,9 @@ class ApiClient:
 
     def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
         self.base_url = settings.resolved_api_url
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        token = admin_token(settings)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; the decoded JSON body (None for 204), or a kombify error."""

@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from kombify.cli import runtime_cmds, stacks_cmds
+from kombify import __version__
+from kombify.cli import deploy_cmds, runtime_cmds, sim_cmds, stacks_cmds, validate_cmds
+from kombify.settings import Settings
+
+
+def _environment_help() -> str:
+    lines = ["Settings come from the environment:\n"]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"KOMBIFY_{name.upper()}: {field.description}\n")
+    return "\n".join(lines)
+
 
 app = typer.Typer(
     name="kombify",
     help="Run a homelab from one file: validate, provision, deploy and heal, durably.",
+    epilog=_environment_help(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kombify {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """Run a homelab from one file: validate, provision, deploy and heal, durably."""
+
 runtime_cmds.register(app)
+deploy_cmds.register(app)
 stacks_cmds.register(app)
+sim_cmds.register(app)
+validate_cmds.register(app)
 
 
 def main() -> None:

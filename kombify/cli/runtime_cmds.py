@@ -156,8 +156,17 @@ def _database_status(settings: Settings) -> PartStatus:
     return PartStatus("database", shown, error is None, error or "answers")
 
 
-def status(json_output: JsonOpt = False) -> None:
-    """Show what runs where (API, worker, Temporal, database) and whether each answers."""
+def status(
+    stack: Annotated[
+        str | None, typer.Argument(help="A stack: show its nodes and services instead.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show what runs where (API, worker, Temporal, database), or a stack's nodes and services."""
+    if stack is not None:
+        from kombify.cli.deploy_cmds import stack_status
+
+        raise typer.Exit(stack_status(stack, json_output=json_output))
     settings = get_settings()
     temporal_part, worker_part = asyncio.run(_temporal_and_worker(settings))
     parts = [_api_status(settings), worker_part, temporal_part, _database_status(settings)]

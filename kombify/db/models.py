@@ -171,3 +171,62 @@ class StacksPublic(SQLModel):
 
     data: list[StackPublic]
     count: int
+
+
+class DeploymentCreate(SQLModel):
+    """Options of a deploy run."""
+
+    auto_approve: bool = Field(default=False, description="Skip the plan approval gate.")
+    simulate: bool = Field(
+        default=False, description="Rehearse on simulated nodes of the same names and roles."
+    )
+
+
+class DeploymentPublic(SQLModel):
+    """A run as the API shows it; ``progress`` is live while the workflow runs."""
+
+    id: str
+    stack: str
+    revision: int
+    kind: str
+    workflow_id: str
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+    summary: dict[str, Any]
+    progress: dict[str, Any] | None = None
+
+
+class EventPublic(SQLModel):
+    """One stored output line."""
+
+    id: int
+    source: str
+    level: str
+    message: str
+    created_at: datetime
+
+
+class EventsPublic(SQLModel):
+    """Output lines after a cursor; pass ``next`` as ``after`` to continue."""
+
+    data: list[EventPublic]
+    next: int
+
+
+class NodeStatus(SQLModel):
+    """One node with its services as the last run left them."""
+
+    name: str
+    state: str
+    services: dict[str, Any]
+    updated_at: datetime
+
+
+class StackStatus(SQLModel):
+    """A stack's last run and its nodes."""
+
+    stack: str
+    revision: int
+    last_deployment: DeploymentPublic | None
+    nodes: list[NodeStatus]

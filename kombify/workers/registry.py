@@ -12,12 +12,41 @@ from typing import Any
 
 from kombify.activities.selfcheck import probe_worker
 from kombify.settings import Settings
+from kombify.workflows.deploy import DeployKombination, DestroyKombination
 from kombify.workflows.selfcheck import SelfCheckWorkflow
+from kombify.workflows.simulation import RunSimulationWorkflow
 
-WORKFLOWS: Sequence[type] = (SelfCheckWorkflow,)
+WORKFLOWS: Sequence[type] = (
+    SelfCheckWorkflow,
+    RunSimulationWorkflow,
+    DeployKombination,
+    DestroyKombination,
+)
 
 
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     """Every activity callable, bound to the clients it needs (built from ``settings``)."""
-    del settings  # later features construct their activity classes from it
-    return [probe_worker]
+    # Imported here so each feature's registration stays within this function.
+    from kombify.activities.agent import AgentActivities
+    from kombify.activities.deploy import DeployActivities
+    from kombify.activities.docker import SimActivities
+    from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.sim.client import unchecked_docker_client
+
+    deploy = DeployActivities(settings)
+    agent = AgentActivities(settings, deploy)
+    tofu = TofuActivities(
+        TofuRunner(binary=settings.tofu_bin, home=settings.home), log_sink=deploy.tofu_sink
+    )
+    sim = SimActivities(unchecked_docker_client())
+    return [
+        probe_worker,
+        *tofu.all(),
+        *sim.all(),
+        deploy.prepare,
+        deploy.stack_nodes,
+        deploy.record,
+        agent.install_agent,
+        agent.rollout,
+        agent.remove_services,
+    ]

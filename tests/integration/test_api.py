@@ -21,7 +21,8 @@ def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(
         home=tmp_path, database_url=database_url, temporal_address=f"127.0.0.1:{free_port()}"
     )
-    with TestClient(create_app(settings)) as c:
+    app = create_app(settings)
+    with TestClient(app, headers={"Authorization": f"Bearer {app.state.admin_token}"}) as c:
         yield c
 
 
@@ -106,6 +107,15 @@ def test_malformed_request_is_problem_json_naming_the_field(client: TestClient) 
     body = response.json()
     assert body["errors"][0]["path"] == "source"
     assert body["detail"].startswith("source: ")
+
+
+def test_v1_routes_refuse_requests_without_the_token(client: TestClient) -> None:
+    response = client.get("/v1/stacks", headers={"Authorization": "Bearer wrong"})
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Authorization: Bearer" in response.json()["detail"]
+    assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200
 
 
 def test_openapi_documents_the_stack_routes(client: TestClient) -> None:

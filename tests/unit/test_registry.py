@@ -12,8 +12,27 @@ from temporalio import activity, workflow
 from kombify.settings import Settings
 from kombify.workers.registry import WORKFLOWS, build_activities
 
-PINNED_WORKFLOWS = {"SelfCheck"}
-PINNED_ACTIVITIES = {"ProbeWorker"}
+PINNED_WORKFLOWS = {"SelfCheck", "RunSimulation", "DeployKombination", "DestroyKombination"}
+PINNED_ACTIVITIES = {
+    "ProbeWorker",
+    "TofuValidate",
+    "TofuPlan",
+    "TofuApply",
+    "TofuDestroy",
+    "SimEnsureImage",
+    "SimCreate",
+    "SimDescribe",
+    "SimWaitSsh",
+    "SimStop",
+    "SimStart",
+    "SimDelete",
+    "PrepareDeployment",
+    "ResolveStackNodes",
+    "RecordDeployment",
+    "InstallNodeAgent",
+    "RolloutServices",
+    "RemoveServices",
+}
 
 
 def test_registered_workflow_names_are_pinned() -> None:

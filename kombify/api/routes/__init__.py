@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kombify.api.routes import health, stacks
+from kombify.api.routes import deployments, health, sims, stacks
 
-ROUTERS: list[APIRouter] = [health.router, stacks.router]
+ROUTERS: list[APIRouter] = [health.router, stacks.router, deployments.router, sims.router]

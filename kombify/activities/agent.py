@@ -1,0 +1,378 @@
+"""Node agent activities: install or upgrade it over SSH, then roll services out through it.
+
+The agent listens on the node's 127.0.0.1 only; kombify reaches it through an SSH tunnel and
+talks gRPC with mutual TLS inside it. Installing needs nothing from the internet: the agent
+bundle, its certificates and any image the node cannot pull are shipped from this host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from kombify.activities.deploy import AGENT_PORT, DeployActivities
+from kombify.activities.ssh import NodeSession, node_session
+from kombify.agent.bundle import AgentBundle, build_bundle
+from kombify.errors import AgentError, KombifyError
+from kombify.pki.authority import CertificateAuthority, load_or_create_ca
+from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
+from kombify.settings import Settings
+from kombify.workflows.deploy_models import NodeRollout, RolloutInput, ServiceReport
+
+REMOTE_ROOT = "/opt/kombify/agent"
+REMOTE_ETC = "/etc/kombify/agent"
+REMOTE_STATE = "/var/lib/kombify/agent"
+REMOTE_PID = "/run/kombify-agent.pid"
+REMOTE_LOG = "/var/log/kombify-agent.log"
+CONTROL_CERT = "control"
+_HEALTH_WAIT = 45.0
+# Certificates are replaced on the first deploy within this window of their expiry.
+RENEW_WITHIN = timedelta(days=30)
+
+
+def node_identity(organisation: str, stack: str, node: str) -> str:
+    """The name in a node agent's certificate; the control plane dials exactly this."""
+    return f"{node}.{stack}.{organisation}.nodes.kombify"
+
+
+@lru_cache(maxsize=4)
+def _bundle(cache_dir: Path) -> AgentBundle:
+    # Hashing the packages takes seconds; once per worker process is enough.
+    return build_bundle(cache_dir)
+
+
+def _parse_duration_ms(text: str | None, default: int) -> int:
+    from kombify.specs.quantities import parse_duration
+
+    seconds = parse_duration(text) if text else None
+    return int(seconds * 1000) if seconds else default
+
+
+def to_proto_manifest(manifest: dict[str, Any], revision: str) -> Any:
+    """The unifier's per-node manifest as the agent's ``Manifest`` message."""
+    from kombify.agent.proto import pb
+
+    services = []
+    for s in manifest.get("services", []):
+        check = s.get("healthcheck") or {}
+        services.append(
+            pb.ServiceSpec(
+                name=s["name"],
+                image=s["image"] or "",
+                env={k: str(v) for k, v in (s.get("env") or {}).items()},
+                ports=[
+                    pb.PortMapping(
+                        container_port=p["container"],
+                        host_port=p.get("host") or 0,
+                        protocol=p.get("protocol") or "tcp",
+                    )
+                    for p in s.get("ports", [])
+                ],
+                volumes=[_volume(v) for v in s.get("volumes", [])],
+                replicas=int(s.get("replicas") or 1),
+                command=list(s.get("command") or []),
+                healthcheck=pb.HealthCheck(
+                    http_url=check.get("http") or "",
+                    interval_ms=_parse_duration_ms(check.get("interval"), 1000),
+                ),
+            )
+        )
+    return pb.Manifest(revision=revision, services=services)
+
+
+def _volume(text: str) -> Any:
+    from kombify.agent.proto import pb
+
+    parts = text.split(":")
+    read_only = len(parts) > 2 and parts[2] == "ro"
+    return pb.VolumeMount(
+        source=parts[0], target=parts[1] if len(parts) > 1 else parts[0], read_only=read_only
+    )
+
+
+def _saved_image(client: Any, name: str) -> list[bytes]:
+    # Saved by the requested name, so the node gets exactly that tag.
+    return list(client.api.get_image(name))
+
+
+_OUTCOME_WORDS = {
+    1: "unchanged",
+    2: "created",
+    3: "updated",
+    4: "removed",
+    5: "rolled-back",
+    6: "failed",
+    7: "started",
+}
+
+
+class AgentActivities:
+    """Activities that act on nodes through SSH and the node agent."""
+
+    def __init__(self, settings: Settings, deploy: DeployActivities) -> None:
+        self.settings = settings
+        self.deploy = deploy
+        self.pki_dir = settings.home / "pki"
+
+    # ---- certificates ----------------------------------------------------------------------
+
+    def _ca(self) -> CertificateAuthority:
+        return load_or_create_ca(self.pki_dir)
+
+    def control_cert(self) -> IssuedCert:
+        """The control plane's client certificate, issued once and renewed before it expires."""
+        crt, key = self.pki_dir / f"{CONTROL_CERT}.crt", self.pki_dir / f"{CONTROL_CERT}.key"
+        ca = self._ca()
+        if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=RENEW_WITHIN):
+            return IssuedCert(
+                cert_pem=crt.read_bytes(), key_pem=key.read_bytes(), ca_pem=ca.cert_pem
+            )
+        issued = ca.issue_client()
+        issued.write(self.pki_dir, CONTROL_CERT)
+        return issued
+
+    async def _ensure_node_cert(self, session: NodeSession, identity: str) -> bool:
+        """Issue the node's server certificate unless a valid one of our CA is there."""
+        ca = self._ca()
+        current = await session.run(
+            f"cat {REMOTE_ETC}/agent.crt 2>/dev/null", check=False, sudo=True
+        )
+        current_ca = await session.run(
+            f"cat {REMOTE_ETC}/ca.crt 2>/dev/null", check=False, sudo=True
+        )
+        if current.exit_status == 0 and current_ca.stdout.encode() == ca.cert_pem:
+            try:
+                cert = load_cert(current.stdout.encode())
+                fresh = not needs_renewal(cert, within=RENEW_WITHIN)
+                if fresh and cert_identity(cert).matches(identity):
+                    return False
+            except ValueError:
+                pass
+        issued = ca.issue_server(
+            identity, dns_names=[session.node.name], ip_addresses=["127.0.0.1"]
+        )
+        await session.run(f"mkdir -p {REMOTE_ETC} && chmod 700 {REMOTE_ETC}", sudo=True)
+        await session.write(f"{REMOTE_ETC}/agent.key", issued.key_pem, mode=0o600)
+        await session.write(f"{REMOTE_ETC}/agent.crt", issued.cert_pem, mode=0o644)
+        await session.write(f"{REMOTE_ETC}/ca.crt", issued.ca_pem, mode=0o644)
+        return True
+
+    # ---- install ---------------------------------------------------------------------------
+
+    async def _ensure_bundle(self, session: NodeSession, bundle: AgentBundle) -> bool:
+        have = await session.run(f"cat {REMOTE_ROOT}/current/VERSION 2>/dev/null", check=False)
+        if have.stdout.strip() == bundle.version:
+            return False
+        remote_tar = f"/tmp/kombify-agent-{bundle.version}.tar.gz"
+        await session.put(bundle.path, remote_tar)
+        target = f"{REMOTE_ROOT}/{bundle.version}"
+        await session.run(
+            f"rm -rf {target} && mkdir -p {target} && tar -xzf {remote_tar} -C {target} "
+            f"&& echo {bundle.version} > {target}/VERSION "
+            f"&& ln -sfn {target} {REMOTE_ROOT}/current; rc=$?; rm -f {remote_tar}; exit $rc",
+            sudo=True,
+        )
+        return True
+
+    async def _agent_running(self, session: NodeSession) -> bool:
+        result = await session.run(
+            f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null",
+            check=False,
+            sudo=True,
+        )
+        return result.exit_status == 0
+
+    async def _start_agent(self, session: NodeSession) -> None:
+        argv = [
+            "python3",
+            "-m",
+            "kombify.agent",
+            "--listen",
+            f"127.0.0.1:{AGENT_PORT}",
+            "--cert",
+            f"{REMOTE_ETC}/agent.crt",
+            "--key",
+            f"{REMOTE_ETC}/agent.key",
+            "--ca",
+            f"{REMOTE_ETC}/ca.crt",
+            "--state-dir",
+            REMOTE_STATE,
+        ]
+        command = " ".join(shlex.quote(a) for a in argv)
+        await session.run(
+            f"if test -f {REMOTE_PID}; then pid=$(cat {REMOTE_PID}); kill $pid 2>/dev/null; "
+            f"for i in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; fi; "
+            f"mkdir -p {REMOTE_STATE} && cd / && "
+            f"PYTHONPATH={REMOTE_ROOT}/current "
+            f"setsid nohup {command} >>{REMOTE_LOG} 2>&1 </dev/null & echo $! > {REMOTE_PID}",
+            sudo=True,
+        )
+
+    @asynccontextmanager
+    async def agent(self, session: NodeSession, identity: str) -> AsyncIterator[Any]:
+        """An mTLS client for the node's agent, through an SSH tunnel of this session."""
+        from kombify.agent.client import AgentClient
+
+        async with session.tunnel(AGENT_PORT) as port:
+            client = AgentClient.with_cert(f"127.0.0.1:{port}", identity, self.control_cert())
+            async with client:
+                yield client
+
+    async def _wait_healthy(self, session: NodeSession, identity: str) -> Any:
+        deadline = time.monotonic() + _HEALTH_WAIT
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            activity.heartbeat("waiting for the agent")
+            try:
+                async with self.agent(session, identity) as client:
+                    return await client.health()
+            except AgentError as exc:
+                last = exc
+                await asyncio.sleep(0.5)
+        tail = await session.run(f"tail -n 5 {REMOTE_LOG} 2>/dev/null", check=False, sudo=True)
+        raise AgentError(
+            f"node `{session.node.name}`: the agent did not answer within {_HEALTH_WAIT:.0f}s "
+            f"({last}); its log ends: {tail.stdout.strip()[-400:]}"
+        )
+
+    def _identity(self, request: RolloutInput) -> str:
+        parts = Path(request.workdir).parts
+        # .../stacks/<organisation>/<stack>/tofu
+        return node_identity(parts[-3], parts[-2], request.node.name)
+
+    @activity.defn(name="InstallNodeAgent")
+    async def install_agent(self, request: RolloutInput) -> str:
+        """Install or upgrade the agent on one node and wait until it answers; its version."""
+        identity = self._identity(request)
+        bundle = await asyncio.to_thread(_bundle, self.settings.home / "cache" / "agent")
+        try:
+            async with node_session(request.node) as session:
+                shipped = await self._ensure_bundle(session, bundle)
+                renewed = await self._ensure_node_cert(session, identity)
+                running = await self._agent_running(session)
+                if shipped or renewed or not running:
+                    why = (
+                        "new version"
+                        if shipped
+                        else "new certificate"
+                        if renewed
+                        else "not running"
+                    )
+                    self.deploy.log(
+                        request.deployment_id,
+                        f"agent/{request.node.name}",
+                        f"starting agent {bundle.version} ({why})",
+                    )
+                    await self._start_agent(session)
+                health = await self._wait_healthy(session, identity)
+        except KombifyError as exc:
+            raise ApplicationError(exc.message, type=exc.code) from exc
+        self.deploy.log(
+            request.deployment_id,
+            f"agent/{request.node.name}",
+            f"agent {health.agent_version or bundle.version} ready, docker {health.docker_version}",
+        )
+        return bundle.version
+
+    # ---- services --------------------------------------------------------------------------
+
+    async def _ship_images(
+        self, session: NodeSession, client: Any, images: list[str], on_line: Callable[[str], None]
+    ) -> None:
+        """Send images the node lacks from this host's engine (the node may be offline)."""
+        import docker
+        import docker.errors
+
+        local = None
+        for image in sorted(set(images)):
+            probe = await session.run(
+                f"docker image inspect {shlex.quote(image)} >/dev/null 2>&1", check=False, sudo=True
+            )
+            if probe.exit_status == 0:
+                continue
+            if local is None:
+                local = docker.from_env()
+            try:
+                await asyncio.to_thread(local.images.get, image)
+            except docker.errors.ImageNotFound:
+                continue  # not here either: the agent pulls it, or says why it cannot
+            on_line(f"shipping image {image} from the control host")
+            chunks: list[bytes] = await asyncio.to_thread(_saved_image, local, image)
+            await client.load_image(chunks)
+        if local is not None:
+            local.close()
+
+    def _manifest(self, request: RolloutInput) -> tuple[dict[str, Any], str]:
+        path = Path(request.workdir) / "manifests" / f"{request.node.name}.json"
+        raw = path.read_bytes()
+        return json.loads(raw), hashlib.sha256(raw).hexdigest()[:16]
+
+    async def _apply(
+        self, request: RolloutInput, manifest: Any, on_line: Callable[[str], None]
+    ) -> Any:
+        identity = self._identity(request)
+        async with node_session(request.node) as session, self.agent(session, identity) as client:
+            images = [s.image for s in manifest.services if s.image]
+            await self._ship_images(session, client, images, on_line)
+
+            def on_event(event: Any) -> None:
+                activity.heartbeat(event.service)
+                text = f"{event.service}: {event.message}" if event.service else event.message
+                on_line(text)
+
+            return await client.apply(manifest, on_event)
+
+    @activity.defn(name="RolloutServices")
+    async def rollout(self, request: RolloutInput) -> NodeRollout:
+        """Converge the node to its manifest; unhealthy new revisions are rolled back."""
+        data, revision = self._manifest(request)
+        manifest = to_proto_manifest(data, revision)
+        source = f"agent/{request.node.name}"
+        try:
+            result = await self._apply(
+                request, manifest, lambda line: self.deploy.log(request.deployment_id, source, line)
+            )
+        except KombifyError as exc:
+            raise ApplicationError(exc.message, type=exc.code) from exc
+        reports = [
+            ServiceReport(
+                name=o.service,
+                state=_OUTCOME_WORDS.get(o.outcome, "unknown"),
+                healthy=o.outcome not in (5, 6),
+                reason=o.reason,
+                containers=list(o.container_ids),
+            )
+            for o in result.services
+        ]
+        return NodeRollout(node=request.node.name, services=reports)
+
+    @activity.defn(name="RemoveServices")
+    async def remove_services(self, request: RolloutInput) -> None:
+        """Stop and remove every service kombify runs on the node."""
+        from kombify.agent.proto import pb
+
+        source = f"agent/{request.node.name}"
+        try:
+            async with node_session(request.node) as session:
+                if not await self._agent_running(session):
+                    return
+                identity = self._identity(request)
+                async with self.agent(session, identity) as client:
+                    await client.apply(
+                        pb.Manifest(revision="removed", services=[]),
+                        lambda e: self.deploy.log(request.deployment_id, source, e.message),
+                    )
+        except KombifyError as exc:
+            raise ApplicationError(exc.message, type=exc.code) from exc

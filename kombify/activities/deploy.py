@@ -1,0 +1,329 @@
+"""Deploy activities around the database: prepare a plan on disk, record the outcome.
+
+``prepare`` turns a stored revision into a unified plan in the stack's work directory and
+resolves how to reach every node; for ``provider: sim`` nodes (and for every node when the
+run rehearses with ``--simulate``) that means a KombiSim simulation named after the stack,
+created when missing, whose nodes stand in for the real ones under the same names and roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from kombify.db.engine import get_engine
+from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
+from kombify.errors import KombifyError, NotFoundError, SpecError
+from kombify.settings import Settings
+from kombify.specs import load_kombination
+from kombify.specs.models import Kombination
+from kombify.specs.models import Node as SpecNode
+from kombify.unifier import unify, write_plan
+from kombify.workflows.deploy_models import (
+    NodeTarget,
+    PreparedDeploy,
+    PrepareInput,
+    RecordInput,
+)
+
+AGENT_PORT = 7443
+
+
+def stack_workdir(settings: Settings, organisation: str, stack: str) -> Path:
+    """Where a stack's OpenTofu configuration and state live (one per stack, kept)."""
+    return settings.home / "stacks" / organisation / stack / "tofu"
+
+
+def simulation_name(stack: str) -> str:
+    """The simulation that stands in for a stack's nodes."""
+    return stack
+
+
+def user_error(exc: KombifyError) -> ApplicationError:
+    """A user mistake: no retry will fix it, the message says what to change."""
+    return ApplicationError(exc.message, type=exc.code, non_retryable=True)
+
+
+def _memory_mb(quantity: str | None) -> int | None:
+    if not quantity:
+        return None
+    from kombify.specs.quantities import parse_quantity
+
+    size = parse_quantity(quantity)
+    return max(64, size // (1024 * 1024)) if size else None
+
+
+def _host_ports(plan_manifests: dict[str, dict[str, Any]]) -> dict[str, list[int]]:
+    """Per node, the host ports its services publish (so the simulation exposes them too)."""
+    ports: dict[str, list[int]] = {}
+    for node, manifest in plan_manifests.items():
+        found = sorted(
+            {p["host"] for s in manifest.get("services", []) for p in s["ports"] if p.get("host")}
+        )
+        ports[node] = found
+    return ports
+
+
+class DeployActivities:
+    """Activities that read and write kombify's database and the stacks' work directories."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._url = settings.resolved_database_url
+        self._deployment_of_stack: dict[str, str] = {}
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _session(self) -> Session:
+        return Session(get_engine(self._url))
+
+    def log(self, deployment_id: str, source: str, message: str, level: str = "info") -> None:
+        """Store one output line with the deployment (the live stream reads these)."""
+        with self._session() as session:
+            session.add(
+                Event(
+                    subject=f"deployment/{deployment_id}",
+                    source=source,
+                    level=level,
+                    message=message,
+                )
+            )
+            session.commit()
+
+    def tofu_sink(self, stack_id: str, line: str) -> None:
+        """Receives every (masked) OpenTofu line; files it under the stack's running deploy."""
+        deployment_id = self._deployment_of_stack.get(stack_id)
+        if deployment_id is None:
+            with self._session() as session:
+                row = session.exec(
+                    select(Deployment)
+                    .where(Deployment.stack_id == stack_id)
+                    .order_by(col(Deployment.started_at).desc())
+                ).first()
+            if row is None:
+                return
+            deployment_id = row.id
+        self.log(deployment_id, "tofu", line)
+
+    def _load(self, request: PrepareInput) -> tuple[Stack, Kombination]:
+        with self._session() as session:
+            org = session.exec(
+                select(Organisation).where(Organisation.slug == request.organisation)
+            ).first()
+            if org is None:
+                raise NotFoundError(f"no organisation `{request.organisation}`")
+            stack = session.exec(
+                select(Stack).where(Stack.organisation_id == org.id, Stack.name == request.stack)
+            ).first()
+            if stack is None:
+                raise NotFoundError(f"no stack named `{request.stack}`")
+            revision = session.exec(
+                select(StackRevision).where(
+                    StackRevision.stack_id == stack.id,
+                    StackRevision.revision == request.revision,
+                )
+            ).first()
+            if revision is None:
+                raise NotFoundError(f"stack `{request.stack}` has no revision {request.revision}")
+            session.expunge(stack)
+            source = revision.source
+        return stack, load_kombination(source, filename=f"{request.stack}.yaml")
+
+    # ---- nodes -----------------------------------------------------------------------------
+
+    def _simulated(self, k: Kombination, simulate: bool) -> list[SpecNode]:
+        return [n for n in k.spec.nodes if simulate or n.provider == "sim"]
+
+    def _ensure_simulation(
+        self, k: Kombination, nodes: list[SpecNode], host_ports: dict[str, list[int]]
+    ) -> dict[str, Any]:
+        """Create (or find) the stack's simulation; SSH endpoints by node name."""
+        from kombify.sim import SimulationSpec, create_simulation
+        from kombify.sim.models import NodeSpec
+
+        specs = []
+        for node in nodes:
+            extra: dict[str, Any] = {}
+            resources = node.resources
+            if resources and resources.cpus:
+                extra["cpus"] = float(resources.cpus)
+            memory = _memory_mb(resources.memory if resources else None)
+            if memory:
+                extra["memory_mb"] = memory
+            specs.append(
+                NodeSpec(
+                    name=node.name,
+                    group="cloud" if node.is_cloud else "lan",
+                    type="vps" if node.is_cloud else "local",
+                    role=node.role,
+                    ports=host_ports.get(node.name, []),
+                    **extra,
+                )
+            )
+        spec = SimulationSpec(
+            name=simulation_name(k.metadata.name),
+            nodes=specs,
+            description=f"rehearsal of stack {k.metadata.name}",
+        )
+        info = create_simulation(spec.name, spec, wait=True, timeout=180)
+        return {n.name: n.ssh for n in info.nodes if n.ssh is not None}
+
+    def _targets(
+        self, k: Kombination, simulate: bool, *, create: bool
+    ) -> tuple[Kombination, list[NodeTarget]]:
+        """The nodes to reach, and the kombination rewritten to reach simulated ones."""
+        simulated = self._simulated(k, simulate)
+        endpoints: dict[str, Any] = {}
+        if simulated:
+            if create:
+                plan0 = unify(k)
+                endpoints = self._ensure_simulation(k, simulated, _host_ports(plan0.manifests))
+            else:
+                from kombify.sim import connection_info
+
+                try:
+                    endpoints = connection_info(simulation_name(k.metadata.name))
+                except NotFoundError:
+                    endpoints = {}
+        targets: list[NodeTarget] = []
+        nodes: list[SpecNode] = []
+        for node in k.spec.nodes:
+            if node in simulated:
+                ep = endpoints.get(node.name)
+                if ep is None:
+                    continue  # simulation gone (destroy): nothing to reach on that node
+                node = node.model_copy(
+                    update={
+                        "provider": "sim",
+                        "address": f"{ep.host}:{ep.port}",
+                        "ssh": node.ssh.model_copy(
+                            update={
+                                "user": ep.user,
+                                "port": ep.port,
+                                "identity_file": ep.identity_file,
+                            }
+                        ),
+                        "type": None,
+                        "location": None,
+                    }
+                )
+                targets.append(
+                    NodeTarget(
+                        node.name,
+                        "sim",
+                        node.role,
+                        ep.host,
+                        ep.port,
+                        ep.user,
+                        ep.identity_file,
+                        simulated=True,
+                    )
+                )
+            elif node.is_cloud:
+                raise SpecError(
+                    f"node `{node.name}` is a {node.provider} server: creating cloud servers needs "
+                    "the provider's OpenTofu plugin and credentials, which this installation does "
+                    "not have; rehearse the stack with `kombify apply --simulate`"
+                )
+            else:
+                if not node.ssh.identity_file:
+                    raise SpecError(
+                        f"node `{node.name}`: set spec.nodes[].ssh.identityFile to the key kombify "
+                        "logs in with"
+                    )
+                targets.append(
+                    NodeTarget(
+                        node.name,
+                        node.provider,
+                        node.role,
+                        node.host or "",
+                        node.ssh_port,
+                        node.ssh.user,
+                        str(Path(node.ssh.identity_file).expanduser()),
+                    )
+                )
+            nodes.append(node)
+        spec = k.spec.model_copy(update={"nodes": nodes})
+        return k.model_copy(update={"spec": spec}), targets
+
+    def _prepare(self, request: PrepareInput, *, create: bool) -> PreparedDeploy:
+        try:
+            stack, k = self._load(request)
+            rewritten, targets = self._targets(k, request.simulate, create=create)
+            plan = unify(rewritten)
+        except (SpecError, NotFoundError) as exc:
+            raise user_error(exc) from exc
+        self._deployment_of_stack[stack.id] = request.deployment_id
+        workdir = stack_workdir(self.settings, request.organisation, request.stack)
+        if create:
+            write_plan(plan, workdir)
+            self.log(
+                request.deployment_id,
+                "kombify",
+                f"plan {plan.fingerprint[-12:]} for {len(targets)} node(s) written to {workdir}",
+            )
+        return PreparedDeploy(
+            stack_id=stack.id, workdir=str(workdir), nodes=targets, plan_hash=plan.fingerprint
+        )
+
+    @activity.defn(name="PrepareDeployment")
+    async def prepare(self, request: PrepareInput) -> PreparedDeploy:
+        """Validate the revision, reach or create its nodes, write the unified plan."""
+        return await asyncio.to_thread(self._prepare, request, create=True)
+
+    @activity.defn(name="ResolveStackNodes")
+    async def stack_nodes(self, request: PrepareInput) -> PreparedDeploy:
+        """The nodes of a deployed stack, as they can be reached now (for destroy)."""
+        return await asyncio.to_thread(self._prepare, request, create=False)
+
+    # ---- outcome ---------------------------------------------------------------------------
+
+    @activity.defn(name="RecordDeployment")
+    def record(self, request: RecordInput) -> None:
+        """Store the run's outcome and the nodes' last known state."""
+        with self._session() as session:
+            deployment = session.get(Deployment, request.deployment_id)
+            if deployment is None:
+                raise ApplicationError(
+                    f"deployment {request.deployment_id} is not recorded", non_retryable=True
+                )
+            deployment.state = request.state
+            deployment.finished_at = utcnow()
+            deployment.summary = {
+                "plan": request.plan,
+                "error": request.error,
+                "nodes": {
+                    n.name: {"state": n.state, "services": n.services, "healthy": n.healthy}
+                    for n in request.nodes
+                },
+            }
+            session.add(deployment)
+            existing = {
+                n.name: n
+                for n in session.exec(select(Node).where(Node.stack_id == deployment.stack_id))
+            }
+            if request.forget_nodes:
+                for row in existing.values():
+                    session.delete(row)
+            for progress in request.nodes:
+                row = existing.get(progress.name) or Node(
+                    stack_id=deployment.stack_id, name=progress.name, provider="", role=""
+                )
+                row.provider, row.role = progress.provider, progress.role
+                row.state = progress.state
+                row.services = {
+                    name: {
+                        "state": state,
+                        "healthy": progress.healthy.get(name, False),
+                        "containers": progress.containers.get(name, []),
+                    }
+                    for name, state in progress.services.items()
+                }
+                row.updated_at = utcnow()
+                session.add(row)
+            session.commit()

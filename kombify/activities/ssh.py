@@ -1,0 +1,133 @@
+"""SSH to nodes for the deploy activities: run commands, copy files, tunnel to the agent.
+
+The agent listens on the node's loopback only; the control plane reaches it through an SSH
+local forward, so a homelab opens no extra port and the mTLS session runs inside SSH.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from kombify.errors import SshError
+from kombify.workflows.deploy_models import NodeTarget
+
+_CONNECT_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A finished remote command."""
+
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+class NodeSession:
+    """One SSH connection to one node."""
+
+    def __init__(self, node: NodeTarget, connection: asyncssh.SSHClientConnection) -> None:
+        self.node = node
+        self._conn = connection
+
+    async def run(self, command: str, *, check: bool = True, sudo: bool = False) -> CommandResult:
+        """Run a shell command; SshError with the stderr tail when ``check`` and it fails."""
+        if sudo and self.node.user != "root":
+            # HOME stays the login user's, so staged uploads in it are found.
+            command = f'sudo -n HOME="$HOME" sh -c {shlex.quote(command)}'
+        try:
+            result = await self._conn.run(command, check=False)
+        except asyncssh.Error as exc:
+            raise SshError(f"node `{self.node.name}`: `{command}` failed: {exc}") from exc
+        out = _text(result.stdout)
+        err = _text(result.stderr)
+        status = result.exit_status if result.exit_status is not None else -1
+        if check and status != 0:
+            tail = "\n".join(err.strip().splitlines()[-5:])
+            raise SshError(
+                f"node `{self.node.name}`: `{command}` exited {status}: {tail or out[-300:]}"
+            )
+        return CommandResult(status, out, err)
+
+    async def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to the node."""
+        try:
+            await asyncssh.scp(str(local), (self._conn, remote))
+        except (OSError, asyncssh.Error) as exc:
+            raise SshError(f"node `{self.node.name}`: copying to {remote} failed: {exc}") from exc
+
+    async def write(self, remote: str, data: bytes, *, mode: int = 0o600) -> None:
+        """Write ``data`` to a root-owned file on the node atomically, created with ``mode``.
+
+        The bytes go to a private file in the login user's home first (SFTP runs as that
+        user), then ``install`` moves them into place as root with the final mode.
+        """
+        staged = f".kombify-upload-{secrets.token_hex(8)}"
+        try:
+            async with self._conn.start_sftp_client() as sftp:
+                attrs = asyncssh.SFTPAttrs(permissions=0o600)
+                async with sftp.open(staged, "wb", attrs=attrs) as f:
+                    await f.write(data)
+        except (OSError, asyncssh.Error) as exc:
+            raise SshError(f"node `{self.node.name}`: writing {remote} failed: {exc}") from exc
+        target = shlex.quote(remote)
+        await self.run(
+            f'install -m {mode:o} -D "$HOME/{staged}" {target}.kombify-tmp '
+            f'&& mv -f {target}.kombify-tmp {target}; rc=$?; rm -f "$HOME/{staged}"; exit $rc',
+            sudo=True,
+        )
+
+    @asynccontextmanager
+    async def tunnel(self, remote_port: int) -> AsyncIterator[int]:
+        """Forward a free port on 127.0.0.1 to the node's 127.0.0.1:remote_port."""
+        try:
+            listener = await self._conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", remote_port)
+        except (OSError, asyncssh.Error) as exc:
+            raise SshError(f"node `{self.node.name}`: cannot open a tunnel: {exc}") from exc
+        try:
+            yield int(listener.get_port())
+        finally:
+            listener.close()
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+@asynccontextmanager
+async def node_session(node: NodeTarget) -> AsyncIterator[NodeSession]:
+    """An SSH session with the node's key; SshError naming the node when it cannot connect."""
+    try:
+        connection = await asyncssh.connect(
+            node.host,
+            node.port,
+            username=node.user,
+            client_keys=[node.identity_file],
+            # Simulated nodes get fresh host keys on every create; real nodes are pinned by
+            # OpenTofu's bootstrap (known_hosts under KOMBIFY_HOME) in a later step.
+            known_hosts=None,
+            agent_path=None,
+            config=[],
+            connect_timeout=_CONNECT_TIMEOUT,
+            keepalive_interval=15,
+        )
+    except (OSError, asyncssh.Error) as exc:
+        raise SshError(
+            f"cannot ssh to node `{node.name}` at {node.user}@{node.host}:{node.port}: {exc}"
+        ) from exc
+    try:
+        yield NodeSession(node, connection)
+    finally:
+        connection.close()
+        await connection.wait_closed()

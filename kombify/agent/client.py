@@ -1,0 +1,269 @@
+"""AgentClient: how the control plane talks to a node agent.
+
+The client presents the control plane's certificate and trusts only the kombify CA. It dials
+with the node identity as the expected TLS name (``grpc.ssl_target_name_override``), so the
+handshake fails unless the agent's certificate names the node that was meant; ``verify_peer``
+makes that failure readable by fetching the agent's certificate and naming whom it belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from cryptography import x509
+
+from kombify.agent.proto import agent_stub, pb
+from kombify.errors import AgentError
+from kombify.pki.certs import IssuedCert, cert_identity
+
+CHUNK = 1024 * 1024
+MAX_MESSAGE = 16 * 1024 * 1024
+T = TypeVar("T")
+
+
+def _next_or_none(parts: Iterator[bytes]) -> bytes | None:
+    return next(parts, None)
+
+
+class AgentClient:
+    """A connection to one node's agent.
+
+    Use as ``async with AgentClient(...) as agent:``; every method raises
+    :class:`~kombify.errors.AgentError` (naming node, RPC and gRPC status) on failure.
+
+    Args:
+        address: ``host:port`` of the agent.
+        node_identity: The identity the agent's certificate must carry (CN / DNS SAN).
+        cert_pem: The control plane's client certificate.
+        key_pem: Its private key.
+        ca_pem: The kombify CA certificate.
+        timeout: Default deadline, in seconds, of unary calls.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        node_identity: str,
+        cert_pem: bytes,
+        key_pem: bytes,
+        ca_pem: bytes,
+        timeout: float = 30.0,
+    ) -> None:
+        self.address = address
+        self.node_identity = node_identity
+        self.timeout = timeout
+        self._cert_pem, self._key_pem, self._ca_pem = cert_pem, key_pem, ca_pem
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+        )
+        self._channel = grpc.aio.secure_channel(
+            address,
+            credentials,
+            options=[
+                ("grpc.ssl_target_name_override", node_identity),
+                ("grpc.default_authority", node_identity),
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+            ],
+        )
+        self._stub = agent_stub(self._channel)
+
+    @classmethod
+    def with_cert(
+        cls, address: str, node_identity: str, cert: IssuedCert, **kw: Any
+    ) -> AgentClient:
+        """A client using an issued client certificate (its CA becomes the trust root)."""
+        return cls(
+            address,
+            node_identity=node_identity,
+            cert_pem=cert.cert_pem,
+            key_pem=cert.key_pem,
+            ca_pem=cert.ca_pem,
+            **kw,
+        )
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self._channel.close()
+
+    def _error(self, rpc: str, exc: grpc.aio.AioRpcError) -> AgentError:
+        code = exc.code().name if exc.code() else "UNKNOWN"
+        return AgentError(
+            f"agent `{self.node_identity}` at {self.address}: {rpc} failed ({code}): "
+            f"{exc.details()}"
+        )
+
+    async def _unary(self, rpc: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(rpc, exc) from exc
+
+    async def _stream(self, rpc: str, call: Any) -> AsyncIterator[Any]:
+        try:
+            async for item in call:
+                yield item
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(rpc, exc) from exc
+        finally:
+            call.cancel()
+
+    # ---- RPCs -------------------------------------------------------------------------------
+
+    async def health(self) -> pb.HealthResponse:
+        """Agent and engine liveness; also checks the agent reports the expected identity."""
+        reply: pb.HealthResponse = await self._unary(
+            "Health", self._stub.Health(pb.HealthRequest(), timeout=self.timeout)
+        )
+        if reply.node_identity != self.node_identity:
+            raise AgentError(
+                f"agent at {self.address} says it is `{reply.node_identity}`, "
+                f"expected `{self.node_identity}`"
+            )
+        return reply
+
+    async def apply_services(self, manifest: pb.Manifest) -> AsyncIterator[pb.ApplyEvent]:
+        """Streams the progress of converging the node to ``manifest``; the last is DONE."""
+        call = self._stub.ApplyServices(pb.ApplyServicesRequest(manifest=manifest))
+        async for item in self._stream("ApplyServices", call):
+            yield item
+
+    async def apply(
+        self, manifest: pb.Manifest, on_event: Callable[[pb.ApplyEvent], None] | None = None
+    ) -> pb.ApplyResult:
+        """Converges the node to ``manifest`` and returns the result of the DONE event.
+
+        Args:
+            manifest: The services the node should run.
+            on_event: Called with every progress event (for live output).
+        """
+        async for item in self.apply_services(manifest):
+            if on_event is not None:
+                on_event(item)
+            if item.kind == pb.ApplyEvent.DONE:
+                return item.result
+        raise AgentError(f"agent `{self.node_identity}`: ApplyServices ended without a result")
+
+    async def list_services(self, *, probe_health: bool = False) -> pb.ListServicesResponse:
+        """Every managed container with its state and health."""
+        request = pb.ListServicesRequest(probe_health=probe_health)
+        reply: pb.ListServicesResponse = await self._unary(
+            "ListServices", self._stub.ListServices(request, timeout=self.timeout)
+        )
+        return reply
+
+    async def restart_service(self, service: str) -> pb.RestartServiceResponse:
+        """Restarts a service's containers and waits for their health check."""
+        request = pb.RestartServiceRequest(service=service)
+        reply: pb.RestartServiceResponse = await self._unary(
+            "RestartService", self._stub.RestartService(request, timeout=self.timeout * 4)
+        )
+        return reply
+
+    async def stream_logs(
+        self, service: str, *, follow: bool = False, tail: int = 0
+    ) -> AsyncIterator[pb.LogLine]:
+        """Log lines of a service; with ``follow`` until the caller stops iterating."""
+        request = pb.StreamLogsRequest(service=service, follow=follow, tail=tail)
+        async for item in self._stream("StreamLogs", self._stub.StreamLogs(request)):
+            yield item
+
+    async def put_file(self, path: str, data: bytes, *, mode: int = 0o644) -> pb.PutFileResponse:
+        """Writes ``data`` to ``path`` on the node, atomically, with ``mode``."""
+
+        async def chunks() -> AsyncIterator[pb.FileChunk]:
+            yield pb.FileChunk(path=path, mode=mode, data=data[:CHUNK])
+            for start in range(CHUNK, len(data), CHUNK):
+                yield pb.FileChunk(data=data[start : start + CHUNK])
+
+        reply: pb.PutFileResponse = await self._unary(
+            "PutFile", self._stub.PutFile(chunks(), timeout=self.timeout)
+        )
+        return reply
+
+    async def load_image(self, tarball: Iterable[bytes] | AsyncIterable[bytes]) -> list[str]:
+        """Ships a ``docker save`` tarball (e.g. ``docker_client.images.get(x).save()``)."""
+
+        async def chunks() -> AsyncIterator[pb.ImageChunk]:
+            if isinstance(tarball, AsyncIterable):
+                async for part in tarball:
+                    yield pb.ImageChunk(data=part)
+                return
+            # Reading from the docker SDK blocks; one chunk at a time off the event loop.
+            parts = iter(tarball)
+            while True:
+                block = await asyncio.to_thread(_next_or_none, parts)
+                if block is None:
+                    return
+                for start in range(0, len(block), CHUNK):
+                    yield pb.ImageChunk(data=block[start : start + CHUNK])
+
+        reply: pb.LoadImageResponse = await self._unary("LoadImage", self._stub.LoadImage(chunks()))
+        return list(reply.images)
+
+    # ---- identity -------------------------------------------------------------------------
+
+    async def verify_peer(self) -> x509.Certificate:
+        """Fetches the agent's certificate and checks it is the CA's and names the node.
+
+        gRPC enforces the same on every connection; this turns its opaque "handshake failed"
+        into an error that says whose certificate the agent presented.
+
+        Raises:
+            AgentError: Unreachable, not signed by the kombify CA, or another node's identity.
+        """
+        host, _, port = self.address.rpartition(":")
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=self._ca_pem.decode())
+        context.check_hostname = False  # compared below, with a message naming both sides
+        context.set_alpn_protocols(["h2"])
+        with tempfile.TemporaryDirectory() as tmp:
+            # ssl loads a client certificate from files only; the directory is private (0700).
+            cert_file, key_file = Path(tmp, "c.crt"), Path(tmp, "c.key")
+            cert_file.write_bytes(self._cert_pem)
+            key_file.touch(mode=0o600)
+            key_file.write_bytes(self._key_pem)
+            context.load_cert_chain(cert_file, key_file)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port), ssl=context),
+                timeout=self.timeout,
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            raise AgentError(
+                f"agent `{self.node_identity}` at {self.address}: TLS handshake failed: {exc}"
+            ) from exc
+        del reader
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), timeout=2)
+        cert = x509.load_der_x509_certificate(der)
+        ident = cert_identity(cert)
+        if not ident.matches(self.node_identity):
+            raise AgentError(
+                f"agent at {self.address} presented the certificate of `{ident.common_name}`, "
+                f"not of `{self.node_identity}`: refusing to talk to it"
+            )
+        return cert

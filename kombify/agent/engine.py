@@ -1,0 +1,272 @@
+"""The node's Docker engine as the agent uses it: only containers labelled as its own.
+
+Every function here blocks (the docker SDK is synchronous); the agent calls them through
+``asyncio.to_thread``. Docker errors become :class:`~kombify.errors.DockerError` here, at the
+boundary, with the operation and the container or image named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import docker
+from docker.errors import DockerException, ImageNotFound, NotFound
+
+from kombify.agent import manifest as mf
+from kombify.agent.proto import pb
+from kombify.errors import DockerError
+
+L_MANAGED = "io.kombify.managed"
+L_NODE = "io.kombify.node"
+L_SERVICE = "io.kombify.service"
+L_REPLICA = "io.kombify.replica"
+L_HASH = "io.kombify.config-hash"
+L_REVISION = "io.kombify.revision"
+L_GRACE = "io.kombify.stop-grace"
+
+_RESTART = {
+    pb.RESTART_POLICY_NO: None,
+    pb.RESTART_POLICY_ALWAYS: {"Name": "always"},
+    pb.RESTART_POLICY_UNLESS_STOPPED: {"Name": "unless-stopped"},
+    pb.RESTART_POLICY_UNSPECIFIED: {"Name": "unless-stopped"},
+    pb.RESTART_POLICY_ON_FAILURE: {"Name": "on-failure", "MaximumRetryCount": 5},
+}
+
+
+@contextmanager
+def docker_errors(action: str) -> Iterator[None]:
+    """Re-raises docker SDK errors as DockerError naming ``action``."""
+    try:
+        yield
+    except DockerException as exc:
+        raise DockerError(f"{action}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Managed:
+    """One container the agent manages, as read from the engine.
+
+    Attributes:
+        id: The full container id.
+        name: Its name (without Docker's leading slash).
+        service: Value of the service label.
+        replica: Replica index from its label.
+        config_hash: Hash of the spec that created it.
+        state: Docker state (running, exited, created ...).
+        image: Image reference it was created from.
+        labels: All its labels.
+    """
+
+    id: str
+    name: str
+    service: str
+    replica: int
+    config_hash: str
+    state: str
+    image: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        """Whether Docker reports it running."""
+        return self.state == "running"
+
+    @property
+    def stop_grace(self) -> int:
+        """Seconds Docker waits between SIGTERM and SIGKILL for it."""
+        return int(self.labels.get(L_GRACE, mf.DEFAULT_STOP_GRACE_S))
+
+
+class Engine:
+    """The agent's view of the local Docker engine.
+
+    Args:
+        client: A docker SDK client (``docker.from_env()`` honours ``DOCKER_HOST``).
+        node: The node identity; containers carry it so two agents sharing an engine (tests,
+            or a rehearsal next to a real node) never touch each other's containers.
+        prefix: Prepended to container names.
+        extra_labels: Labels added to every container the agent creates.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        node: str,
+        prefix: str = "kombify-",
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.node = node
+        self.prefix = prefix
+        self.extra_labels = dict(extra_labels or {})
+
+    def container_name(self, service: str, replica: int) -> str:
+        """The canonical name of a service's replica."""
+        return f"{self.prefix}{service}-{replica}"
+
+    def version(self) -> str:
+        """The engine's version string."""
+        with docker_errors("asking the Docker engine for its version"):
+            return str(self.client.version().get("Version", "?"))
+
+    def containers(self, service: str | None = None) -> list[Managed]:
+        """Containers of this node (of one service when given), any state, by name."""
+        labels = [f"{L_MANAGED}=true", f"{L_NODE}={self.node}"]
+        if service is not None:
+            labels.append(f"{L_SERVICE}={service}")
+        with docker_errors("listing containers"):
+            found = self.client.containers.list(all=True, filters={"label": labels})
+            return sorted((self._managed(c) for c in found), key=lambda m: m.name)
+
+    def _managed(self, container: Any) -> Managed:
+        labels: dict[str, str] = container.labels or {}
+        return Managed(
+            id=container.id,
+            name=container.name,
+            service=labels.get(L_SERVICE, ""),
+            replica=int(labels.get(L_REPLICA, "0")),
+            config_hash=labels.get(L_HASH, ""),
+            state=container.status,
+            image=container.attrs.get("Config", {}).get("Image", ""),
+            labels=labels,
+        )
+
+    def get(self, container_id: str) -> Managed:
+        """Re-reads one container."""
+        with docker_errors(f"inspecting container {container_id[:12]}"):
+            return self._managed(self.client.containers.get(container_id))
+
+    def ensure_image(self, image: str) -> None:
+        """Makes sure ``image`` is present, pulling it when the node can.
+
+        Raises:
+            DockerError: Absent and not pullable; the message says how to ship it instead.
+        """
+        try:
+            self.client.images.get(image)
+            return
+        except ImageNotFound:
+            pass
+        except DockerException as exc:
+            raise DockerError(f"looking up image `{image}`: {exc}") from exc
+        try:
+            self.client.images.pull(image)
+        except DockerException as exc:
+            raise DockerError(
+                f"image `{image}` is not on the node and cannot be pulled ({exc}); "
+                "ship it from the control host with LoadImage"
+            ) from exc
+
+    def create(self, spec: pb.ServiceSpec, replica: int, *, revision: str) -> Managed:
+        """Creates and starts one replica of ``spec`` under its canonical name."""
+        grace = spec.stop_grace_seconds or mf.DEFAULT_STOP_GRACE_S
+        labels = {
+            **self.extra_labels,
+            **dict(spec.labels),
+            L_MANAGED: "true",
+            L_NODE: self.node,
+            L_SERVICE: spec.name,
+            L_REPLICA: str(replica),
+            L_HASH: mf.config_hash(spec),
+            L_REVISION: revision,
+            L_GRACE: str(grace),
+        }
+        ports: dict[str, Any] = {}
+        for p in spec.ports:
+            if p.host_port:
+                key = f"{p.container_port}/{p.protocol or 'tcp'}"
+                ports[key] = (p.host_ip, p.host_port) if p.host_ip else p.host_port
+        volumes = {
+            v.source: {"bind": v.target, "mode": "ro" if v.read_only else "rw"}
+            for v in spec.volumes
+        }
+        name = self.container_name(spec.name, replica)
+        with docker_errors(f"creating container `{name}`"):
+            container = self.client.containers.create(
+                spec.image,
+                command=list(spec.command) or None,
+                name=name,
+                environment=dict(spec.env),
+                labels=labels,
+                ports=ports,
+                volumes=volumes,
+                restart_policy=_RESTART[spec.restart_policy],
+                detach=True,
+            )
+        with docker_errors(f"starting container `{name}`"):
+            try:
+                container.start()
+            except DockerException:
+                container.remove(force=True)
+                raise
+            container.reload()
+        return self._managed(container)
+
+    def start(self, container_id: str) -> None:
+        """Starts a stopped container."""
+        with docker_errors(f"starting container {container_id[:12]}"):
+            self.client.containers.get(container_id).start()
+
+    def stop(self, item: Managed) -> None:
+        """Stops a container, allowing it its grace period."""
+        with docker_errors(f"stopping container `{item.name}`"):
+            self.client.containers.get(item.id).stop(timeout=item.stop_grace)
+
+    def restart(self, item: Managed) -> None:
+        """Restarts a container, allowing it its grace period."""
+        with docker_errors(f"restarting container `{item.name}`"):
+            self.client.containers.get(item.id).restart(timeout=item.stop_grace)
+
+    def rename(self, container_id: str, name: str) -> None:
+        """Renames a container (to park the old revision while the new one is tried)."""
+        with docker_errors(f"renaming container {container_id[:12]} to `{name}`"):
+            self.client.containers.get(container_id).rename(name)
+
+    def remove(self, container_id: str) -> None:
+        """Removes a container, running or not; already gone is fine."""
+        try:
+            self.client.containers.get(container_id).remove(force=True)
+        except NotFound:
+            return
+        except DockerException as exc:
+            raise DockerError(f"removing container {container_id[:12]}: {exc}") from exc
+
+    def exec(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        """Runs ``argv`` inside a running container; exit code and combined output."""
+        with docker_errors(f"running {argv[0]} in container {container_id[:12]}"):
+            code, out = self.client.containers.get(container_id).exec_run(argv)
+        return int(code), (out or b"").decode(errors="replace")
+
+    def log_tail(self, container_id: str, lines: int = 20) -> str:
+        """The last lines a container printed (for explaining a failed health check)."""
+        try:
+            raw = self.client.containers.get(container_id).logs(tail=lines)
+        except DockerException:
+            return ""
+        return bytes(raw).decode(errors="replace").strip()
+
+    def log_stream(self, container_id: str, *, follow: bool, tail: int) -> Any:
+        """A closable iterator of log bytes (docker's CancellableStream)."""
+        with docker_errors(f"reading logs of container {container_id[:12]}"):
+            return self.client.containers.get(container_id).logs(
+                stream=True, follow=follow, tail=tail or "all"
+            )
+
+    def load_image(self, tarball: IO[bytes]) -> list[str]:
+        """Loads a ``docker save`` tarball; returns the tags (or ids) it held."""
+        loaded: list[str] = []
+        with docker_errors("loading an image tarball"):
+            # The low-level API reports exactly what the tarball held; the high-level one
+            # answers with every tag the resulting images happen to carry.
+            for status in self.client.api.load_image(tarball):
+                if "error" in status:
+                    raise DockerError(f"loading an image tarball: {status['error']}")
+                text = str(status.get("stream", "")).strip()
+                for prefix in ("Loaded image: ", "Loaded image ID: "):
+                    if text.startswith(prefix):
+                        loaded.append(text.removeprefix(prefix))
+        return loaded

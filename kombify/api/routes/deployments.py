@@ -1,0 +1,236 @@
+"""Deployments: start, follow, approve and cancel the durable deploy and destroy runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.db import deployments as runs
+from kombify.db import stacks as store
+from kombify.db.models import (
+    Deployment,
+    DeploymentCreate,
+    DeploymentPublic,
+    EventPublic,
+    EventsPublic,
+    NodeStatus,
+    Stack,
+    StackStatus,
+)
+from kombify.errors import ConflictError
+from kombify.workflows.deploy import (
+    DeployKombination,
+    DestroyKombination,
+    deploy_workflow_id,
+    search_attributes,
+)
+from kombify.workflows.deploy_models import ApproveSignal, CancelSignal, DeployInput
+
+router = APIRouter(prefix="/v1", tags=["deployments"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such stack or deployment", **_PROBLEM},
+    409: {"description": "A run of this stack is in progress", **_PROBLEM},
+}
+
+
+def _public(stack: Stack, row: Deployment, progress: dict[str, Any] | None) -> DeploymentPublic:
+    return DeploymentPublic(
+        id=row.id,
+        stack=stack.name,
+        revision=row.revision,
+        kind=row.kind,
+        workflow_id=row.workflow_id,
+        state=row.state,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        summary=row.summary,
+        progress=progress,
+    )
+
+
+def _handle(client: Client, row: Deployment) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(row.workflow_id, run_id=row.run_id)
+
+
+async def _progress(client: Client, row: Deployment) -> dict[str, Any] | None:
+    try:
+        progress = await _handle(client, row).query("progress")
+    except RPCError:
+        return None  # history gone (retention) or Temporal down: the row's summary stands
+    return progress if isinstance(progress, dict) else asdict(progress)
+
+
+async def _start(
+    *,
+    session: SessionDep,
+    client: Client,
+    settings: SettingsDep,
+    name: str,
+    kind: str,
+    options: DeploymentCreate,
+) -> DeploymentPublic:
+    org = store.ensure_local_organisation(session)
+    stack = store.get_stack(session, organisation_id=org.id, name=name)
+    workflow_id = deploy_workflow_id(org.slug, stack.name)
+    row = runs.create_deployment(
+        session, stack=stack, revision=stack.current_revision, kind=kind, workflow_id=workflow_id
+    )
+    request = DeployInput(
+        deployment_id=row.id,
+        organisation=org.slug,
+        stack=stack.name,
+        revision=stack.current_revision,
+        auto_approve=options.auto_approve,
+        simulate=options.simulate,
+    )
+    workflow = DeployKombination.run if kind == "deploy" else DestroyKombination.run
+    try:
+        handle = await client.start_workflow(
+            workflow,
+            request,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=search_attributes(org.slug, stack.name, kind),
+        )
+    except WorkflowAlreadyStartedError as exc:
+        session.delete(row)
+        session.commit()
+        running = runs.latest_deployment(session, stack=stack)
+        which = f" (deployment {running.id})" if running else ""
+        raise ConflictError(
+            f"a run of stack `{stack.name}` is already in progress{which}: "
+            "wait for it, or cancel it"
+        ) from exc
+    except BaseException:
+        session.delete(row)
+        session.commit()
+        raise
+    row.run_id = handle.result_run_id
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return _public(stack, row, None)
+
+
+@router.post("/stacks/{name}/deployments", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def start_deployment(
+    name: str,
+    options: DeploymentCreate,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> DeploymentPublic:
+    """Deploy the stack's current revision (one run per stack at a time)."""
+    return await _start(
+        session=session,
+        client=client,
+        settings=settings,
+        name=name,
+        kind="deploy",
+        options=options,
+    )
+
+
+@router.post("/stacks/{name}/destroy", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def start_destroy(
+    name: str, session: SessionDep, client: TemporalDep, settings: SettingsDep
+) -> DeploymentPublic:
+    """Remove the stack's services and what OpenTofu made for it."""
+    return await _start(
+        session=session,
+        client=client,
+        settings=settings,
+        name=name,
+        kind="destroy",
+        options=DeploymentCreate(auto_approve=True),
+    )
+
+
+@router.get("/stacks/{name}/deployments", responses=_ERRORS)
+def list_deployments(name: str, session: SessionDep) -> list[DeploymentPublic]:
+    """The stack's runs, newest first."""
+    org = store.ensure_local_organisation(session)
+    stack = store.get_stack(session, organisation_id=org.id, name=name)
+    return [_public(stack, row, None) for row in runs.list_deployments(session, stack=stack)]
+
+
+def _row_and_stack(session: SessionDep, deployment_id: str) -> tuple[Deployment, Stack]:
+    row = runs.get_deployment(session, deployment_id=deployment_id)
+    stack = session.get(Stack, row.stack_id)
+    assert stack is not None  # a deployment's stack is deleted with it (cascade)
+    return row, stack
+
+
+@router.get("/deployments/{deployment_id}", responses=_ERRORS)
+async def get_deployment(
+    deployment_id: str, session: SessionDep, client: TemporalDep
+) -> DeploymentPublic:
+    """A run with its live progress (steps, timings, per-node detail, plan summary)."""
+    row, stack = _row_and_stack(session, deployment_id)
+    return _public(stack, row, await _progress(client, row))
+
+
+@router.post("/deployments/{deployment_id}/approve", responses=_ERRORS)
+async def approve_deployment(
+    deployment_id: str, session: SessionDep, client: TemporalDep
+) -> DeploymentPublic:
+    """Approve the plan a run waits on."""
+    row, stack = _row_and_stack(session, deployment_id)
+    if row.state != "running":
+        raise ConflictError(f"deployment `{deployment_id}` is {row.state}, not waiting")
+    await _handle(client, row).signal("approve", ApproveSignal(by="api"))
+    return _public(stack, row, await _progress(client, row))
+
+
+@router.post("/deployments/{deployment_id}/cancel", responses=_ERRORS)
+async def cancel_deployment(
+    deployment_id: str, session: SessionDep, client: TemporalDep
+) -> DeploymentPublic:
+    """Stop a run at its next safe point; nodes are never left half rolled out."""
+    row, stack = _row_and_stack(session, deployment_id)
+    if row.state != "running":
+        raise ConflictError(f"deployment `{deployment_id}` already ended ({row.state})")
+    await _handle(client, row).signal("cancel", CancelSignal(by="api", reason="cancelled by user"))
+    return _public(stack, row, await _progress(client, row))
+
+
+@router.get("/deployments/{deployment_id}/logs", responses=_ERRORS)
+def deployment_logs(
+    deployment_id: str,
+    session: SessionDep,
+    after: int = Query(default=0, ge=0, description="Return lines with an id above this."),
+    limit: int = Query(default=1000, ge=1, le=10000),
+) -> EventsPublic:
+    """Stored output lines of OpenTofu and the agents, oldest first."""
+    runs.get_deployment(session, deployment_id=deployment_id)
+    rows = runs.deployment_events(session, deployment_id=deployment_id, after=after, limit=limit)
+    data = [EventPublic.model_validate(r, from_attributes=True) for r in rows]
+    return EventsPublic(data=data, next=data[-1].id if data else after)
+
+
+@router.get("/stacks/{name}/status", responses=_ERRORS)
+def stack_status(name: str, session: SessionDep) -> StackStatus:
+    """Per node and service: state, containers, health, as the last run left them."""
+    org = store.ensure_local_organisation(session)
+    stack = store.get_stack(session, organisation_id=org.id, name=name)
+    last = runs.latest_deployment(session, stack=stack)
+    nodes = [
+        NodeStatus(name=n.name, state=n.state, services=n.services, updated_at=n.updated_at)
+        for n in runs.stack_nodes(session, stack=stack)
+    ]
+    return StackStatus(
+        stack=stack.name,
+        revision=stack.current_revision,
+        last_deployment=_public(stack, last, None) if last else None,
+        nodes=nodes,
+    )

@@ -1,0 +1,140 @@
+"""Simulations: KombiSim nodes on this machine's Docker engine, and the templates for them.
+
+Routes act on the engine directly (sync handlers run in FastAPI's thread pool, since the
+Docker SDK blocks); live state always comes from the engine, never from the database. The
+durable, TTL-bound path is the ``RunSimulation`` workflow (``sim/<name>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, Field
+
+from kombify.errors import SpecError
+from kombify.sim import templates as tpl
+from kombify.sim.client import docker_client
+from kombify.sim.engine import SimEngine
+from kombify.sim.models import SimulationSpec
+
+router = APIRouter(prefix="/v1/simulations", tags=["simulations"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such simulation or template", **_PROBLEM},
+    409: {"description": "A name is taken by something else", **_PROBLEM},
+    422: {"description": "Invalid template or spec (errors list every problem)", **_PROBLEM},
+    502: {"description": "The Docker engine failed", **_PROBLEM},
+}
+
+
+class SimulationCreate(BaseModel):
+    """Create from a template (by name), from template YAML, or as N identical nodes."""
+
+    name: str | None = Field(default=None, description="Simulation name (default: template's).")
+    template: str | None = Field(default=None, description="Name of a template.")
+    source: str | None = Field(default=None, description="Template YAML.")
+    nodes: int | None = Field(default=None, ge=1, le=32, description="N identical nodes.")
+
+
+class TemplateCreate(BaseModel):
+    """A user template as YAML text."""
+
+    source: str
+
+
+def get_sim_engine() -> Iterator[SimEngine]:
+    """A :class:`SimEngine` on the local engine for one request (its client closed after)."""
+    client = docker_client()
+    try:
+        yield SimEngine(client)
+    finally:
+        client.close()
+
+
+EngineDep = Annotated[SimEngine, Depends(get_sim_engine)]
+
+
+def _spec(body: SimulationCreate) -> SimulationSpec:
+    if body.source is not None:
+        spec = tpl.load_text(body.source, file="<request>")
+    elif body.template is not None:
+        spec = tpl.get_template(body.template).spec
+    elif body.nodes is not None and body.name:
+        return SimulationSpec.uniform(body.name, body.nodes)
+    else:
+        raise SpecError("give `template`, `source`, or `name` with `nodes`")
+    if body.name:
+        spec = SimulationSpec(name=body.name, nodes=spec.nodes, description=spec.description)
+    return spec
+
+
+@router.get("", responses=_ERRORS)
+def list_simulations(engine: EngineDep) -> dict[str, Any]:
+    """Every simulation on the engine."""
+    sims = engine.list_all()
+    data = [
+        {"name": s.name, "state": s.state, "nodes": len(s.nodes), "description": s.description}
+        for s in sims
+    ]
+    return {"data": data, "count": len(data)}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def create_simulation(body: SimulationCreate, engine: EngineDep) -> dict[str, Any]:
+    """Create and start a simulation (idempotent); nodes answer SSH shortly after."""
+    return engine.create(_spec(body)).to_public()
+
+
+@router.get("/templates", responses=_ERRORS)
+def list_templates() -> dict[str, Any]:
+    """Built-in and user templates."""
+    found = tpl.list_templates()
+    return {"data": [t.to_public() for t in found], "count": len(found)}
+
+
+@router.post("/templates", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def create_template(body: TemplateCreate) -> dict[str, Any]:
+    """Validate and store a user template (nothing is stored when it is invalid)."""
+    return tpl.save_user_template(body.source).to_public()
+
+
+@router.get("/{name}", responses=_ERRORS)
+def get_simulation(name: str, engine: EngineDep) -> dict[str, Any]:
+    """A simulation's nodes, states and SSH connection info, as the engine reports them."""
+    return engine.info(name).to_public()
+
+
+@router.post("/{name}/{action}", responses=_ERRORS)
+def lifecycle(name: str, action: str, engine: EngineDep) -> dict[str, Any]:
+    """``start``, ``stop`` or ``restart`` every node (idempotent)."""
+    if action == "start":
+        return engine.start(name).to_public()
+    if action == "stop":
+        return engine.stop(name).to_public()
+    if action == "restart":
+        return engine.restart(name).to_public()
+    raise SpecError(f"unknown action `{action}` (start, stop, restart)")
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+def delete_simulation(name: str, engine: EngineDep) -> Response:
+    """Remove every container, network and volume of a simulation (idempotent)."""
+    engine.delete(name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{name}/stats", responses=_ERRORS)
+def simulation_stats(name: str, engine: EngineDep) -> dict[str, Any]:
+    """CPU, memory and network per running node, sampled from the engine."""
+    sampled = engine.stats(name)
+    return {"data": [s.to_public() for s in sampled], "count": len(sampled)}
+
+
+@router.get("/{name}/export", responses=_ERRORS)
+def export_simulation(name: str, engine: EngineDep) -> Response:
+    """The simulation as template YAML that re-creates it."""
+    text = tpl.spec_to_yaml(engine.export(name))
+    return Response(content=text, media_type="application/yaml")

@@ -1,0 +1,280 @@
+"""`kombify apply`, `destroy`, `approve`, `cancel`, `logs`: the main job, followed live."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from kombify.cli.api_client import ApiClient
+from kombify.cli.output import console, err_console, fail, print_json
+from kombify.errors import ConflictError
+from kombify.settings import get_settings
+from kombify.specs import validate_text
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+_POLL = 0.5
+_ICONS = {
+    "done": "[green]✓[/green]",
+    "skipped": "[dim]–[/dim]",
+    "failed": "[red]✗[/red]",
+    "cancelled": "[yellow]✗[/yellow]",
+    "pending": "[dim]·[/dim]",
+    "waiting": "[yellow]?[/yellow]",
+}
+
+
+def _client() -> ApiClient:
+    return ApiClient(get_settings())
+
+
+def _validate_locally(file: Path) -> str:
+    try:
+        source = file.read_text()
+    except OSError as exc:
+        fail(f"cannot read `{file}`: {exc.strerror}")
+    problems = validate_text(source, filename=str(file))
+    if problems:
+        for problem in problems:
+            err_console.print(problem.format(str(file)), markup=False, soft_wrap=True)
+        fail(f"`{file}` is not valid: {len(problems)} problem(s); nothing was changed")
+    return source
+
+
+def _store_stack(client: ApiClient, file: Path, source: str) -> dict[str, Any]:
+    body = {"source": source, "filename": str(file)}
+    try:
+        stack: dict[str, Any] = client.request("POST", "/v1/stacks", json=body)
+    except ConflictError:
+        from kombify.specs import load_kombination
+
+        name = load_kombination(source, filename=str(file)).metadata.name
+        stack = client.request("PUT", f"/v1/stacks/{name}", json=body)
+    return stack
+
+
+def _step_row(step: dict[str, Any]) -> tuple[Any, str, str]:
+    state = step["state"]
+    icon: Any = (
+        Spinner("dots", style="cyan")
+        if state == "running"
+        else Text.from_markup(_ICONS.get(state, state))
+    )
+    return icon, step["name"], step.get("detail") or ""
+
+
+def _render(run: dict[str, Any]) -> Group:
+    progress = run.get("progress") or {}
+    steps = Table.grid(padding=(0, 1))
+    for step in progress.get("steps", []):
+        steps.add_row(*_step_row(step))
+    nodes = Table(box=None, pad_edge=False, show_header=bool(progress.get("nodes")))
+    for column in ("node", "state", "services"):
+        nodes.add_column(column)
+    for node in progress.get("nodes", []):
+        services = ", ".join(
+            f"{name} {state}" for name, state in sorted(node.get("services", {}).items())
+        )
+        nodes.add_row(node["name"], node["state"], services or "-")
+    title = Text(f"{run['kind']} {run['stack']} (revision {run['revision']}): ", style="bold")
+    title.append(progress.get("state", run["state"]))
+    return Group(title, steps, nodes)
+
+
+def _print_logs(client: ApiClient, run_id: str, cursor: int, *, quiet: bool) -> int:
+    page = client.request("GET", f"/v1/deployments/{run_id}/logs", params={"after": cursor})
+    if not quiet:
+        for line in page["data"]:
+            console.print(Text.assemble((f"{line['source']:>14} ", "dim"), line["message"]))
+    return int(page["next"])
+
+
+def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
+    plan = (run.get("progress") or {}).get("plan") or {}
+    summary = (
+        f"{plan.get('add', 0)} to add, {plan.get('change', 0)} to change, "
+        f"{plan.get('destroy', 0)} to destroy"
+    )
+    if not sys.stdin.isatty():
+        console.print(
+            f"waiting for approval of the plan ({summary}): `kombify approve {run['id']}`"
+        )
+        return False
+    answer = typer.confirm(f"Plan: {summary}. Apply it?", default=False)
+    if answer:
+        client.request("POST", f"/v1/deployments/{run['id']}/approve")
+    else:
+        client.request("POST", f"/v1/deployments/{run['id']}/cancel")
+    return True
+
+
+def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose: bool) -> int:
+    """Show a run live until it ends; the exit code (0 only when it succeeded)."""
+    run_id = run["id"]
+    cursor = 0
+    asked = False
+    quiet = json_output
+    with Live(console=console, transient=True, refresh_per_second=8, redirect_stdout=False) as live:
+        while True:
+            run = client.request("GET", f"/v1/deployments/{run_id}")
+            cursor = _print_logs(client, run_id, cursor, quiet=quiet or not verbose)
+            if not json_output:
+                live.update(_render(run))
+            state = (run.get("progress") or {}).get("state") or run["state"]
+            if state == "waiting-approval" and not asked:
+                live.stop()
+                asked = True
+                if not _ask_approval(client, run):
+                    return 0
+                live.start()
+            if run["state"] != "running":
+                break
+            time.sleep(_POLL)
+    if json_output:
+        print_json(run)
+    else:
+        console.print(_render(run))
+    if run["state"] == "succeeded":
+        if not json_output:
+            console.print(f"[green]{run['kind']} of `{run['stack']}` succeeded[/green]")
+        return 0
+    error = (run.get("summary") or {}).get("error") or (run.get("progress") or {}).get("error")
+    err_console.print(f"error: {run['kind']} of `{run['stack']}` {run['state']}: {error}")
+    return 1
+
+
+def apply(
+    file: Annotated[Path, typer.Argument(help="The kombination.yaml to deploy.")],
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Do not stop for plan approval.")
+    ] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Start the run and return; follow it later.")
+    ] = False,
+    simulate: Annotated[
+        bool,
+        typer.Option("--simulate", help="Rehearse on simulated nodes of the same names and roles."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show OpenTofu and agent output lines.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Deploy a kombination: validate, plan, apply, roll out services, wait until healthy."""
+    source = _validate_locally(file)
+    client = _client()
+    stack = _store_stack(client, file, source)
+    run = client.request(
+        "POST",
+        f"/v1/stacks/{stack['name']}/deployments",
+        json={"auto_approve": auto_approve, "simulate": simulate},
+    )
+    if detach:
+        if json_output:
+            print_json(run)
+        else:
+            console.print(
+                f"deployment {run['id']} of `{stack['name']}` started; "
+                f"follow it with `kombify logs {run['id']}` or `kombify status {stack['name']}`"
+            )
+        return
+    try:
+        code = follow(client, run, json_output=json_output, verbose=verbose)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"stopped following; the run goes on. `kombify cancel {run['id']}` stops it."
+        )
+        code = 130
+    raise typer.Exit(code)
+
+
+def destroy(
+    stack: Annotated[str, typer.Argument(help="The stack to tear down.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Stop and remove a stack's services and destroy what OpenTofu made for it."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"destroying `{stack}` needs confirmation: pass --yes", code=2)
+        typer.confirm(f"Destroy every service of `{stack}`?", abort=True)
+    client = _client()
+    run = client.request("POST", f"/v1/stacks/{stack}/destroy")
+    raise typer.Exit(follow(client, run, json_output=json_output, verbose=False))
+
+
+def approve(deployment: Annotated[str, typer.Argument(help="Deployment id.")]) -> None:
+    """Approve the plan a deployment waits on."""
+    _client().request("POST", f"/v1/deployments/{deployment}/approve")
+    console.print(f"deployment {deployment} approved")
+
+
+def cancel(deployment: Annotated[str, typer.Argument(help="Deployment id.")]) -> None:
+    """Stop a deployment at its next safe point."""
+    _client().request("POST", f"/v1/deployments/{deployment}/cancel")
+    console.print(f"deployment {deployment} will stop at its next safe point")
+
+
+def logs(
+    deployment: Annotated[str, typer.Argument(help="Deployment id.")],
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print the stored OpenTofu and agent output of a deployment."""
+    client = _client()
+    cursor = 0
+    while True:
+        cursor = _print_logs(client, deployment, cursor, quiet=False)
+        if not follow_:
+            return
+        if client.request("GET", f"/v1/deployments/{deployment}")["state"] != "running":
+            _print_logs(client, deployment, cursor, quiet=False)
+            return
+        time.sleep(_POLL)
+
+
+def stack_status(name: str, *, json_output: bool) -> int:
+    """``kombify status STACK``: per node and service, state, containers and health."""
+    status = _client().request("GET", f"/v1/stacks/{name}/status")
+    if json_output:
+        print_json(status)
+    else:
+        last = status.get("last_deployment")
+        when = "never deployed"
+        if last:
+            at = str(last["finished_at"] or last["started_at"])[:19]
+            when = f"{last['kind']} {last['state']} at {at}"
+        console.print(f"{status['stack']} (revision {status['revision']}): {when}")
+        table = Table(box=None, pad_edge=False)
+        for column in ("node", "service", "state", "health", "containers"):
+            table.add_column(column)
+        for node in status["nodes"]:
+            if not node["services"]:
+                table.add_row(node["name"], "-", node["state"], "-", "-")
+            for service, info in sorted(node["services"].items()):
+                health = "healthy" if info.get("healthy") else "unhealthy"
+                containers = ", ".join(c[:12] for c in info.get("containers", []))
+                table.add_row(node["name"], service, info.get("state", "?"), health, containers)
+        console.print(table)
+    healthy = all(
+        info.get("healthy") for node in status["nodes"] for info in node["services"].values()
+    )
+    return 0 if healthy else 1
+
+
+def register(app: typer.Typer) -> None:
+    """Add the deploy commands to the main app."""
+    app.command()(apply)
+    app.command()(destroy)
+    app.command()(approve)
+    app.command()(cancel)
+    app.command()(logs)

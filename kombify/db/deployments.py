@@ -1,0 +1,65 @@
+"""Persistence of deployments and their log lines; plain functions, keyword-only arguments."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from kombify.db.models import Deployment, Event, Node, Stack
+from kombify.errors import NotFoundError
+
+
+def create_deployment(
+    session: Session, *, stack: Stack, revision: int, kind: str, workflow_id: str
+) -> Deployment:
+    """Record a run before its workflow starts (so the workflow has an id to report to)."""
+    deployment = Deployment(
+        stack_id=stack.id, revision=revision, kind=kind, workflow_id=workflow_id, state="running"
+    )
+    session.add(deployment)
+    session.commit()
+    session.refresh(deployment)
+    return deployment
+
+
+def get_deployment(session: Session, *, deployment_id: str) -> Deployment:
+    """The deployment with that id; NotFoundError otherwise."""
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFoundError(f"no deployment `{deployment_id}`")
+    return deployment
+
+
+def list_deployments(session: Session, *, stack: Stack, limit: int = 20) -> list[Deployment]:
+    """The stack's runs, newest first."""
+    query = (
+        select(Deployment)
+        .where(Deployment.stack_id == stack.id)
+        .order_by(col(Deployment.started_at).desc())
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def latest_deployment(session: Session, *, stack: Stack) -> Deployment | None:
+    """The stack's newest run, if any."""
+    rows = list_deployments(session, stack=stack, limit=1)
+    return rows[0] if rows else None
+
+
+def deployment_events(
+    session: Session, *, deployment_id: str, after: int = 0, limit: int = 1000
+) -> list[Event]:
+    """Log lines of a run with an id above ``after``, oldest first."""
+    query = (
+        select(Event)
+        .where(Event.subject == f"deployment/{deployment_id}", col(Event.id) > after)
+        .order_by(col(Event.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def stack_nodes(session: Session, *, stack: Stack) -> list[Node]:
+    """The nodes kombify last recorded for the stack, by name."""
+    query = select(Node).where(Node.stack_id == stack.id).order_by(col(Node.name))
+    return list(session.exec(query).all())

@@ -1,0 +1,107 @@
+"""Files baked into the node image: the boot script and the one-time setup run at build.
+
+They live here as text (not as package data) so the image recipe hash covers them exactly:
+changing a line here changes the image tag, and the next ``ensure_node_image`` rebuilds.
+"""
+
+from __future__ import annotations
+
+DEFAULT_USER = "kombify"
+
+# Runs at every container start under docker-init (``--init``), which reaps the processes sshd
+# leaves behind. Only per-node work happens here: everything shared is done at build time.
+NODE_INIT = r"""#!/bin/sh
+# kombify node boot: unique host key, authorized key, sshd first (fast), then dockerd.
+set -u
+if [ ! -s /etc/ssh/ssh_host_ed25519_key ]; then
+  ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+fi
+user="${KOMBIFY_USER:-kombify}"
+if ! id "$user" >/dev/null 2>&1; then
+  useradd -m -s /bin/bash -G sudo,docker "$user"
+  echo "$user ALL=(ALL) NOPASSWD:ALL" >"/etc/sudoers.d/90-$user"
+  chmod 0440 "/etc/sudoers.d/90-$user"
+fi
+home=$(getent passwd "$user" | cut -d: -f6)
+keys=/run/kombify/authorized_keys
+if [ -n "${KOMBIFY_AUTHORIZED_KEY:-}" ] || [ -s "$keys" ]; then
+  mkdir -p "$home/.ssh"
+  {
+    [ -n "${KOMBIFY_AUTHORIZED_KEY:-}" ] && printf '%s\n' "$KOMBIFY_AUTHORIZED_KEY"
+    [ -s "$keys" ] && cat "$keys"
+  } >"$home/.ssh/authorized_keys"
+  chmod 0700 "$home/.ssh"
+  chmod 0600 "$home/.ssh/authorized_keys"
+  chown -R "$user:$user" "$home/.ssh"
+fi
+mkdir -p /run/sshd
+/usr/sbin/sshd -e
+dockerd_pid=""
+if [ "${KOMBIFY_DOCKERD:-1}" = 1 ]; then
+  rm -f /var/run/docker.pid
+  dockerd >/var/log/dockerd.log 2>&1 &
+  dockerd_pid=$!
+fi
+stop() {
+  # Let the inner engine shut down cleanly so its volume stays consistent across stop/start.
+  if [ -n "$dockerd_pid" ]; then
+    kill -TERM "$dockerd_pid" 2>/dev/null
+    wait "$dockerd_pid" 2>/dev/null
+  fi
+  exit 0
+}
+trap stop TERM INT
+while :; do
+  sleep 3600 &
+  wait $!
+done
+"""
+
+SSHD_CONFIG = """# kombify node: one host key (generated at first boot), keys only, no DNS lookups.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UseDNS no
+MaxStartups 200:30:400
+"""
+
+# Runs once, at image build, as root inside the base image.
+SETUP = r"""#!/bin/sh
+set -eux
+useradd -m -s /bin/bash -G sudo,docker kombify
+echo 'kombify ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/90-kombify
+chmod 0440 /etc/sudoers.d/90-kombify
+# Host keys must differ per node: drop the ones the package made, the boot script makes one.
+rm -f /etc/ssh/ssh_host_*
+# pam_loginuid cannot write the audit login uid in every container runtime; keep logins working.
+sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' /etc/pam.d/sshd
+mkdir -p /run/sshd /run/kombify
+chmod 0755 /usr/local/sbin/kombify-node-init
+rm -f /etc/machine-id /var/lib/dbus/machine-id
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /tmp/*
+"""
+
+DOCKERFILE = """FROM {base}
+COPY kombify-node-init /usr/local/sbin/kombify-node-init
+COPY sshd-kombify.conf /etc/ssh/sshd_config.d/kombify.conf
+COPY setup.sh /tmp/kombify-setup.sh
+RUN sh /tmp/kombify-setup.sh && rm -f /tmp/kombify-setup.sh
+ENV container=docker
+EXPOSE 22
+STOPSIGNAL SIGTERM
+CMD ["/usr/local/sbin/kombify-node-init"]
+"""
+
+# Used only when the engine can pull: the same packages as the debootstrap rootfs, from apt.
+PULL_BASE_DOCKERFILE = """FROM debian:{suite}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\
+ && rm -rf /var/lib/apt/lists/*
+"""
+
+HTTPD_INDEX = """<!doctype html>
+<html><head><title>kombify test httpd</title></head>
+<body><h1>kombify-test/httpd works</h1></body></html>
+"""

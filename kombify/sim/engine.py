@@ -1,0 +1,500 @@
+"""KombiSim's lifecycle against a Docker engine: create, start, stop, restart, delete, inspect.
+
+:class:`SimEngine` is synchronous (the Docker SDK is); call it from threads in async code
+(``asyncio.to_thread``), as the Temporal activities and API routes do. Every method reads the
+engine afresh: nothing is cached, so what it reports is what Docker says now. Every mutating
+method is idempotent, so a retried activity never makes anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker.errors
+
+from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
+from kombify.sim import labels
+from kombify.sim.image import ensure_node_image
+from kombify.sim.keys import SimKeys, ensure_keys, remove_keys
+from kombify.sim.models import (
+    LOOPBACK,
+    NODE_TYPES,
+    NodeEvent,
+    NodeInfo,
+    NodeSpec,
+    NodeStats,
+    SimulationInfo,
+    SimulationSpec,
+    SshEndpoint,
+    is_valid_name,
+)
+
+# Docker-in-Docker without --privileged (measured on these hosts, see ARCHITECTURE.md): every
+# capability but SYS_RESOURCE/PERFMON/BPF/CHECKPOINT_RESTORE, which the sandbox lacks.
+NODE_CAPABILITIES: tuple[str, ...] = (
+    "SYS_ADMIN", "NET_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_TIME", "SYS_RAWIO", "MKNOD",
+    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_NICE", "LINUX_IMMUTABLE", "NET_BROADCAST",
+    "SYS_BOOT", "SYS_PACCT", "SYS_TTY_CONFIG", "LEASE", "AUDIT_CONTROL", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE",
+)
+NODE_SECURITY_OPTS: tuple[str, ...] = ("seccomp=unconfined", "apparmor=unconfined")
+# The inner dockerd needs the cgroup hierarchy, or its containers fail to apply cgroup config.
+CGROUP_BIND = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
+INDEX_LABEL = labels.PREFIX + "index"
+STOP_TIMEOUT = 10
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def node_run_options(
+    *, volume: str, cpus: float, memory_mb: int, extra_ports: list[int] | None = None
+) -> dict[str, Any]:
+    """Host settings of a node container, shared with the benchmark's plain ``docker run``."""
+    bindings: dict[int, tuple[str]] = {22: (LOOPBACK,)}
+    for port in extra_ports or []:
+        bindings[port] = (LOOPBACK,)  # Docker picks a free host port on loopback
+    return {
+        "binds": {**CGROUP_BIND, volume: {"bind": "/var/lib/docker", "mode": "rw"}},
+        "port_bindings": bindings,
+        "cap_add": list(NODE_CAPABILITIES),
+        "security_opt": list(NODE_SECURITY_OPTS),
+        "cgroupns": "host",
+        "init": True,
+        "nano_cpus": int(cpus * 1e9),
+        "mem_limit": f"{memory_mb}m",
+    }
+
+
+def validate_spec(spec: SimulationSpec) -> None:
+    """Reject a spec Docker would choke on, before anything is made.
+
+    Raises:
+        SpecError: A bad name, type, limit, or a duplicate node.
+    """
+    problems: list[str] = []
+    if not is_valid_name(spec.name):
+        problems.append(f"simulation name `{spec.name}` must be a DNS label (a-z, 0-9, -)")
+    if not spec.nodes:
+        problems.append("a simulation needs at least one node")
+    seen: set[str] = set()
+    for node in spec.nodes:
+        if not is_valid_name(node.name):
+            problems.append(f"node name `{node.name}` must be a DNS label (a-z, 0-9, -)")
+        if node.name in seen:
+            problems.append(f"node `{node.name}` appears twice")
+        seen.add(node.name)
+        if not is_valid_name(node.group):
+            problems.append(f"group `{node.group}` of node `{node.name}` must be a DNS label")
+        if node.type not in NODE_TYPES:
+            problems.append(f"node `{node.name}`: type must be one of {', '.join(NODE_TYPES)}")
+        if node.cpus <= 0 or node.memory_mb < 64:
+            problems.append(f"node `{node.name}`: cpus must be > 0 and memory at least 64 MiB")
+    if problems:
+        raise SpecError("; ".join(problems))
+
+
+class SimEngine:
+    """Simulations as Docker containers, networks and volumes (synchronous).
+
+    Args:
+        client: A ``docker.DockerClient`` (see :func:`kombify.sim.client.docker_client`).
+        image: Node image to use; default: :func:`ensure_node_image` builds or finds it.
+    """
+
+    def __init__(self, client: Any, *, image: str | None = None) -> None:
+        self.client = client
+        self.api = client.api
+        self._image = image
+
+    # ----------------------------------------------------------------- create & lifecycle
+    def ensure_image(self, progress: Callable[[str], None] | None = None) -> str:
+        """The node image tag, built on first use (see :mod:`kombify.sim.image`)."""
+        if self._image is None:
+            self._image = ensure_node_image(self.client, progress=progress)
+        return self._image
+
+    def create(self, spec: SimulationSpec, *, start: bool = True) -> SimulationInfo:
+        """Make every missing network, volume and container of ``spec``, then start them.
+
+        Idempotent: existing objects are kept (also when their limits differ), so calling it
+        again after a crash finishes the job without duplicates. Nodes that exist but are not
+        in ``spec`` are left alone.
+
+        Raises:
+            SpecError: The spec is invalid.
+            ConflictError: A container name is taken by something that is not this node.
+            DockerError: The engine failed.
+        """
+        validate_spec(spec)
+        keys = ensure_keys(spec.name)
+        image = self.ensure_image()
+        lan = self._ensure_network(
+            labels.lan_network(spec.name),
+            {**labels.base(spec.name), labels.DESCRIPTION: spec.description},
+        )
+        networks = {
+            node.name: (
+                self._ensure_network(
+                    labels.vps_network(spec.name, node.name),
+                    {**labels.base(spec.name), labels.NODE: node.name},
+                )
+                if node.type == "vps"
+                else lan
+            )
+            for node in spec.nodes
+        }
+        indexed = list(enumerate(spec.nodes))
+        ids = _parallel(
+            lambda item: self._ensure_container(
+                spec.name, item[1], index=item[0], network=networks[item[1].name],
+                image=image, keys=keys,
+            ),
+            indexed,
+        )
+        if start:
+            _parallel(self._start_container, ids)
+        return self.info(spec.name)
+
+    def start(self, name: str) -> SimulationInfo:
+        """Start every node that is not running (idempotent).
+
+        Raises:
+            NotFoundError: No such simulation.
+        """
+        info = self.info(name)
+        _parallel(
+            self._start_container,
+            [node.container_id for node in info.nodes if node.state != "running"],
+        )
+        return self.info(name)
+
+    def stop(self, name: str, *, timeout: int = STOP_TIMEOUT) -> SimulationInfo:
+        """Stop every running node, letting its inner dockerd shut down (idempotent).
+
+        Raises:
+            NotFoundError: No such simulation.
+        """
+        info = self.info(name)
+        running = [node.container_id for node in info.nodes if node.state in ("running", "paused")]
+        _parallel(lambda cid: self._call("stop", self.api.stop, cid, timeout=timeout), running)
+        return self.info(name)
+
+    def restart(self, name: str, *, timeout: int = STOP_TIMEOUT) -> SimulationInfo:
+        """Restart every node (stopped ones are started).
+
+        Raises:
+            NotFoundError: No such simulation.
+        """
+        info = self.info(name)
+        _parallel(
+            lambda cid: self._call("restart", self.api.restart, cid, timeout=timeout),
+            [node.container_id for node in info.nodes],
+        )
+        return self.info(name)
+
+    def delete(self, name: str) -> bool:
+        """Remove every container, network and volume of ``name``, and its keys.
+
+        Idempotent: deleting what is gone is a no-op.
+
+        Returns:
+            Whether anything was there to remove.
+        """
+        found = False
+        containers = self._containers(labels.sim_filter(name))
+        key_dirs = {
+            Path(c["Labels"][labels.IDENTITY]).parent
+            for c in containers
+            if c.get("Labels", {}).get(labels.IDENTITY)
+        }
+        if containers:
+            found = True
+            _parallel(
+                lambda cid: self._call(
+                    "remove", self.api.remove_container, cid, force=True, v=True
+                ),
+                [container["Id"] for container in containers],
+            )
+        for network in self.api.networks(filters=labels.sim_filter(name)):
+            found = True
+            self._call("remove network", self.api.remove_network, network["Id"])
+        volumes = self.api.volumes(filters=labels.sim_filter(name)).get("Volumes") or []
+        for volume in volumes:
+            found = True
+            self._call("remove volume", self.api.remove_volume, volume["Name"], force=True)
+        remove_keys(name)
+        for directory in key_dirs:
+            # Only a directory shaped like one ensure_keys made: never rm what a label names.
+            if directory.name == name and directory.parent.name == "sims":
+                shutil.rmtree(directory, ignore_errors=True)
+        return found
+
+    def leftovers(self, name: str) -> dict[str, list[str]]:
+        """Names of every object still labelled with simulation ``name`` (empty when clean)."""
+        filters = labels.sim_filter(name)
+        volumes = self.api.volumes(filters=filters).get("Volumes") or []
+        return {
+            "containers": [
+                c["Names"][0].lstrip("/") for c in self.api.containers(all=True, filters=filters)
+            ],
+            "networks": [n["Name"] for n in self.api.networks(filters=filters)],
+            "volumes": [v["Name"] for v in volumes],
+        }
+
+    # ----------------------------------------------------------------------- inspection
+    def find(self, name: str) -> SimulationInfo | None:
+        """The simulation as the engine reports it now, or None when it has no containers."""
+        containers = self._containers(labels.sim_filter(name))
+        if not containers:
+            return None
+        return self._info_from(name, containers)
+
+    def info(self, name: str) -> SimulationInfo:
+        """The simulation as the engine reports it now.
+
+        Raises:
+            NotFoundError: No container of that simulation exists.
+        """
+        info = self.find(name)
+        if info is None:
+            raise NotFoundError(f"simulation `{name}` does not exist")
+        return info
+
+    def list_all(self) -> list[SimulationInfo]:
+        """Every simulation on this engine, by name."""
+        by_sim: dict[str, list[dict[str, Any]]] = {}
+        for container in self._containers(labels.all_filter()):
+            by_sim.setdefault(container["Labels"][labels.SIMULATION], []).append(container)
+        return [self._info_from(name, by_sim[name]) for name in sorted(by_sim)]
+
+    def export(self, name: str) -> SimulationSpec:
+        """A spec that re-creates simulation ``name`` (read from its labels)."""
+        info = self.info(name)
+        return SimulationSpec(
+            name=name, description=info.description, nodes=[node.spec for node in info.nodes]
+        )
+
+    def stats(self, name: str) -> list[NodeStats]:
+        """CPU, memory and network use of every running node, sampled by the engine now."""
+        info = self.info(name)
+        running = [node for node in info.nodes if node.state == "running"]
+        return _parallel(self._node_stats, running)
+
+    def watch(
+        self, name: str, *, since: float | None = None, until: float | None = None
+    ) -> Iterator[NodeEvent]:
+        """Docker's own container events for ``name`` (blocks; stops at ``until`` if given)."""
+        stream = self.api.events(
+            since=since,
+            until=until,
+            filters={"type": ["container"], **labels.sim_filter(name)},
+            decode=True,
+        )
+        try:
+            for event in stream:
+                attributes = event.get("Actor", {}).get("Attributes", {})
+                yield NodeEvent(
+                    simulation=name,
+                    node=str(attributes.get(labels.NODE, "")),
+                    action=str(event.get("Action", "")).split(":")[0],
+                    time=float(event.get("timeNano", 0)) / 1e9 or float(event.get("time", 0)),
+                )
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    # -------------------------------------------------------------------------- helpers
+    def _containers(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        try:
+            result: list[dict[str, Any]] = self.api.containers(all=True, filters=filters)
+        except docker.errors.APIError as exc:
+            raise DockerError(f"cannot list containers: {exc}") from exc
+        return result
+
+    def _info_from(self, name: str, containers: list[dict[str, Any]]) -> SimulationInfo:
+        nodes = sorted(
+            (self._node_info(container) for container in containers),
+            key=lambda pair: pair[0],
+        )
+        description = ""
+        for network in self.api.networks(names=[labels.lan_network(name)]):
+            if network.get("Name") == labels.lan_network(name):
+                description = (network.get("Labels") or {}).get(labels.DESCRIPTION, "")
+        return SimulationInfo(name=name, description=description, nodes=[n for _, n in nodes])
+
+    @staticmethod
+    def _node_info(container: dict[str, Any]) -> tuple[int, NodeInfo]:
+        tags = container.get("Labels") or {}
+        try:
+            spec = NodeSpec.from_dict(json.loads(tags.get(labels.SPEC, "{}")))
+        except (TypeError, ValueError):
+            spec = NodeSpec(name=tags.get(labels.NODE, "?"), group=tags.get(labels.GROUP, "?"))
+        published: dict[int, int] = {}
+        for port in container.get("Ports") or []:
+            # Only loopback bindings count: nodes are never reached through other addresses.
+            if port.get("PublicPort") and port.get("IP") in (LOOPBACK, "", None):
+                published[int(port["PrivatePort"])] = int(port["PublicPort"])
+        ssh: SshEndpoint | None = None
+        state = str(container.get("State", "unknown"))
+        identity = tags.get(labels.IDENTITY, "")
+        if state == "running" and 22 in published and identity:
+            ssh = SshEndpoint(
+                host=LOOPBACK,
+                port=published[22],
+                user=spec.user,
+                identity_file=identity,
+                known_hosts_file=str(Path(identity).with_name("known_hosts")),
+            )
+        published.pop(22, None)
+        index = int(tags.get(INDEX_LABEL, "0"))
+        return index, NodeInfo(
+            spec=spec, state=state, container_id=container["Id"], ssh=ssh, ports=published
+        )
+
+    def _ensure_network(self, name: str, tags: dict[str, str]) -> str:
+        for network in self.api.networks(names=[name]):
+            if network.get("Name") == name:  # the names filter matches substrings
+                return name
+        try:
+            self.api.create_network(name, driver="bridge", labels=tags, check_duplicate=True)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # a concurrent create won the race: fine
+                raise DockerError(f"cannot create network `{name}`: {exc}") from exc
+        return name
+
+    def _ensure_container(
+        self, sim: str, node: NodeSpec, *, index: int, network: str, image: str, keys: SimKeys
+    ) -> str:
+        name = labels.container_name(sim, node.name)
+        existing = self._existing(name, sim, node.name)
+        if existing is not None:
+            return existing
+        volume = labels.volume_name(sim, node.name)
+        self._call(
+            "create volume", self.api.create_volume, name=volume,
+            labels={**labels.base(sim), labels.NODE: node.name},
+        )
+        tags = {
+            **labels.base(sim),
+            labels.GROUP: node.group,
+            labels.NODE: node.name,
+            labels.TYPE: node.type,
+            labels.ROLE: node.role,
+            labels.SPEC: json.dumps(node.to_dict(), sort_keys=True),
+            INDEX_LABEL: str(index),
+            labels.IDENTITY: str(keys.private_key),
+        }
+        host_config = self.api.create_host_config(
+            network_mode=network,
+            **node_run_options(
+                volume=volume, cpus=node.cpus, memory_mb=node.memory_mb, extra_ports=node.ports
+            ),
+        )
+        # `--security-opt systempaths=unconfined` is CLI sugar; the API takes empty path lists.
+        host_config["MaskedPaths"] = []
+        host_config["ReadonlyPaths"] = []
+        networking = self.api.create_networking_config(
+            {network: self.api.create_endpoint_config(aliases=[node.name])}
+        )
+        try:
+            created = self.api.create_container(
+                image,
+                name=name,
+                hostname=node.name,
+                labels=tags,
+                environment={"KOMBIFY_AUTHORIZED_KEY": keys.public_key, "KOMBIFY_USER": node.user},
+                ports=[22, *node.ports],
+                host_config=host_config,
+                networking_config=networking,
+                stop_timeout=STOP_TIMEOUT,
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # created concurrently by a retry: use that one
+                again = self._existing(name, sim, node.name)
+                if again is not None:
+                    return again
+            raise DockerError(f"cannot create node `{node.name}`: {exc}") from exc
+        return str(created["Id"])
+
+    def _existing(self, name: str, sim: str, node: str) -> str | None:
+        try:
+            attrs = self.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return None
+        tags = attrs.get("Config", {}).get("Labels") or {}
+        if tags.get(labels.SIMULATION) != sim or tags.get(labels.NODE) != node:
+            raise ConflictError(f"container `{name}` exists and is not node `{node}` of `{sim}`")
+        return str(attrs["Id"])
+
+    def _start_container(self, container_id: str) -> None:
+        self._call("start", self.api.start, container_id)
+
+    def _node_stats(self, node: NodeInfo) -> NodeStats:
+        raw = self._call("stats", self.api.stats, node.container_id, stream=False)
+        return stats_from_engine(node.name, raw)
+
+    @staticmethod
+    def _call(what: str, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except docker.errors.NotFound:
+            # Gone already: the desired end state of every idempotent step that hits this.
+            return None  # type: ignore[return-value]
+        except docker.errors.APIError as exc:
+            if exc.status_code == 304:  # "already started/stopped"
+                return None  # type: ignore[return-value]
+            raise DockerError(f"docker {what} failed: {exc.explanation or exc}") from exc
+
+
+def stats_from_engine(name: str, raw: dict[str, Any]) -> NodeStats:
+    """A :class:`NodeStats` from one ``docker stats --no-stream`` sample."""
+    cpu = raw.get("cpu_stats") or {}
+    pre = raw.get("precpu_stats") or {}
+    cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+        "total_usage", 0
+    )
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+    percent = (cpu_delta / system_delta) * online * 100.0 if system_delta > 0 else 0.0
+    memory = raw.get("memory_stats") or {}
+    detail = memory.get("stats") or {}
+    # Like `docker stats`: page cache is reclaimable, so it is not "used".
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0)))
+    used = max(int(memory.get("usage", 0)) - int(cache), 0)
+    networks = raw.get("networks") or {}
+    return NodeStats(
+        name=name,
+        cpu_percent=max(percent, 0.0),
+        memory_bytes=used,
+        memory_limit_bytes=int(memory.get("limit", 0)),
+        rx_bytes=sum(int(net.get("rx_bytes", 0)) for net in networks.values()),
+        tx_bytes=sum(int(net.get("tx_bytes", 0)) for net in networks.values()),
+    )
+
+
+def _parallel(function: Callable[[_R], _T], items: list[_R]) -> list[_T]:
+    """``function`` over ``items`` in threads: Docker calls are I/O, and nodes independent."""
+    if not items:
+        return []
+    if len(items) == 1:
+        return [function(items[0])]
+    with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
+        return list(pool.map(function, items))
+
+
+def wait_gone(engine: SimEngine, name: str, *, timeout: float = 30) -> bool:
+    """Poll until nothing of ``name`` is left (Docker removes asynchronously at times)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(engine.leftovers(name).values()):
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,121 @@
+"""Prerequisite checks for ``stackkit prepare``: CLI present, nodes reachable, keys readable.
+
+Reachability is probed ONLY for loopback addresses (127.0.0.0/8, ::1, ``localhost``): a
+check that a user runs to see whether things are ready must not send traffic into their
+network or to the internet. Other nodes are reported as skipped, not as passed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from kombify.errors import ConfigError
+from kombify.specs.models import Kombination, Node
+
+Status = Literal["pass", "fail", "skipped"]
+NOT_PROBED = "skipped: not probed from this machine"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the prerequisite table."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON shape for ``--json``."""
+        return asdict(self)
+
+
+def loopback_host(host: str) -> str | None:
+    """The literal loopback address to connect to for ``host``, or ``None`` if not loopback.
+
+    ``localhost`` maps to ``127.0.0.1`` without a DNS lookup, so no resolver is asked either.
+    """
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return str(address) if address.is_loopback else None
+
+
+def probe_ssh(host: str, port: int, *, timeout: float = 2.0) -> tuple[bool, str]:
+    """Connect over TCP and read the SSH banner; only call with a loopback address."""
+    if loopback_host(host) != host:
+        raise ValueError(f"refusing to probe non-loopback address {host!r}")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            banner = sock.recv(256)
+    except OSError as exc:
+        return False, f"{host}:{port}: {exc.strerror or exc}"
+    first = banner.split(b"\n", 1)[0].strip().decode("ascii", "replace")
+    if first.startswith("SSH-"):
+        return True, f"{host}:{port}: {first}"
+    return False, f"{host}:{port}: answers, but not with an SSH banner"
+
+
+def check_tofu() -> Check:
+    """Is an OpenTofu-compatible CLI installed?"""
+    from kombify.tofu import find_tofu_binary  # the wrapper owns the lookup rules
+
+    try:
+        return Check("OpenTofu CLI", "pass", find_tofu_binary())
+    except ConfigError as exc:
+        return Check("OpenTofu CLI", "fail", "not found", exc.message)
+
+
+def check_node(node: Node, *, timeout: float) -> Check:
+    """Reachability of one node over SSH (loopback only; see the module docstring)."""
+    name = f"node {node.name}: ssh"
+    if node.is_cloud:
+        return Check(name, "skipped", "created by `stackkit apply`")
+    if node.host is None:
+        return Check(name, "skipped", "sim node: KombiSim assigns its address when it starts")
+    target = loopback_host(node.host)
+    if target is None:
+        return Check(name, "skipped", f"{NOT_PROBED} ({node.host} is not loopback)")
+    ok, detail = probe_ssh(target, node.ssh_port, timeout=timeout)
+    fix = "" if ok else f"start sshd on {node.host}:{node.ssh_port} or fix `address`/`ssh.port`"
+    return Check(name, "pass" if ok else "fail", detail, fix)
+
+
+def check_key(node: Node, managed_key: Path) -> Check:
+    """Can the node's private key be read (and would ssh accept its permissions)?"""
+    name = f"node {node.name}: key"
+    if node.ssh.identity_file is None:
+        if managed_key.exists():
+            return Check(name, "pass", f"managed key {managed_key}")
+        return Check(name, "pass", "managed key; `stackkit generate` creates it")
+    path = Path(node.ssh.identity_file).expanduser()
+    if not path.is_file():
+        return Check(
+            name, "fail", f"{path} does not exist", f"create it: ssh-keygen -t ed25519 -f {path}"
+        )
+    if not os.access(path, os.R_OK):
+        return Check(name, "fail", f"{path} is not readable", f"chmod 600 {path} (as its owner)")
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return Check(
+            name, "fail", f"{path} is readable by others; ssh refuses it", f"chmod 600 {path}"
+        )
+    return Check(name, "pass", str(path))
+
+
+def prerequisite_checks(k: Kombination, *, managed_key: Path, timeout: float = 2.0) -> list[Check]:
+    """Every check for ``k``, in table order."""
+    checks = [check_tofu()]
+    for node in k.spec.nodes:
+        checks.append(check_node(node, timeout=timeout))
+        checks.append(check_key(node, managed_key))
+    return checks

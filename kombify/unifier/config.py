@@ -1,0 +1,150 @@
+"""Build the OpenTofu JSON configuration (main, variables, outputs) for a resolved stack.
+
+Every node gets a ``terraform_data`` resource that logs in over SSH, uploads its bootstrap
+script and manifest, and runs the script. ``triggers_replace`` holds a hash of both, so an
+unchanged node is left alone and a changed one is bootstrapped again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombify.stackkits.resolver import ResolvedNode, ResolvedStack
+from kombify.unifier.canonical import digest, ident, literal
+from kombify.unifier.cloud import Config, add_cloud_node
+
+BOOTSTRAP_PATH = "/tmp/kombify-bootstrap.sh"
+MANIFEST_PATH = "/tmp/kombify-manifest.json"
+REQUIRED_VERSION = ">= 1.6.0"
+
+
+def bootstrap_file(node: str) -> str:
+    """Plan-relative path of a node's bootstrap script."""
+    return f"bootstrap/{node}.sh"
+
+
+def manifest_file(node: str) -> str:
+    """Plan-relative path of a node's manifest."""
+    return f"manifests/{node}.json"
+
+
+def build(stack: ResolvedStack, manifests: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+    """The three configuration documents: ``main``, ``variables``, ``outputs``."""
+    cfg = Config(stack.kombination.metadata.name)
+    outputs: dict[str, Any] = {}
+    for rnode in stack.nodes:
+        node = rnode.node
+        if node.is_cloud:
+            tcp = _split_ports(rnode.settings["firewall"]["tcp_list"])
+            udp = _split_ports(rnode.settings["firewall"]["udp_list"])
+            host, user = add_cloud_node(cfg, node, stack.variant.cloud, tcp, udp)
+            port: Any = node.ssh_port
+        else:
+            host, port, user = _local_target(cfg, rnode)
+        connection = {"type": "ssh", "host": host, "port": port, "user": user, "timeout": "2m"}
+        connection.update(_credentials(cfg, rnode))
+        fingerprint = digest(
+            {
+                "bootstrap": rnode.bootstrap,
+                "manifest": manifests[node.name].decode(),
+            }
+        )
+        sudo = "" if user == "root" else "sudo -n "
+        cfg.resource(
+            "terraform_data",
+            ident("node", node.name),
+            {
+                "triggers_replace": {
+                    "node": node.name,
+                    "content": fingerprint,
+                    "target": f"{host}:{port}",
+                },
+                "connection": connection,
+                "provisioner": [
+                    {
+                        "file": {
+                            "source": f"${{path.module}}/{bootstrap_file(node.name)}",
+                            "destination": BOOTSTRAP_PATH,
+                        }
+                    },
+                    {
+                        "file": {
+                            "source": f"${{path.module}}/{manifest_file(node.name)}",
+                            "destination": MANIFEST_PATH,
+                        }
+                    },
+                    {"remote-exec": {"inline": [f"{sudo}sh {BOOTSTRAP_PATH}"]}},
+                ],
+            },
+        )
+        outputs[ident("node", node.name)] = {
+            "description": f"How kombify reaches node {node.name}.",
+            "value": {"host": host, "port": port, "role": node.role, "provider": node.provider},
+        }
+    outputs["stack"] = {
+        "description": "The stack this configuration builds.",
+        "value": {
+            "name": cfg.stack,
+            "stackkit": f"{stack.kit.name}@{stack.kit.version}",
+            "variant": stack.variant.name,
+            "nodes": [n.node.name for n in stack.nodes],
+        },
+    }
+    return {
+        "main": _main(cfg),
+        "variables": {"variable": cfg.variables},
+        "outputs": {"output": outputs},
+    }
+
+
+def _split_ports(words: list[str]) -> list[int]:
+    return [int(w) for w in words]
+
+
+def _local_target(cfg: Config, rnode: ResolvedNode) -> tuple[str, str, str]:
+    node = rnode.node
+    name = ident("node", node.name)
+    # Host and port are variables so KombiSim (which publishes sshd on a random 127.0.0.1
+    # port) and users can point the same configuration elsewhere with -var.
+    default_host = node.host or "127.0.0.1"
+    cfg.variables[f"{name}_host"] = {
+        "type": "string",
+        "default": literal(default_host),
+        "description": f"SSH host of node {node.name}.",
+    }
+    cfg.variables[f"{name}_port"] = {
+        "type": "number",
+        "default": node.ssh_port,
+        "description": f"SSH port of node {node.name}.",
+    }
+    return f"${{var.{name}_host}}", f"${{var.{name}_port}}", literal(node.ssh.user)
+
+
+def _credentials(cfg: Config, rnode: ResolvedNode) -> dict[str, str]:
+    node = rnode.node
+    if node.ssh.identity_file:
+        var = f"{ident('node', node.name)}_identity_file"
+        cfg.variables[var] = {
+            "type": "string",
+            "default": literal(node.ssh.identity_file),
+            "description": f"Private key file for node {node.name} (never copied).",
+        }
+        return {"private_key": f"${{file(pathexpand(var.{var}))}}"}
+    cfg.variables["ssh_private_key"] = {
+        "type": "string",
+        "sensitive": True,
+        "description": "The stack's managed SSH private key (from the 0600 secrets tfvars file).",
+    }
+    return {"private_key": "${var.ssh_private_key}"}
+
+
+def _main(cfg: Config) -> dict[str, Any]:
+    terraform: dict[str, Any] = {"required_version": REQUIRED_VERSION}
+    if cfg.required:
+        terraform["required_providers"] = cfg.required
+    main: dict[str, Any] = {"terraform": terraform, "resource": cfg.resources}
+    if cfg.providers:
+        main["provider"] = cfg.providers
+    if cfg.data:
+        main["data"] = cfg.data
+    return main

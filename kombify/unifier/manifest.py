@@ -1,0 +1,52 @@
+"""Per-node service manifests: what the node agent must run on each node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombify.stackkits.resolver import ResolvedNode, ResolvedStack
+
+
+def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
+    """The manifest for one node (plain JSON data, deterministic)."""
+    k = stack.kombination
+    services = []
+    for service in stack.services:
+        if node.node.name not in service.nodes:
+            continue
+        d = service.definition
+        services.append(
+            {
+                "name": service.name,
+                "origin": service.origin,
+                "catalog": service.use,
+                "image": d.get("image"),
+                "command": list(d.get("command", [])),
+                "ports": [
+                    {
+                        "container": p["container"],
+                        "host": p.get("host"),
+                        "protocol": p.get("protocol", "tcp"),
+                    }
+                    for p in d.get("ports", [])
+                ],
+                "volumes": list(d.get("volumes", [])),
+                "env": dict(d.get("env", {})),
+                "replicas": d.get("replicas", 1),
+                "memory": d.get("memory"),
+                "healthcheck": d.get("healthcheck"),
+                "global": len(service.nodes) > 1,
+            }
+        )
+    return {
+        "apiVersion": "kombify.io/v1",
+        "kind": "NodeManifest",
+        "stack": k.metadata.name,
+        "stackkit": {"name": stack.kit.name, "version": stack.kit.version},
+        "variant": stack.variant.name,
+        "platform": stack.platform.name,
+        "domain": k.spec.domain,
+        "node": {"name": node.node.name, "role": node.node.role, "provider": node.node.provider},
+        "healing": k.spec.healing.model_dump(),
+        "services": sorted(services, key=lambda s: str(s["name"])),
+    }

@@ -1,0 +1,389 @@
+"""DeployKombination and DestroyKombination: kombify's main job, durable end to end.
+
+The workflow decides; activities act. Inputs, results, signals and queries carry ids, names,
+paths and counts only: node keys, certificates and tfvars stay on disk where activities
+resolve them, so no secret ever enters a workflow history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from kombify.workflows.deploy_models import (
+    ApproveSignal,
+    CancelSignal,
+    DeployInput,
+    DeployProgress,
+    DeployResult,
+    NodeProgress,
+    NodeRollout,
+    NodeTarget,
+    PreparedDeploy,
+    PrepareInput,
+    RecordInput,
+    RolloutInput,
+    StepState,
+)
+
+with workflow.unsafe.imports_passed_through():
+    # The converter resolves dataclass field hints through sys.modules of the sandbox, so the
+    # modules defining result types must be imported here, not only transitively.
+    import kombify.tofu.models  # noqa: F401
+    from kombify.activities.agent import AgentActivities
+    from kombify.activities.deploy import DeployActivities
+    from kombify.activities.tofu import (
+        TofuActivities,
+        TofuApplyInput,
+        TofuDestroyInput,
+        TofuPlanInput,
+        TofuPlanResult,
+    )
+
+ORGANISATION = SearchAttributeKey.for_keyword("KombifyOrganisation")
+STACK = SearchAttributeKey.for_keyword("KombifyStack")
+RUN_KIND = SearchAttributeKey.for_keyword("KombifyRunKind")
+
+STEPS = ("validate", "plan", "approve", "apply", "agent", "rollout", "record")
+DESTROY_STEPS = ("prepare", "services", "destroy", "record")
+
+# Quick steps: retry transient failures a few times. User mistakes are non-retryable anyway.
+_QUICK = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
+# Steps that touch machines: fewer attempts, longer backoff.
+_MACHINE = RetryPolicy(
+    maximum_attempts=3, initial_interval=timedelta(seconds=3), backoff_coefficient=2.0
+)
+
+
+def deploy_workflow_id(organisation: str, stack: str) -> str:
+    """One id per stack, so Temporal itself refuses a second concurrent run."""
+    return f"deploy/{organisation}/{stack}"
+
+
+def search_attributes(organisation: str, stack: str, kind: str) -> TypedSearchAttributes:
+    """What an operator filters on in the Temporal UI."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ORGANISATION, organisation),
+            SearchAttributePair(STACK, stack),
+            SearchAttributePair(RUN_KIND, kind),
+        ]
+    )
+
+
+class _Cancelled(Exception):
+    """The user asked to stop; raised at the next step boundary."""
+
+
+class _Failed(Exception):
+    """The run cannot go on; the message is what the user needs to know."""
+
+
+class _RunBase:
+    """What deploy and destroy share: steps, progress, cancel."""
+
+    kind = "deploy"
+    step_names: tuple[str, ...] = STEPS
+
+    def __init__(self) -> None:
+        self._progress = DeployProgress(deployment_id="", stack="", kind=self.kind)
+        self._cancel: CancelSignal | None = None
+
+    def _begin(self, deployment_id: str, stack: str) -> None:
+        self._progress.deployment_id = deployment_id
+        self._progress.stack = stack
+        self._progress.steps = [StepState(name) for name in self.step_names]
+
+    def _step(self, name: str) -> StepState:
+        return next(s for s in self._progress.steps if s.name == name)
+
+    def _now(self) -> str:
+        return workflow.now().isoformat(timespec="seconds")
+
+    def _start(self, name: str, detail: str = "") -> None:
+        if self._cancel is not None:
+            raise _Cancelled(self._cancel.reason or f"cancelled by {self._cancel.by}")
+        step = self._step(name)
+        step.state, step.started_at, step.detail = "running", self._now(), detail
+
+    def _finish(self, name: str, detail: str = "", state: str = "done") -> None:
+        step = self._step(name)
+        step.state, step.finished_at = state, self._now()
+        if detail:
+            step.detail = detail
+
+    def _fail_running(self, state: str) -> None:
+        for step in self._progress.steps:
+            if step.state in ("running", "waiting"):
+                step.state, step.finished_at = state, self._now()
+
+    async def _record(self, deployment_id: str, *, forget_nodes: bool = False) -> None:
+        """Store the outcome; runs even after a failure or a cancel, so it retries long."""
+        step = self._step("record")
+        step.state, step.started_at = "running", self._now()
+        await workflow.execute_activity_method(
+            DeployActivities.record,
+            RecordInput(
+                deployment_id=deployment_id,
+                state=self._progress.state,
+                error=self._progress.error,
+                nodes=self._progress.nodes,
+                plan=self._progress.plan,
+                forget_nodes=forget_nodes,
+            ),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=RetryPolicy(maximum_attempts=20),
+        )
+        self._finish("record")
+
+    @workflow.query(name="progress")
+    def progress(self) -> DeployProgress:
+        """Steps with state and timings, per-node detail, the plan summary."""
+        return self._progress
+
+    @workflow.signal(name="cancel")
+    def cancel(self, signal: CancelSignal) -> None:
+        """Stop at the next step boundary; nodes are never left half rolled out."""
+        self._cancel = signal
+
+
+def _error_text(exc: BaseException) -> str:
+    cause: BaseException = exc
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause)
+
+
+@workflow.defn(name="DeployKombination")
+class DeployKombination(_RunBase):
+    """validate → unify → plan → (approve) → apply → agent → rollout → record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._approved: ApproveSignal | None = None
+
+    @workflow.signal(name="approve")
+    def approve(self, signal: ApproveSignal) -> None:
+        """Let a run that waits on plan approval go on."""
+        self._approved = signal
+
+    @workflow.run
+    async def run(self, request: DeployInput) -> DeployResult:
+        self._begin(request.deployment_id, request.stack)
+        try:
+            await self._deploy(request)
+            self._progress.state = "succeeded"
+        except _Cancelled as exc:
+            self._progress.state, self._progress.error = "cancelled", str(exc)
+            self._fail_running("cancelled")
+        except (ActivityError, _Failed) as exc:
+            self._progress.state, self._progress.error = "failed", _error_text(exc)
+            self._fail_running("failed")
+        await self._record(request.deployment_id)
+        return DeployResult(
+            request.deployment_id, self._progress.state, self._progress.error, self._progress.nodes
+        )
+
+    async def _deploy(self, request: DeployInput) -> None:
+        self._start("validate", "validate and unify")
+        prepared: PreparedDeploy = await workflow.execute_activity_method(
+            DeployActivities.prepare,
+            PrepareInput(
+                deployment_id=request.deployment_id,
+                organisation=request.organisation,
+                stack=request.stack,
+                revision=request.revision,
+                simulate=request.simulate,
+            ),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_QUICK,
+        )
+        self._progress.nodes = [
+            NodeProgress(n.name, provider=n.provider, role=n.role) for n in prepared.nodes
+        ]
+        self._finish(
+            "validate", f"{len(prepared.nodes)} node(s), plan {prepared.plan_hash[-12:]}"
+        )
+
+        self._start("plan")
+        planned: TofuPlanResult = await workflow.execute_activity_method(
+            TofuActivities.plan,
+            TofuPlanInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+            start_to_close_timeout=timedelta(minutes=15),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_QUICK,
+        )
+        s = planned.summary
+        self._progress.plan = {"add": s.add, "change": s.change, "destroy": s.destroy}
+        self._finish("plan", f"{s.add} to add, {s.change} to change, {s.destroy} to destroy")
+
+        await self._approval(request)
+
+        self._start("apply", "bootstrap nodes over SSH")
+        await workflow.execute_activity_method(
+            TofuActivities.apply,
+            TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+            start_to_close_timeout=timedelta(minutes=60),
+            heartbeat_timeout=timedelta(seconds=120),
+            retry_policy=_MACHINE,
+        )
+        for node in self._progress.nodes:
+            node.state = "bootstrapped"
+        self._finish("apply")
+
+        self._start("agent", "install or upgrade the node agent")
+        await asyncio.gather(*(self._install_agent(request, prepared, n) for n in prepared.nodes))
+        self._finish("agent")
+
+        self._start("rollout", "roll out services, health-gated")
+        rollouts = await asyncio.gather(
+            *(self._rollout(request, prepared, n) for n in prepared.nodes)
+        )
+        problems = [
+            f"{r.node}/{s.name}: {s.reason}" for r in rollouts for s in r.services if not s.healthy
+        ]
+        if problems:
+            self._finish("rollout", "; ".join(problems), state="failed")
+            raise _Failed(f"{len(problems)} service(s) unhealthy: " + "; ".join(problems))
+        self._finish("rollout")
+
+    async def _approval(self, request: DeployInput) -> None:
+        if request.auto_approve:
+            self._start("approve")
+            self._finish("approve", "auto-approved", state="skipped")
+            return
+        self._start("approve", "waiting for approval")
+        self._step("approve").state = "waiting"
+        self._progress.state = "waiting-approval"
+        await workflow.wait_condition(
+            lambda: self._approved is not None or self._cancel is not None
+        )
+        if self._cancel is not None:
+            raise _Cancelled(self._cancel.reason or f"cancelled by {self._cancel.by}")
+        self._progress.state = "running"
+        assert self._approved is not None
+        self._finish("approve", f"approved by {self._approved.by}")
+
+    def _node(self, name: str) -> NodeProgress:
+        return next(n for n in self._progress.nodes if n.name == name)
+
+    async def _install_agent(
+        self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget
+    ) -> None:
+        await workflow.execute_activity_method(
+            AgentActivities.install_agent,
+            RolloutInput(request.deployment_id, prepared.stack_id, prepared.workdir, node),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        self._node(node.name).state = "agent-ready"
+
+    async def _rollout(
+        self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget
+    ) -> NodeRollout:
+        result: NodeRollout = await workflow.execute_activity_method(
+            AgentActivities.rollout,
+            RolloutInput(request.deployment_id, prepared.stack_id, prepared.workdir, node),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        progress = self._node(node.name)
+        progress.services = {s.name: s.state for s in result.services}
+        progress.healthy = {s.name: s.healthy for s in result.services}
+        progress.containers = {s.name: s.containers for s in result.services}
+        progress.state = "rolled-out" if all(s.healthy for s in result.services) else "failed"
+        progress.detail = "; ".join(s.reason for s in result.services if s.reason)
+        return result
+
+
+@workflow.defn(name="DestroyKombination")
+class DestroyKombination(_RunBase):
+    """Stop and remove services, destroy what OpenTofu made, forget the nodes."""
+
+    kind = "destroy"
+    step_names = DESTROY_STEPS
+
+    @workflow.run
+    async def run(self, request: DeployInput) -> DeployResult:
+        self._begin(request.deployment_id, request.stack)
+        try:
+            await self._destroy(request)
+            self._progress.state = "succeeded"
+        except _Cancelled as exc:
+            self._progress.state, self._progress.error = "cancelled", str(exc)
+            self._fail_running("cancelled")
+        except (ActivityError, _Failed) as exc:
+            self._progress.state, self._progress.error = "failed", _error_text(exc)
+            self._fail_running("failed")
+        await self._record(request.deployment_id, forget_nodes=self._progress.state == "succeeded")
+        return DeployResult(request.deployment_id, self._progress.state, self._progress.error)
+
+    async def _destroy(self, request: DeployInput) -> None:
+        self._start("prepare")
+        prepared: PreparedDeploy = await workflow.execute_activity_method(
+            DeployActivities.stack_nodes,
+            PrepareInput(
+                deployment_id=request.deployment_id,
+                organisation=request.organisation,
+                stack=request.stack,
+                revision=request.revision,
+                simulate=request.simulate,
+            ),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=_QUICK,
+        )
+        self._progress.nodes = [
+            NodeProgress(n.name, provider=n.provider, role=n.role) for n in prepared.nodes
+        ]
+        self._finish("prepare")
+
+        self._start("services", "stop and remove services")
+        await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    AgentActivities.remove_services,
+                    RolloutInput(request.deployment_id, prepared.stack_id, prepared.workdir, n),
+                    start_to_close_timeout=timedelta(minutes=10),
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=_MACHINE,
+                )
+                for n in prepared.nodes
+            )
+        )
+        self._finish("services")
+
+        self._start("destroy", "OpenTofu destroy")
+        await workflow.execute_activity_method(
+            TofuActivities.destroy,
+            TofuDestroyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=120),
+            retry_policy=_MACHINE,
+        )
+        self._finish("destroy")
+
+
+__all__ = [
+    "ApproveSignal",
+    "CancelSignal",
+    "DeployInput",
+    "DeployKombination",
+    "DeployProgress",
+    "DeployResult",
+    "DestroyKombination",
+    "StepState",
+    "deploy_workflow_id",
+    "search_attributes",
+]

@@ -1,0 +1,161 @@
+"""The dataclasses that cross the boundary of the deploy workflows.
+
+Workflows, activities, the API and the CLI all import these; they hold ids, names, paths and
+counts, never secret material (keys and certificates are files that activities read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeployInput:
+    """A request to bring a stack to one revision of its kombination (or to destroy it)."""
+
+    deployment_id: str
+    organisation: str
+    stack: str
+    revision: int
+    auto_approve: bool = False
+    simulate: bool = False
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """How to reach one node. ``identity_file`` is a path: the key never leaves the disk."""
+
+    name: str
+    provider: str
+    role: str
+    host: str
+    port: int
+    user: str
+    identity_file: str
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class PrepareInput:
+    """Which revision of which stack to validate and unify."""
+
+    deployment_id: str
+    organisation: str
+    stack: str
+    revision: int
+    simulate: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedDeploy:
+    """A unified plan on disk and the nodes it targets."""
+
+    stack_id: str
+    workdir: str
+    nodes: list[NodeTarget]
+    plan_hash: str
+
+
+@dataclass(frozen=True)
+class RolloutInput:
+    """One node's part of a run."""
+
+    deployment_id: str
+    stack_id: str
+    workdir: str
+    node: NodeTarget
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """How one service ended on one node."""
+
+    name: str
+    state: str  # unchanged | created | updated | removed | rolled-back | failed
+    healthy: bool
+    reason: str = ""
+    containers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NodeRollout:
+    """What a node's rollout did, service by service."""
+
+    node: str
+    services: list[ServiceReport]
+
+
+@dataclass
+class StepState:
+    """One step of a run as the progress query shows it."""
+
+    name: str
+    state: str = "pending"  # pending | running | waiting | done | failed | skipped | cancelled
+    started_at: str | None = None
+    finished_at: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class NodeProgress:
+    """Where one node is in a run."""
+
+    name: str
+    state: str = "pending"  # pending | bootstrapped | agent-ready | rolled-out | failed
+    provider: str = ""
+    role: str = ""
+    services: dict[str, str] = field(default_factory=dict)
+    healthy: dict[str, bool] = field(default_factory=dict)
+    containers: dict[str, list[str]] = field(default_factory=dict)
+    detail: str = ""
+
+
+@dataclass
+class DeployProgress:
+    """The answer of the ``progress`` query: live, cheap, secret-free."""
+
+    deployment_id: str
+    stack: str
+    kind: str
+    state: str = "running"  # running | waiting-approval | succeeded | failed | cancelled
+    steps: list[StepState] = field(default_factory=list)
+    nodes: list[NodeProgress] = field(default_factory=list)
+    plan: dict[str, int] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """How a run ended."""
+
+    deployment_id: str
+    state: str
+    error: str | None = None
+    nodes: list[NodeProgress] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    """The outcome to store with the deployment."""
+
+    deployment_id: str
+    state: str
+    error: str | None
+    nodes: list[NodeProgress]
+    plan: dict[str, int] | None
+    forget_nodes: bool = False
+
+
+@dataclass(frozen=True)
+class ApproveSignal:
+    """Approval of the plan a run waits on."""
+
+    by: str = "cli"
+
+
+@dataclass(frozen=True)
+class CancelSignal:
+    """Stop the run at the next safe point (never halfway through a node's rollout)."""
+
+    by: str = "cli"
+    reason: str = ""

@@ -1,0 +1,101 @@
+"""A unifier-generated configuration applied for real to a KombiSim node over loopback SSH.
+
+kombination (sim-single example) -> unifier -> work directory -> init, validate, plan,
+apply, re-plan (no changes), re-apply (nothing done), destroy. The node is a container whose
+sshd is published on 127.0.0.1; the test machine itself is never bootstrapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kombify import sim
+from kombify.sim.models import SshEndpoint
+from kombify.sim.ssh import run as ssh_run
+from kombify.specs import load_kombination
+from kombify.tofu import TofuRunner
+from kombify.unifier import unify, write_plan
+
+pytestmark = pytest.mark.docker
+
+KOMBINATION = """\
+apiVersion: kombify.io/v1
+kind: Kombination
+metadata:
+  name: tofu-on-sim
+spec:
+  stackkit: base-homelab
+  variant: debian-12
+  nodes:
+    - name: box
+      provider: sim
+      resources: {cpus: 1, memory: 512Mi}
+      ssh: {user: USER}
+  services:
+    web:
+      image: kombify-test/httpd:1
+      ports: [{container: 80, host: 8080}]
+"""
+
+
+@pytest.fixture
+async def sim_node() -> AsyncIterator[SshEndpoint]:
+    """One simulated node (real sshd on 127.0.0.1), removed afterwards."""
+    if not await asyncio.to_thread(sim.engine_available):
+        pytest.skip("no Docker engine answers (scripts/ensure-docker.sh starts one)")
+    name = f"kt-tofu-{secrets.token_hex(3)}"
+    await asyncio.to_thread(sim.ensure_image)
+    try:
+        info = await asyncio.to_thread(sim.create_simulation, name, ["box"])
+        [node] = info.nodes
+        assert node.ssh is not None and node.ssh.host == "127.0.0.1"
+        yield node.ssh
+    finally:
+        await asyncio.to_thread(sim.delete_simulation, name)
+
+
+async def test_generated_config_applies_to_a_sim_node_and_converges(
+    sim_node: SshEndpoint, tofu_binary: str, tmp_path: Path
+) -> None:
+    private_key = Path(sim_node.identity_file).read_text()
+    kombination = load_kombination(KOMBINATION.replace("USER", sim_node.user))
+    plan = unify(kombination, secrets_ref={"ssh_private_key": private_key})
+    workdir = tmp_path / "stack"
+    write_plan(plan, workdir)
+    # Where this simulation's sshd is published (the config's defaults are for real nodes).
+    (workdir / "sim.auto.tfvars.json").write_text(
+        json.dumps({"node_box_host": sim_node.host, "node_box_port": sim_node.port})
+    )
+    runner = TofuRunner(binary=tofu_binary, kill_grace=5.0)
+    lines: list[str] = []
+
+    await runner.init(workdir, on_line=lines.append)
+    assert await runner.validate(workdir) == []
+    first = await runner.plan(workdir, on_line=lines.append)
+    assert (first.add, first.change, first.destroy) == (1, 0, 0)
+    assert [r.address for r in first.resources] == ["terraform_data.node_box"]
+
+    applied = await runner.apply(workdir, on_line=lines.append)
+    assert applied.added == 1
+    assert applied.outputs["node_box"]["port"] == sim_node.port
+    output = "\n".join(lines)
+    assert "kombify: manifest" in output  # the bootstrap ran on the node, streamed back
+    assert "BEGIN OPENSSH PRIVATE KEY" not in output and private_key not in output
+
+    manifest = json.loads(await ssh_run(sim_node, "cat /etc/kombify/manifest.json"))
+    assert manifest == plan.manifests["box"]
+
+    again = await runner.plan(workdir)
+    assert not again.has_changes
+    reapplied = await runner.apply(workdir)
+    assert (reapplied.added, reapplied.changed, reapplied.destroyed) == (0, 0, 0)
+
+    await runner.destroy(workdir)
+    after = await runner.plan(workdir)
+    assert after.add == 1  # nothing left in state

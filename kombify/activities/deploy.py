@@ -310,7 +310,7 @@ class DeployActivities:
             if request.forget_nodes:
                 for row in existing.values():
                     session.delete(row)
-            for progress in request.nodes:
+            for progress in [] if request.forget_nodes else request.nodes:
                 row = existing.get(progress.name) or Node(
                     stack_id=deployment.stack_id, name=progress.name, provider="", role=""
                 )

@@ -1,0 +1,197 @@
+"""kombify's main job end to end: real Temporal, OpenTofu CLI, Docker, SSH and node agent.
+
+One stack goes through its life: deploy, re-apply (nothing changes), an env edit (only that
+service's container changes), a health-gated rollback, a removed service, destroy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.deploy_env import KombifyEnv, published
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ONE_NODE = """\
+apiVersion: kombify.io/v1
+kind: Kombination
+metadata: {{name: {name}}}
+spec:
+  stackkit: base-homelab
+  nodes:
+    - {{name: box, provider: sim, resources: {{cpus: 1, memory: 512Mi}}}}
+  services:
+    reverse-proxy: {{enabled: false}}
+{services}
+"""
+
+WEB = """\
+    web:
+      image: kombify-test/httpd:1
+      ports: [{{container: 80, host: 8080}}]
+      env: {{GREETING: "{greeting}"}}
+      healthcheck: {{http: "{health}", interval: 1s}}
+"""
+
+NOTES = """\
+    notes:
+      image: kombify-test/httpd:1
+      ports: [{container: 80, host: 8081}]
+      healthcheck: {http: "http://localhost:80/", interval: 1s}
+"""
+
+
+def one_node(
+    name: str, *, greeting: str = "hello", health: str = "http://localhost:80/", notes: bool = True
+) -> str:
+    services = WEB.format(greeting=greeting, health=health) + (NOTES if notes else "")
+    return ONE_NODE.format(name=name, services=services.rstrip("\n"))
+
+
+@pytest.fixture(scope="module")
+async def kombify(
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[KombifyEnv]:
+    env = KombifyEnv(tmp_path_factory.mktemp("deploy-home"), temporal_address)
+    env.start_worker()
+    yield env
+    await env.close()
+
+
+@pytest.fixture(scope="module")
+def stack(kombify: KombifyEnv) -> str:
+    return kombify.new_stack()
+
+
+async def _get(port: int) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+async def test_deploy_runs_services_that_answer(kombify: KombifyEnv, stack: str) -> None:
+    run = await kombify.deploy(one_node(stack))
+
+    assert run["state"] == "succeeded", run
+    steps = {s["name"]: s["state"] for s in run["progress"]["steps"]}
+    assert steps == {
+        "validate": "done",
+        "plan": "done",
+        "approve": "skipped",
+        "apply": "done",
+        "agent": "done",
+        "rollout": "done",
+        "record": "done",
+    }
+    (node,) = run["progress"]["nodes"]
+    assert node["services"] == {"notes": "created", "web": "created"}
+    assert (await _get(published(stack, "box", 8080))).status_code == 200
+    assert (await _get(published(stack, "box", 8081))).status_code == 200
+    assert "web" in await kombify.on_node(stack, "box", "hostname && sudo docker ps")
+
+    status = await kombify.call("GET", f"/v1/stacks/{stack}/status")
+    services = status["nodes"][0]["services"]
+    assert services["web"]["healthy"] is True and len(services["web"]["containers"]) == 1
+
+    logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
+    sources = {line["source"] for line in logs["data"]}
+    assert {"tofu", "agent/box"} <= sources
+
+
+async def test_reapply_unchanged_changes_no_container(kombify: KombifyEnv, stack: str) -> None:
+    before = await kombify.containers(stack, "box")
+
+    run = await kombify.deploy(one_node(stack))
+
+    assert run["state"] == "succeeded", run
+    assert run["progress"]["plan"] == {"add": 0, "change": 0, "destroy": 0}
+    assert run["progress"]["nodes"][0]["services"] == {"notes": "unchanged", "web": "unchanged"}
+    assert await kombify.containers(stack, "box") == before
+
+
+async def test_env_edit_recreates_only_that_service(kombify: KombifyEnv, stack: str) -> None:
+    before = await kombify.containers(stack, "box")
+
+    run = await kombify.deploy(one_node(stack, greeting="bonjour"))
+
+    assert run["state"] == "succeeded", run
+    after = await kombify.containers(stack, "box")
+    assert after["notes"] == before["notes"]
+    assert after["web"] != before["web"] and len(after["web"]) == 1
+    env = await kombify.on_node(
+        stack, "box", f"sudo docker inspect --format '{{{{.Config.Env}}}}' {after['web'][0]}"
+    )
+    assert "GREETING=bonjour" in env
+
+
+async def test_unhealthy_update_is_rolled_back_and_old_one_serves(
+    kombify: KombifyEnv, stack: str
+) -> None:
+    before = await kombify.containers(stack, "box")
+
+    run = await kombify.deploy(
+        one_node(stack, greeting="broken", health="http://localhost:80/no-such-page")
+    )
+
+    assert run["state"] == "failed"
+    assert "web" in run["summary"]["error"] and "1 service(s) unhealthy" in run["summary"]["error"]
+    assert run["progress"]["nodes"][0]["services"]["web"] == "rolled-back"
+    assert await kombify.containers(stack, "box") == before
+    assert (await _get(published(stack, "box", 8080))).status_code == 200
+
+
+async def test_removed_service_is_removed_from_the_node(kombify: KombifyEnv, stack: str) -> None:
+    run = await kombify.deploy(one_node(stack, greeting="bonjour", notes=False))
+
+    assert run["state"] == "succeeded", run
+    assert set(await kombify.containers(stack, "box")) == {"web"}
+
+
+async def test_second_deploy_of_a_running_stack_is_a_409(kombify: KombifyEnv, stack: str) -> None:
+    first = await kombify.start(one_node(stack, greeting="again", notes=False))
+    try:
+        response = await kombify.http.post(
+            f"/v1/stacks/{stack}/deployments", json={"auto_approve": True}
+        )
+        assert response.status_code == 409
+        assert response.json()["detail"].startswith(f"a run of stack `{stack}` is already")
+    finally:
+        assert (await kombify.wait(first))["state"] == "succeeded"
+
+
+async def test_history_holds_no_key_material(
+    kombify: KombifyEnv, stack: str, temporal_address: str
+) -> None:
+    from temporalio.client import Client
+
+    client = await Client.connect(temporal_address)
+    secrets = [
+        kombify.home / "sims" / stack / "id_ed25519",
+        kombify.home / "pki" / "ca.key",
+        kombify.home / "pki" / "control.key",
+    ]
+    needles = []
+    for path in secrets:
+        text = Path(path).read_text()
+        body = "".join(line for line in text.splitlines() if "-----" not in line)
+        needles += [body[i : i + 24] for i in range(0, len(body) - 24, 24)]
+    assert needles
+    checked = 0
+    async for execution in client.list_workflows(f'WorkflowId = "deploy/local/{stack}"'):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        dump = (await handle.fetch_history()).to_json()
+        assert not [n for n in needles if n in dump], execution.run_id
+        checked += 1
+    assert checked >= 5  # every deploy of this module's stack
+
+
+async def test_destroy_leaves_the_node_clean(kombify: KombifyEnv, stack: str) -> None:
+    run = await kombify.destroy(stack)
+
+    assert run["state"] == "succeeded", run
+    assert await kombify.containers(stack, "box") == {}
+    status = await kombify.call("GET", f"/v1/stacks/{stack}/status")
+    assert status["nodes"] == []

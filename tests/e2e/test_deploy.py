@@ -162,6 +162,49 @@ async def test_second_deploy_of_a_running_stack_is_a_409(kombify: KombifyEnv, st
         assert (await kombify.wait(first))["state"] == "succeeded"
 
 
+async def test_plan_waits_for_approval_then_applies(kombify: KombifyEnv, stack: str) -> None:
+    run = await kombify.start(one_node(stack, greeting="approved", notes=False), auto_approve=False)
+
+    waiting = await kombify.wait_for_state(run, "waiting-approval")
+    steps = {s["name"]: s["state"] for s in waiting["progress"]["steps"]}
+    assert steps["approve"] == "waiting" and steps["apply"] == "pending"
+    assert waiting["progress"]["plan"] == {"add": 1, "change": 0, "destroy": 1}
+    await kombify.call("POST", f"/v1/deployments/{run['id']}/approve")
+    final = await kombify.wait(run)
+
+    assert final["state"] == "succeeded", final
+    approve = next(s for s in final["progress"]["steps"] if s["name"] == "approve")
+    assert approve["detail"] == "approved by api"
+
+
+async def test_cancel_while_waiting_changes_nothing(kombify: KombifyEnv, stack: str) -> None:
+    before = await kombify.containers(stack, "box")
+    run = await kombify.start(one_node(stack, greeting="never", notes=False), auto_approve=False)
+
+    await kombify.wait_for_state(run, "waiting-approval")
+    await kombify.call("POST", f"/v1/deployments/{run['id']}/cancel")
+    final = await kombify.wait(run)
+
+    assert final["state"] == "cancelled"
+    assert final["summary"]["error"] == "cancelled by user"
+    assert await kombify.containers(stack, "box") == before
+    again = await kombify.http.post(f"/v1/deployments/{run['id']}/approve")
+    assert again.status_code == 409
+
+
+async def test_runs_are_searchable_in_temporal_by_stack_and_kind(
+    stack: str, temporal_address: str
+) -> None:
+    from temporalio.client import Client
+
+    client = await Client.connect(temporal_address)
+    query = f'KombifyStack = "{stack}" AND KombifyRunKind = "deploy"'
+    found = [w async for w in client.list_workflows(query)]
+
+    assert len(found) >= 7
+    assert {w.workflow_type for w in found} == {"DeployKombination"}
+
+
 async def test_history_holds_no_key_material(
     kombify: KombifyEnv, stack: str, temporal_address: str
 ) -> None:

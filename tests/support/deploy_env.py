@@ -137,6 +137,18 @@ class KombifyEnv:
             await asyncio.sleep(0.2)
         raise AssertionError(f"step {step} never started: {current}")
 
+    async def wait_for_state(
+        self, run: dict[str, Any], state: str, *, timeout: float = 180
+    ) -> dict[str, Any]:
+        """Poll until the live progress reports ``state``; the deployment then."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = dict(await self.call("GET", f"/v1/deployments/{run['id']}"))
+            if (current.get("progress") or {}).get("state") == state:
+                return current
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"never reached {state}: {current}")
+
     async def deploy(self, source: str, **options: Any) -> dict[str, Any]:
         """Store, deploy and wait."""
         return await self.wait(await self.start(source, **options))

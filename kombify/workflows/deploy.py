@@ -230,16 +230,17 @@ class DeployKombination(_RunBase):
         await self._approval(request)
 
         self._start("apply", "bootstrap nodes over SSH")
-        await workflow.execute_activity_method(
-            TofuActivities.apply,
-            TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
-            start_to_close_timeout=timedelta(minutes=60),
-            heartbeat_timeout=timedelta(seconds=120),
-            retry_policy=_MACHINE,
-        )
+        if s.has_changes:
+            await workflow.execute_activity_method(
+                TofuActivities.apply,
+                TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+                start_to_close_timeout=timedelta(minutes=60),
+                heartbeat_timeout=timedelta(seconds=120),
+                retry_policy=_MACHINE,
+            )
         for node in self._progress.nodes:
             node.state = "bootstrapped"
-        self._finish("apply")
+        self._finish("apply", "" if s.has_changes else "nodes already as planned")
 
         self._start("agent", "install or upgrade the node agent")
         await asyncio.gather(*(self._install_agent(request, prepared, n) for n in prepared.nodes))
@@ -362,6 +363,8 @@ class DestroyKombination(_RunBase):
                 for n in prepared.nodes
             )
         )
+        for node in self._progress.nodes:
+            node.state = "services-removed"
         self._finish("services")
 
         self._start("destroy", "OpenTofu destroy")
@@ -372,6 +375,8 @@ class DestroyKombination(_RunBase):
             heartbeat_timeout=timedelta(seconds=120),
             retry_policy=_MACHINE,
         )
+        for node in self._progress.nodes:
+            node.state = "destroyed"
         self._finish("destroy")
 
 

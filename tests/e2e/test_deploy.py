@@ -231,6 +231,23 @@ async def test_history_holds_no_key_material(
     assert checked >= 5  # every deploy of this module's stack
 
 
+async def test_recorded_histories_replay_deterministically(
+    kombify: KombifyEnv, stack: str, temporal_address: str
+) -> None:
+    from temporalio.client import Client
+    from temporalio.worker import Replayer
+
+    from kombify.workflows.deploy import DeployKombination, DestroyKombination
+
+    client = await Client.connect(temporal_address)
+    histories = client.list_workflows(f'WorkflowId = "deploy/local/{stack}"').map_histories()
+    results = await Replayer(workflows=[DeployKombination, DestroyKombination]).replay_workflows(
+        histories, raise_on_replay_failure=False
+    )
+
+    assert results.replay_failures == {}
+
+
 async def test_destroy_leaves_the_node_clean(kombify: KombifyEnv, stack: str) -> None:
     run = await kombify.destroy(stack)
 

@@ -178,12 +178,23 @@ def prepare(
     file: FileArg,
     workdir: WorkdirOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds per SSH probe.")] = 2.0,
+    probe: Annotated[
+        str,
+        typer.Option(
+            help="Which node addresses to probe over SSH: all, loopback (never leaves this "
+            "machine) or none."
+        ),
+    ] = "all",
     as_json: JsonOpt = False,
 ) -> None:
-    """Check prerequisites: OpenTofu CLI, SSH reachability (loopback only), readable keys."""
+    """Check prerequisites: OpenTofu CLI, SSH reachability of the nodes, readable keys."""
+    if probe not in ("all", "loopback", "none"):
+        fail(f"`--probe {probe}`: expected all, loopback or none", code=2)
     k = _load(file)
     managed = _workdir(file, k, workdir) / KEY_FILE
-    checks = prerequisite_checks(k, managed_key=managed, timeout=timeout)
+    checks = prerequisite_checks(
+        k, managed_key=managed, timeout=timeout, probe=probe  # type: ignore[arg-type]
+    )
     if as_json:
         print_json([c.to_dict() for c in checks])
     else:

@@ -128,17 +128,17 @@ def fake_sshd() -> Iterator[int]:
     thread.join(timeout=2)
 
 
-def test_probe_only_loopback(fake_sshd: int) -> None:
+def test_probe_scope_keeps_loopback_only_runs_on_this_machine(fake_sshd: int) -> None:
     assert loopback_host("127.0.0.5") == "127.0.0.5" and loopback_host("::1") == "::1"
     assert loopback_host("localhost") == "127.0.0.1"
     assert loopback_host("192.168.1.10") is None and loopback_host("nas.lan") is None
     ok, detail = probe_ssh("127.0.0.1", fake_sshd)
     assert ok and "SSH-2.0-OpenSSH_9.2" in detail
-    with pytest.raises(ValueError):
-        probe_ssh("192.168.1.10", 22)
+    # Never probed here: the address is outside this machine.
     remote = Node(name="nas", provider="local", role="main", address="192.168.1.10")
-    check = check_node(remote, timeout=0.1)
+    check = check_node(remote, timeout=0.1, probe="loopback")
     assert check.status == "skipped" and check.detail.startswith(NOT_PROBED)
+    assert check_node(remote, timeout=0.1, probe="none").status == "skipped"
 
 
 def test_prepare_table(tmp_path: Path, fake_sshd: int) -> None:
@@ -151,7 +151,9 @@ def test_prepare_table(tmp_path: Path, fake_sshd: int) -> None:
         f"  nodes: [{{name: nas, provider: local, address: '127.0.0.1:{fake_sshd}',"
         f" ssh: {{identityFile: {key}}}}}]\n"
     )
-    result = CliRunner().invoke(app, ["prepare", "k.yaml", "--json"], env=ENV)
+    result = CliRunner().invoke(
+        app, ["prepare", "k.yaml", "--json", "--probe", "loopback"], env=ENV
+    )
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["node nas: ssh"]["status"] == "pass"
     assert (
@@ -160,5 +162,5 @@ def test_prepare_table(tmp_path: Path, fake_sshd: int) -> None:
     )
     assert result.exit_code == 1
     key.chmod(0o600)
-    table = CliRunner().invoke(app, ["prepare", "k.yaml"], env=ENV)
+    table = CliRunner().invoke(app, ["prepare", "k.yaml", "--probe", "loopback"], env=ENV)
     assert "node nas: key" in table.stdout and "pass" in table.stdout

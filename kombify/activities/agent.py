@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import shlex
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,7 +30,13 @@ from kombify.errors import AgentError, KombifyError
 from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
 from kombify.settings import Settings
-from kombify.workflows.deploy_models import NodeRollout, RolloutInput, ServiceReport
+from kombify.workflows.deploy_models import (
+    NodeRollout,
+    RenewInput,
+    RenewNodeInput,
+    RolloutInput,
+    ServiceReport,
+)
 
 REMOTE_ROOT = "/opt/kombify/agent"
 REMOTE_ETC = "/etc/kombify/agent"
@@ -47,10 +54,29 @@ def node_identity(organisation: str, stack: str, node: str) -> str:
     return f"{node}.{stack}.{organisation}.nodes.kombify"
 
 
+_BUNDLE_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=4)
-def _bundle(cache_dir: Path) -> AgentBundle:
-    # Hashing the packages takes seconds; once per worker process is enough.
+def _cached_bundle(cache_dir: Path) -> AgentBundle:
     return build_bundle(cache_dir)
+
+
+def _bundle(cache_dir: Path) -> AgentBundle:
+    # Finding and hashing the packages takes a second or two: once per worker process, and
+    # never twice at once (prebuild_bundle may already be at it).
+    with _BUNDLE_LOCK:
+        return _cached_bundle(cache_dir)
+
+
+def prebuild_bundle(settings: Settings) -> None:
+    """Build the agent bundle in the background, so the first deploy does not wait for it."""
+    threading.Thread(
+        target=_bundle,
+        args=(settings.home / "cache" / "agent",),
+        daemon=True,
+        name="agent-bundle",
+    ).start()
 
 
 def _parse_duration_ms(text: str | None, default: int) -> int:
@@ -131,11 +157,11 @@ class AgentActivities:
     def _ca(self) -> CertificateAuthority:
         return load_or_create_ca(self.pki_dir)
 
-    def control_cert(self) -> IssuedCert:
+    def control_cert(self, within: timedelta = RENEW_WITHIN) -> IssuedCert:
         """The control plane's client certificate, issued once and renewed before it expires."""
         crt, key = self.pki_dir / f"{CONTROL_CERT}.crt", self.pki_dir / f"{CONTROL_CERT}.key"
         ca = self._ca()
-        if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=RENEW_WITHIN):
+        if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=within):
             return IssuedCert(
                 cert_pem=crt.read_bytes(), key_pem=key.read_bytes(), ca_pem=ca.cert_pem
             )
@@ -143,7 +169,9 @@ class AgentActivities:
         issued.write(self.pki_dir, CONTROL_CERT)
         return issued
 
-    async def _ensure_node_cert(self, session: NodeSession, identity: str) -> bool:
+    async def _ensure_node_cert(
+        self, session: NodeSession, identity: str, within: timedelta = RENEW_WITHIN
+    ) -> bool:
         """Issue the node's server certificate unless a valid one of our CA is there."""
         ca = self._ca()
         current = await session.run(
@@ -155,7 +183,7 @@ class AgentActivities:
         if current.exit_status == 0 and current_ca.stdout.encode() == ca.cert_pem:
             try:
                 cert = load_cert(current.stdout.encode())
-                fresh = not needs_renewal(cert, within=RENEW_WITHIN)
+                fresh = not needs_renewal(cert, within=within)
                 if fresh and cert_identity(cert).matches(identity):
                     return False
             except ValueError:
@@ -240,7 +268,7 @@ class AgentActivities:
                     return await client.health()
             except AgentError as exc:
                 last = exc
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.1)
         tail = await session.run(f"tail -n 5 {REMOTE_LOG} 2>/dev/null", check=False, sudo=True)
         raise AgentError(
             f"node `{session.node.name}`: the agent did not answer within {_HEALTH_WAIT:.0f}s "
@@ -285,6 +313,29 @@ class AgentActivities:
             f"agent {health.agent_version or bundle.version} ready, docker {health.docker_version}",
         )
         return bundle.version
+
+    @activity.defn(name="RenewNodeCertificate")
+    async def renew_certificate(self, request: RenewNodeInput) -> bool:
+        """Replace the node agent's certificate if it expires within the window; restart it."""
+        within = timedelta(days=request.within_days)
+        rollout = request.node
+        identity = self._identity(rollout)
+        try:
+            async with node_session(rollout.node) as session:
+                if not await self._ensure_node_cert(session, identity, within):
+                    return False
+                await self._start_agent(session)
+                await self._wait_healthy(session, identity)
+        except KombifyError as exc:
+            raise ApplicationError(exc.message, type=exc.code) from exc
+        return True
+
+    @activity.defn(name="RenewControlCertificate")
+    def renew_control_certificate(self, request: RenewInput) -> bool:
+        """Replace the control plane's client certificate if it expires within the window."""
+        crt = self.pki_dir / f"{CONTROL_CERT}.crt"
+        before = crt.read_bytes() if crt.exists() else b""
+        return self.control_cert(timedelta(days=request.within_days)).cert_pem != before
 
     # ---- services --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from kombify.specs.models import Kombination
 from kombify.specs.models import Node as SpecNode
 from kombify.unifier import unify, write_plan
 from kombify.workflows.deploy_models import (
+    ListStacksInput,
     NodeTarget,
     PreparedDeploy,
     PrepareInput,
@@ -281,6 +282,40 @@ class DeployActivities:
         """The nodes of a deployed stack, as they can be reached now (for destroy)."""
         return await asyncio.to_thread(self._prepare, request, create=False)
 
+    @staticmethod
+    def _last_good_deploy(session: Session, stack: Stack) -> Deployment | None:
+        """The newest successful deploy, unless a successful destroy came after it."""
+        newest = session.exec(
+            select(Deployment)
+            .where(Deployment.stack_id == stack.id, Deployment.state == "succeeded")
+            .order_by(col(Deployment.started_at).desc())
+        ).first()
+        return newest if newest is not None and newest.kind == "deploy" else None
+
+    @activity.defn(name="ListDeployedStacks")
+    def deployed_stacks(self, _: ListStacksInput) -> list[PrepareInput]:
+        """Every stack that is deployed (no destroy since its last good deploy), as deployed."""
+        found: list[PrepareInput] = []
+        with self._session() as session:
+            rows = session.exec(
+                select(Stack, Organisation).where(Stack.organisation_id == Organisation.id)
+            ).all()
+            for stack, org in rows:
+                last = self._last_good_deploy(session, stack)
+                if last is None:
+                    continue
+                options = last.summary.get("options", {})
+                found.append(
+                    PrepareInput(
+                        deployment_id=last.id,
+                        organisation=org.slug,
+                        stack=stack.name,
+                        revision=last.revision,
+                        simulate=bool(options.get("simulate", False)),
+                    )
+                )
+        return found
+
     # ---- outcome ---------------------------------------------------------------------------
 
     @activity.defn(name="RecordDeployment")
@@ -295,6 +330,7 @@ class DeployActivities:
             deployment.state = request.state
             deployment.finished_at = utcnow()
             deployment.summary = {
+                **deployment.summary,  # keeps the options the run was started with
                 "plan": request.plan,
                 "error": request.error,
                 "nodes": {

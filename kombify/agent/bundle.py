@@ -10,12 +10,15 @@ grpcio and cryptography). Nodes run the same Python minor version as the control
 from __future__ import annotations
 
 import hashlib
-import io
+import importlib.util
 import json
+import os
+import py_compile
 import subprocess
 import sys
 import sysconfig
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +94,46 @@ def loaded_packages() -> list[Path]:
     return _top_levels(json.loads(out))
 
 
+def _add(tar: tarfile.TarFile, file: Path, arcname: str) -> None:
+    info = tar.gettarinfo(str(file), arcname)
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    with file.open("rb") as fh:
+        tar.addfile(info, fh)
+
+
+def _pack(members: list[tuple[str, Path]], target: Path) -> None:
+    """Write the tarball: sources plus their bytecode, so a fresh node starts the agent fast.
+
+    Bytecode is compiled as unchecked-hash .pyc: each bundle directory on a node is immutable
+    (one per digest), so Python may trust it without comparing sources, and the files carry no
+    timestamps. Nodes run the control host's Python minor version, so the cache tag matches.
+    """
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        tarfile.open(
+            target,
+            mode="w:gz",
+            compresslevel=1,  # level 6 packs 10 % smaller and takes 3x longer
+        ) as tar,
+    ):
+        for arcname, file in members:
+            _add(tar, file, arcname)
+            if file.suffix != ".py":
+                continue
+            compiled = Path(scratch) / f"{len(tar.getmembers())}.pyc"
+            try:
+                py_compile.compile(
+                    str(file),
+                    cfile=str(compiled),
+                    dfile=arcname,
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
+            except py_compile.PyCompileError:
+                continue  # a module that never imports on 3.11 (e.g. a py2 leftover)
+            _add(tar, compiled, importlib.util.cache_from_source(arcname))
+
+
 def build_bundle(cache_dir: Path) -> AgentBundle:
     """Pack the agent into ``cache_dir`` (reused when its content is unchanged)."""
     members: list[tuple[str, Path]] = []
@@ -105,14 +148,7 @@ def build_bundle(cache_dir: Path) -> AgentBundle:
     path = cache_dir / f"agent-{hexdigest[:16]}.tar.gz"
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
-            for arcname, file in members:
-                info = tar.gettarinfo(str(file), arcname)
-                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-                with file.open("rb") as fh:
-                    tar.addfile(info, fh)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buffer.getvalue())
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        _pack(members, tmp)
         tmp.replace(path)
     return AgentBundle(path=path, digest=hexdigest)

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from kombify import __version__
-from kombify.cli import deploy_cmds, runtime_cmds, sim_cmds, stacks_cmds, validate_cmds
+from kombify.cli import (
+    certs_cmds,
+    deploy_cmds,
+    runtime_cmds,
+    sim_cmds,
+    stacks_cmds,
+    validate_cmds,
+)
 from kombify.settings import Settings
 
 
@@ -46,6 +53,7 @@ def _root(
 
 runtime_cmds.register(app)
 deploy_cmds.register(app)
+certs_cmds.register(app)
 stacks_cmds.register(app)
 sim_cmds.register(app)
 validate_cmds.register(app)

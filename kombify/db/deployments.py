@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session, col, select
 
 from kombify.db.models import Deployment, Event, Node, Stack
@@ -9,11 +11,22 @@ from kombify.errors import NotFoundError
 
 
 def create_deployment(
-    session: Session, *, stack: Stack, revision: int, kind: str, workflow_id: str
+    session: Session,
+    *,
+    stack: Stack,
+    revision: int,
+    kind: str,
+    workflow_id: str,
+    options: dict[str, Any] | None = None,
 ) -> Deployment:
     """Record a run before its workflow starts (so the workflow has an id to report to)."""
     deployment = Deployment(
-        stack_id=stack.id, revision=revision, kind=kind, workflow_id=workflow_id, state="running"
+        stack_id=stack.id,
+        revision=revision,
+        kind=kind,
+        workflow_id=workflow_id,
+        state="running",
+        summary={"options": options or {}},
     )
     session.add(deployment)
     session.commit()

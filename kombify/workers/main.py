@@ -8,6 +8,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from kombify.runtime.temporal_client import connect
@@ -18,6 +19,34 @@ log = logging.getLogger(__name__)
 
 # In-flight activities get this long to finish on shutdown before they are cancelled.
 _GRACE = timedelta(seconds=10)
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """Create kombify's recurring runs once; every worker tries, the first one wins."""
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleIntervalSpec,
+        ScheduleSpec,
+    )
+
+    from kombify.workflows.certificates import SCHEDULE_ID, WORKFLOW_ID, RenewCertificates
+    from kombify.workflows.deploy_models import RenewInput
+
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            RenewCertificates.run,
+            RenewInput(),
+            id=WORKFLOW_ID,
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+    )
+    try:
+        await client.create_schedule(SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        pass
 
 
 async def run_worker(
@@ -34,6 +63,10 @@ async def run_worker(
         ready: Set once the worker polls (for tests).
     """
     client = await connect(settings)
+    from kombify.activities.agent import prebuild_bundle
+
+    prebuild_bundle(settings)
+    await ensure_schedules(client, settings)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ from typing import Any
 
 from kombify.activities.selfcheck import probe_worker
 from kombify.settings import Settings
+from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
@@ -21,6 +22,7 @@ WORKFLOWS: Sequence[type] = (
     RunSimulationWorkflow,
     DeployKombination,
     DestroyKombination,
+    RenewCertificates,
 )
 
 
@@ -46,7 +48,10 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         deploy.prepare,
         deploy.stack_nodes,
         deploy.record,
+        deploy.deployed_stacks,
         agent.install_agent,
         agent.rollout,
         agent.remove_services,
+        agent.renew_certificate,
+        agent.renew_control_certificate,
     ]

@@ -159,3 +159,34 @@ class CancelSignal:
 
     by: str = "cli"
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class ListStacksInput:
+    """Which stacks to list (all of them, for now)."""
+
+    organisation: str | None = None
+
+
+@dataclass(frozen=True)
+class RenewInput:
+    """Renew every certificate that expires within ``within_days``."""
+
+    within_days: int = 30
+
+
+@dataclass(frozen=True)
+class RenewNodeInput:
+    """One node's certificate check."""
+
+    node: RolloutInput
+    within_days: int = 30
+
+
+@dataclass(frozen=True)
+class RenewResult:
+    """What a renewal run did."""
+
+    checked: list[str] = field(default_factory=list)  # "<stack>/<node>"
+    renewed: list[str] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)  # "<stack>/<node>" -> why

@@ -231,6 +231,27 @@ async def test_history_holds_no_key_material(
     assert checked >= 5  # every deploy of this module's stack
 
 
+async def test_certificates_are_renewed_before_they_expire(kombify: KombifyEnv, stack: str) -> None:
+    from kombify.pki.certs import load_cert
+
+    async def node_serial() -> int:
+        pem = await kombify.on_node(stack, "box", "sudo cat /etc/kombify/agent/agent.crt")
+        return int(load_cert(pem.encode()).serial_number)
+
+    before = await node_serial()
+    quiet = await kombify.call("POST", "/v1/certificates/renew", json={"within_days": 1})
+    assert quiet["checked"] == [f"{stack}/box"] and quiet["renewed"] == []
+    assert await node_serial() == before
+
+    # A window longer than the certificates' life: every one counts as expiring.
+    renewed = await kombify.call("POST", "/v1/certificates/renew", json={"within_days": 3650})
+
+    assert renewed["renewed"] == [f"{stack}/box"] and renewed["unreachable"] == {}
+    assert await node_serial() != before
+    again = await kombify.deploy(one_node(stack, greeting="again", notes=False))
+    assert again["state"] == "succeeded", again  # the agent answers with its new certificate
+
+
 async def test_recorded_histories_replay_deterministically(
     kombify: KombifyEnv, stack: str, temporal_address: str
 ) -> None:

@@ -12,7 +12,13 @@ from temporalio import activity, workflow
 from kombify.settings import Settings
 from kombify.workers.registry import WORKFLOWS, build_activities
 
-PINNED_WORKFLOWS = {"SelfCheck", "RunSimulation", "DeployKombination", "DestroyKombination"}
+PINNED_WORKFLOWS = {
+    "SelfCheck",
+    "RunSimulation",
+    "DeployKombination",
+    "DestroyKombination",
+    "RenewCertificates",
+}
 PINNED_ACTIVITIES = {
     "ProbeWorker",
     "TofuValidate",
@@ -32,6 +38,9 @@ PINNED_ACTIVITIES = {
     "InstallNodeAgent",
     "RolloutServices",
     "RemoveServices",
+    "ListDeployedStacks",
+    "RenewNodeCertificate",
+    "RenewControlCertificate",
 }
 
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kombify.api.routes import deployments, health, sims, stacks
+from kombify.api.routes import certificates, deployments, health, sims, stacks
 
-ROUTERS: list[APIRouter] = [health.router, stacks.router, deployments.router, sims.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    stacks.router,
+    deployments.router,
+    sims.router,
+    certificates.router,
+]

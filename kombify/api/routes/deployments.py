@@ -82,7 +82,8 @@ async def _start(
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     workflow_id = deploy_workflow_id(org.slug, stack.name)
     row = runs.create_deployment(
-        session, stack=stack, revision=stack.current_revision, kind=kind, workflow_id=workflow_id
+        session, stack=stack, revision=stack.current_revision, kind=kind, workflow_id=workflow_id,
+        options=options.model_dump(),
     )
     request = DeployInput(
         deployment_id=row.id,

@@ -202,10 +202,12 @@ class DeployActivities:
                     update={
                         "provider": "sim",
                         "address": f"{ep.host}:{ep.port}",
+                        # ``address`` carries the published port kombify dials; sshd inside
+                        # the node listens on its usual port, which the firewall keeps open.
                         "ssh": node.ssh.model_copy(
                             update={
                                 "user": ep.user,
-                                "port": ep.port,
+                                "port": 22,
                                 "identity_file": ep.identity_file,
                             }
                         ),

@@ -146,7 +146,11 @@ def _resolve_node(
     scope_node = None if platform.port_scope == "cluster" else node.name
     tcp, udp = _published(services, scope_node)
     firewall = settings.get("firewall", {})
-    tcp_ports = sorted({node.ssh_port, *firewall.get("allow_tcp", []), *tcp})
+    # SSH stays open on the port kombify dials (``address`` may carry a forwarded port, as
+    # with a NAT rule or a KombiSim node) and on the port sshd listens on (``ssh.port``): a
+    # firewall that shuts the owner out of their own box is the one mistake not to make.
+    ssh_ports = {node.ssh_port, node.ssh.port}
+    tcp_ports = sorted({*ssh_ports, *firewall.get("allow_tcp", []), *tcp})
     udp_ports = sorted({*firewall.get("allow_udp", []), *udp})
     udp_list = ", ".join(map(str, udp_ports))
     node_settings = merge(

@@ -229,22 +229,11 @@ class DeployKombination(_RunBase):
 
         await self._approval(request)
 
+        # The agent needs only SSH, not the bootstrap: install it while OpenTofu applies.
+        # Both converge, so if the bootstrap disturbs an install, its retry finishes the job.
         self._start("apply", "bootstrap nodes over SSH")
-        if s.has_changes:
-            await workflow.execute_activity_method(
-                TofuActivities.apply,
-                TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
-                start_to_close_timeout=timedelta(minutes=60),
-                heartbeat_timeout=timedelta(seconds=120),
-                retry_policy=_MACHINE,
-            )
-        for node in self._progress.nodes:
-            node.state = "bootstrapped"
-        self._finish("apply", "" if s.has_changes else "nodes already as planned")
-
         self._start("agent", "install or upgrade the node agent")
-        await asyncio.gather(*(self._install_agent(request, prepared, n) for n in prepared.nodes))
-        self._finish("agent")
+        await asyncio.gather(self._apply(prepared, s.has_changes), self._agents(request, prepared))
 
         self._start("rollout", "roll out services, health-gated")
         rollouts = await asyncio.gather(
@@ -257,6 +246,24 @@ class DeployKombination(_RunBase):
             self._finish("rollout", "; ".join(problems), state="failed")
             raise _Failed(f"{len(problems)} service(s) unhealthy: " + "; ".join(problems))
         self._finish("rollout")
+
+    async def _apply(self, prepared: PreparedDeploy, has_changes: bool) -> None:
+        if has_changes:
+            await workflow.execute_activity_method(
+                TofuActivities.apply,
+                TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+                start_to_close_timeout=timedelta(minutes=60),
+                heartbeat_timeout=timedelta(seconds=120),
+                retry_policy=_MACHINE,
+            )
+        for node in self._progress.nodes:
+            if node.state == "pending":
+                node.state = "bootstrapped"
+        self._finish("apply", "" if has_changes else "nodes already as planned")
+
+    async def _agents(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        await asyncio.gather(*(self._install_agent(request, prepared, n) for n in prepared.nodes))
+        self._finish("agent")
 
     async def _approval(self, request: DeployInput) -> None:
         if request.auto_approve:

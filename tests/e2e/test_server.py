@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -82,6 +83,8 @@ def test_server_starts_everything_and_sigint_leaves_no_child(kombify_home: Path)
         }
         assert len(pids_with_env("KOMBIFY_HOME", str(kombify_home))) >= 3
 
+        _apply_status_destroy_through_the_cli(env, kombify_home)
+
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
@@ -92,6 +95,46 @@ def test_server_starts_everything_and_sigint_leaves_no_child(kombify_home: Path)
     while pids_with_env("KOMBIFY_HOME", str(kombify_home)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert pids_with_env("KOMBIFY_HOME", str(kombify_home)) == []
+
+
+def _kombify(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kombify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _apply_status_destroy_through_the_cli(env: dict[str, str], home: Path) -> None:
+    """The user's path: apply a file, read the status, destroy, as the README shows it."""
+    name = f"ks-{secrets.token_hex(3)}"
+    example = Path(__file__).parents[2] / "docs" / "examples" / "rehearsal.yaml"
+    file = home / "lab.yaml"
+    file.write_text(example.read_text().replace("name: rehearsal", f"name: {name}"))
+    try:
+        applied = _kombify(env, "apply", str(file), "--auto-approve")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert f"deploy of `{name}` succeeded" in applied.stdout
+        assert "✓ rollout" in applied.stdout
+
+        status = _kombify(env, "status", name, "--json")
+        assert status.returncode == 0, status.stderr
+        (node,) = json.loads(status.stdout)["nodes"]
+        assert node["name"] == "box" and node["services"]["web"]["healthy"] is True
+
+        refused = _kombify(env, "destroy", name)
+        assert refused.returncode == 2 and "pass --yes" in refused.stderr
+
+        destroyed = _kombify(env, "destroy", name, "--yes")
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+        assert f"destroy of `{name}` succeeded" in destroyed.stdout
+    finally:
+        _kombify(env, "sim", "delete", name)
 
 
 def test_status_reports_what_is_down(kombify_home: Path) -> None:
@@ -114,3 +157,23 @@ def test_status_reports_what_is_down(kombify_home: Path) -> None:
     assert parts["temporal"]["ok"] is False
     assert parts["worker"]["detail"] == "unknown: Temporal does not answer"
     assert parts["database"]["ok"] is True
+
+
+def test_apply_of_an_invalid_file_names_every_problem_and_changes_nothing(
+    kombify_home: Path,
+) -> None:
+    env = {**os.environ, "KOMBIFY_HOME": str(kombify_home), "NO_COLOR": "1", "COLUMNS": "200"}
+    bad = kombify_home / "bad.yaml"
+    kombify_home.mkdir(parents=True, exist_ok=True)
+    bad.write_text(
+        "apiVersion: kombify.io/v1\nkind: Kombination\nmetadata: {name: lab}\nspec:\n"
+        "  stackkit: base-homelab\n  nodez: []\n"
+    )
+
+    result = _kombify(env, "apply", str(bad), timeout=60)
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f'{bad}:6: spec.nodez: unknown field "nodez" (did you mean "nodes"?)'
+    assert lines[-1] == f"error: `{bad}` is not valid: 1 problem(s); nothing was changed"
+    assert not (kombify_home / "kombify.db").exists()  # nothing was stored anywhere

@@ -8,7 +8,9 @@ resolve them, so no secret ever enters a workflow history.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import (
@@ -126,6 +128,32 @@ class _RunBase:
             if step.state in ("running", "waiting"):
                 step.state, step.finished_at = state, self._now()
 
+    async def _run(
+        self, request: DeployInput, body: Coroutine[Any, Any, None], *, forget_nodes: bool = False
+    ) -> DeployResult:
+        """Run ``body``, turn its end into a state, record it (always), return the result.
+
+        Args:
+            request: The run's input.
+            body: The steps.
+            forget_nodes: Forget the stack's nodes when the run succeeds (destroy).
+        """
+        self._begin(request.deployment_id, request.stack)
+        try:
+            await body
+            self._progress.state = "succeeded"
+        except _Cancelled as exc:
+            self._progress.state, self._progress.error = "cancelled", str(exc)
+            self._fail_running("cancelled")
+        except (ActivityError, _Failed) as exc:
+            self._progress.state, self._progress.error = "failed", _error_text(exc)
+            self._fail_running("failed")
+        succeeded = self._progress.state == "succeeded"
+        await self._record(request.deployment_id, forget_nodes=forget_nodes and succeeded)
+        return DeployResult(
+            request.deployment_id, self._progress.state, self._progress.error, self._progress.nodes
+        )
+
     async def _record(self, deployment_id: str, *, forget_nodes: bool = False) -> None:
         """Store the outcome; runs even after a failure or a cancel, so it retries long."""
         step = self._step("record")
@@ -178,20 +206,7 @@ class DeployKombination(_RunBase):
 
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
-        self._begin(request.deployment_id, request.stack)
-        try:
-            await self._deploy(request)
-            self._progress.state = "succeeded"
-        except _Cancelled as exc:
-            self._progress.state, self._progress.error = "cancelled", str(exc)
-            self._fail_running("cancelled")
-        except (ActivityError, _Failed) as exc:
-            self._progress.state, self._progress.error = "failed", _error_text(exc)
-            self._fail_running("failed")
-        await self._record(request.deployment_id)
-        return DeployResult(
-            request.deployment_id, self._progress.state, self._progress.error, self._progress.nodes
-        )
+        return await self._run(request, self._deploy(request))
 
     async def _deploy(self, request: DeployInput) -> None:
         self._start("validate", "validate and unify")
@@ -325,18 +340,7 @@ class DestroyKombination(_RunBase):
 
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
-        self._begin(request.deployment_id, request.stack)
-        try:
-            await self._destroy(request)
-            self._progress.state = "succeeded"
-        except _Cancelled as exc:
-            self._progress.state, self._progress.error = "cancelled", str(exc)
-            self._fail_running("cancelled")
-        except (ActivityError, _Failed) as exc:
-            self._progress.state, self._progress.error = "failed", _error_text(exc)
-            self._fail_running("failed")
-        await self._record(request.deployment_id, forget_nodes=self._progress.state == "succeeded")
-        return DeployResult(request.deployment_id, self._progress.state, self._progress.error)
+        return await self._run(request, self._destroy(request), forget_nodes=True)
 
     async def _destroy(self, request: DeployInput) -> None:
         self._start("prepare")

@@ -20,11 +20,11 @@ from rich.table import Table
 from kombify.cli.output import console, err_console, fail, print_json
 from kombify.errors import KombifyError
 from kombify.sim import templates as tpl
+from kombify.sim.bringup import create_and_wait
 from kombify.sim.client import docker_client
 from kombify.sim.engine import SimEngine
 from kombify.sim.image import ensure_httpd_image, ensure_node_image
 from kombify.sim.models import SimulationInfo, SimulationSpec
-from kombify.sim.ssh import wait_all
 
 sim_app = typer.Typer(
     help="Simulated homelab nodes: containers with real SSH and their own Docker engine.",
@@ -72,11 +72,12 @@ def _create(spec: SimulationSpec, *, wait: bool, json_output: bool) -> None:
     engine = _engine()
     with _status("preparing the node image (first time: about a minute)"):
         engine.ensure_image()
-    with _status(f"creating {len(spec.nodes)} node(s) of `{spec.name}`"):
-        info = engine.create(spec)
     if wait:
-        with _status("waiting for SSH on every node"):
-            asyncio.run(wait_all([n.ssh for n in info.nodes if n.ssh], timeout=180))
+        with _status(f"creating {len(spec.nodes)} node(s) of `{spec.name}`, waiting for SSH"):
+            info, _ = asyncio.run(create_and_wait(engine, spec, timeout=180))
+    else:
+        with _status(f"creating {len(spec.nodes)} node(s) of `{spec.name}`"):
+            info = engine.create(spec)
     if json_output:
         print_json(info.to_public())
         return

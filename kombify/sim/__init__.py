@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from kombify.sim.bringup import create_and_wait
 from kombify.sim.client import docker_client, engine_available
 from kombify.sim.engine import SimEngine
 from kombify.sim.image import HTTPD_IMAGE, ensure_httpd_image, ensure_node_image
@@ -32,7 +33,6 @@ from kombify.sim.models import (
     SimulationSpec,
     SshEndpoint,
 )
-from kombify.sim.ssh import wait_all
 
 __all__ = [
     "HTTPD_IMAGE",
@@ -44,6 +44,7 @@ __all__ = [
     "SimulationSpec",
     "SshEndpoint",
     "connection_info",
+    "create_and_wait",
     "create_simulation",
     "delete_simulation",
     "docker_client",
@@ -105,11 +106,13 @@ def create_simulation(
         spec = SimulationSpec.named(name, nodes, cpus=cpus, memory_mb=memory_mb)
     client = docker_client()
     try:
-        info = SimEngine(client).create(spec)
+        engine = SimEngine(client)
+        if not wait:
+            return engine.create(spec)
+        # Each node's SSH wait starts as soon as it runs, while the others still start.
+        info, _ = asyncio.run(create_and_wait(engine, spec, timeout=timeout))
     finally:
         client.close()
-    if wait:
-        asyncio.run(wait_all([n.ssh for n in info.nodes if n.ssh], timeout=timeout))
     return info
 
 

@@ -36,12 +36,40 @@ if [ -n "${KOMBIFY_AUTHORIZED_KEY:-}" ] || [ -s "$keys" ]; then
 fi
 mkdir -p /run/sshd
 /usr/sbin/sshd -e
+# Everything after sshd boots at a lower CPU priority, so that sshd answers first when many
+# nodes boot on few cores; once the engine's API listens (or 60 s passed), every thread of
+# what started here gets the normal priority back (renice acts per thread: /proc/PID/task).
+renice -n 10 -p $$ >/dev/null
+# A machine id of the node's own (D-Bus and avahi want one; the image ships none).
+[ -s /etc/machine-id ] || dbus-uuidgen --ensure=/etc/machine-id
+if [ "${KOMBIFY_MDNS:-0}" = 1 ]; then
+  # `local` nodes announce and resolve `<hostname>.local` on the simulation's LAN. Pid files
+  # survive `docker stop` and the next boot reuses small pids: remove them first.
+  rm -f /run/dbus/pid /run/avahi-daemon/pid
+  mkdir -p /run/dbus
+  dbus-daemon --system --fork && avahi-daemon --daemonize
+fi
 dockerd_pid=""
 if [ "${KOMBIFY_DOCKERD:-1}" = 1 ]; then
   rm -f /var/run/docker.pid
   dockerd >/var/log/dockerd.log 2>&1 &
   dockerd_pid=$!
 fi
+(
+  i=0
+  while [ -n "$dockerd_pid" ] && [ ! -S /var/run/docker.sock ] && [ "$i" -lt 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  for pass in 1 2; do  # twice: a thread made during the first pass may have missed it
+    for pid in $$ $dockerd_pid $(cat /run/dbus/pid /run/avahi-daemon/pid 2>/dev/null); do
+      for proc in "$pid" $(pgrep -P "$pid"); do
+        for task in /proc/"$proc"/task/*; do renice -n 0 -p "${task##*/}" >/dev/null 2>&1; done
+      done
+    done
+    sleep 1
+  done
+) &
 stop() {
   # Let the inner engine shut down cleanly so its volume stays consistent across stop/start.
   if [ -n "$dockerd_pid" ]; then
@@ -79,6 +107,12 @@ sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.
 mkdir -p /run/sshd /run/kombify
 chmod 0755 /usr/local/sbin/kombify-node-init
 rm -f /etc/machine-id /var/lib/dbus/machine-id
+# avahi: every node's avahi-daemon runs as the same uid on one kernel, so its default
+# rlimit-nproc=3 would let only the first node or two start it.
+sed -i 's/^rlimit-nproc=/#rlimit-nproc=/' /etc/avahi/avahi-daemon.conf
+# `<name>.local` through avahi (libnss-mdns' postinst does this; make sure of it).
+grep -q mdns4_minimal /etc/nsswitch.conf \
+  || sed -i 's/^hosts:\s*files/hosts: files mdns4_minimal [NOTFOUND=return]/' /etc/nsswitch.conf
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /tmp/*
 """

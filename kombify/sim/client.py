@@ -14,14 +14,15 @@ DEFAULT_TIMEOUT = 300
 
 
 def docker_client(*, timeout: int = DEFAULT_TIMEOUT) -> Any:
-    """A client for the local engine (``DOCKER_HOST`` honoured) that has answered a ping.
+    """A client for the local engine (``DOCKER_HOST`` honoured) that has answered.
+
+    Creating the client already asks the engine for its API version, so no extra ping.
 
     Raises:
         DockerError: No engine answers.
     """
     try:
         client = docker.from_env(timeout=timeout, max_pool_size=32)
-        client.ping()
     except docker.errors.DockerException as exc:
         raise DockerError(f"no Docker engine answers: {exc}") from exc
     except OSError as exc:

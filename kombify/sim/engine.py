@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,12 +119,28 @@ class SimEngine:
             self._image = ensure_node_image(self.client, progress=progress)
         return self._image
 
-    def create(self, spec: SimulationSpec, *, start: bool = True) -> SimulationInfo:
+    def create(
+        self,
+        spec: SimulationSpec,
+        *,
+        start: bool = True,
+        on_started: Callable[[NodeInfo], None] | None = None,
+    ) -> SimulationInfo:
         """Make every missing network, volume and container of ``spec``, then start them.
 
         Idempotent: existing objects are kept (also when their limits differ), so calling it
         again after a crash finishes the job without duplicates. Nodes that exist but are not
         in ``spec`` are left alone.
+
+        Everything runs at once: the networks are made while each node's volume is, and each
+        node is started as soon as its container exists, so the engine never waits for the
+        slowest node before booting the others.
+
+        Args:
+            spec: The simulation.
+            start: Start the nodes (else leave them created).
+            on_started: Called (from a worker thread) with each node as soon as it runs, so a
+                caller can wait for its SSH while the other nodes are still starting.
 
         Raises:
             SpecError: The spec is invalid.
@@ -134,32 +150,67 @@ class SimEngine:
         validate_spec(spec)
         keys = ensure_keys(spec.name)
         image = self.ensure_image()
-        lan = self._ensure_network(
-            labels.lan_network(spec.name),
-            {**labels.base(spec.name), labels.DESCRIPTION: spec.description},
-        )
-        networks = {
-            node.name: (
-                self._ensure_network(
-                    labels.vps_network(spec.name, node.name),
-                    {**labels.base(spec.name), labels.NODE: node.name},
-                )
-                if node.type == "vps"
-                else lan
-            )
-            for node in spec.nodes
+        wanted: dict[str, dict[str, str]] = {
+            labels.lan_network(spec.name): {
+                **labels.base(spec.name), labels.DESCRIPTION: spec.description
+            }
         }
-        indexed = list(enumerate(spec.nodes))
-        ids = _parallel(
-            lambda item: self._ensure_container(
-                spec.name, item[1], index=item[0], network=networks[item[1].name],
-                image=image, keys=keys,
-            ),
-            indexed,
-        )
-        if start:
-            _parallel(self._start_container, ids)
+        for node in spec.nodes:
+            if node.type == "vps":
+                wanted[labels.vps_network(spec.name, node.name)] = {
+                    **labels.base(spec.name), labels.NODE: node.name
+                }
+        # Networks are submitted first: the pool runs jobs in order, so a node job waiting for
+        # its network never holds the last thread while that network's job is still queued.
+        with ThreadPoolExecutor(max_workers=min(len(wanted) + len(spec.nodes), 32)) as pool:
+            networks = {
+                name: pool.submit(self._ensure_network, name, tags)
+                for name, tags in wanted.items()
+            }
+            nodes = []
+            for index, node in enumerate(spec.nodes):
+                network = (
+                    labels.vps_network(spec.name, node.name)
+                    if node.type == "vps"
+                    else labels.lan_network(spec.name)
+                )
+                nodes.append(
+                    pool.submit(
+                        self._ensure_node, spec.name, node, index=index, image=image,
+                        keys=keys, network=network, network_ready=networks[network],
+                        start=start, on_started=on_started,
+                    )
+                )
+            jobs: list[Future[Any]] = [*networks.values(), *nodes]
+            for job in jobs:
+                job.result()  # re-raises the first failure once every job has ended
         return self.info(spec.name)
+
+    def _ensure_node(
+        self,
+        sim: str,
+        node: NodeSpec,
+        *,
+        index: int,
+        image: str,
+        keys: SimKeys,
+        network: str,
+        network_ready: Future[str],
+        start: bool,
+        on_started: Callable[[NodeInfo], None] | None,
+    ) -> None:
+        container_id = self._ensure_container(
+            sim, node, index=index, network=network, network_ready=network_ready, image=image,
+            keys=keys,
+        )
+        network_ready.result()  # a container can be made before its network, not started
+        if not start:
+            return
+        self._start_container(container_id)
+        if on_started is not None:
+            found = self._containers({"id": [container_id]})
+            if found:
+                on_started(self._node_info(found[0])[1])
 
     def start(self, name: str) -> SimulationInfo:
         """Start every node that is not running (idempotent).
@@ -359,19 +410,30 @@ class SimEngine:
         )
 
     def _ensure_network(self, name: str, tags: dict[str, str]) -> str:
-        for network in self.api.networks(names=[name]):
-            if network.get("Name") == name:  # the names filter matches substrings
-                return name
         try:
             self.api.create_network(name, driver="bridge", labels=tags, check_duplicate=True)
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # a concurrent create won the race: fine
+            if exc.status_code != 409:  # 409: it exists (an earlier attempt, or a race)
                 raise DockerError(f"cannot create network `{name}`: {exc}") from exc
         return name
 
     def _ensure_container(
-        self, sim: str, node: NodeSpec, *, index: int, network: str, image: str, keys: SimKeys
+        self,
+        sim: str,
+        node: NodeSpec,
+        *,
+        index: int,
+        network: str,
+        image: str,
+        keys: SimKeys,
+        network_ready: Future[str] | None = None,
     ) -> str:
+        """The id of ``node``'s container, created (not started) when missing.
+
+        The engine accepts a container whose network does not exist yet (it checks at start),
+        so the container is made while ``network_ready`` still runs; an engine that refuses
+        answers 404, and then the create is repeated once the network exists.
+        """
         name = labels.container_name(sim, node.name)
         existing = self._existing(name, sim, node.name)
         if existing is not None:
@@ -409,7 +471,12 @@ class SimEngine:
                 name=name,
                 hostname=node.name,
                 labels=tags,
-                environment={"KOMBIFY_AUTHORIZED_KEY": keys.public_key, "KOMBIFY_USER": node.user},
+                environment={
+                    "KOMBIFY_AUTHORIZED_KEY": keys.public_key,
+                    "KOMBIFY_USER": node.user,
+                    # mDNS only where there is a LAN to announce on: not on a vps node.
+                    "KOMBIFY_MDNS": "1" if node.type == "local" else "0",
+                },
                 ports=[22, *node.ports],
                 host_config=host_config,
                 networking_config=networking,
@@ -421,6 +488,11 @@ class SimEngine:
                 again = self._existing(name, sim, node.name)
                 if again is not None:
                     return again
+            if exc.status_code == 404 and network_ready is not None:
+                network_ready.result()
+                return self._ensure_container(
+                    sim, node, index=index, network=network, image=image, keys=keys
+                )
             raise DockerError(f"cannot create node `{node.name}`: {exc}") from exc
         return str(created["Id"])
 

@@ -55,6 +55,12 @@ NODE_PACKAGES: tuple[str, ...] = (
     # small conveniences an operator expects on a server; cheap next to docker.io
     "procps",
     "curl",
+    # mDNS on the simulation's LAN (started for `local` nodes only): `<node>.local` resolves
+    # through nss-mdns; avahi-utils (avahi-resolve, avahi-browse) talk to it over D-Bus.
+    "avahi-daemon",
+    "avahi-utils",
+    "libnss-mdns",
+    "dbus",
 )
 LABEL_RECIPE = "io.kombify.sim.recipe"
 

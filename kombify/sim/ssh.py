@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import asyncssh
 
@@ -12,7 +14,10 @@ from kombify.errors import SshError
 from kombify.sim.models import SshEndpoint
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-_POLL = 0.05
+# Between probes of a port whose sshd is not up yet. A probe is one TCP connect that Docker's
+# proxy accepts at once and closes while nothing listens inside, so probing often is cheap.
+_POLL = 0.02
+_BANNER = b"SSH-"
 
 
 def _check_loopback(endpoint: SshEndpoint) -> None:
@@ -21,49 +26,128 @@ def _check_loopback(endpoint: SshEndpoint) -> None:
         raise SshError(f"refusing to connect to `{endpoint.host}`: nodes are reached on loopback")
 
 
-async def handshake(endpoint: SshEndpoint, *, timeout: float = 5.0) -> None:
+def _client_key(path: str) -> asyncssh.SSHKey:
+    try:
+        return asyncssh.read_private_key(path)
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise SshError(f"cannot read the simulation's key `{path}`: {exc}") from exc
+
+
+async def handshake(
+    endpoint: SshEndpoint,
+    *,
+    timeout: float = 5.0,
+    sock: socket.socket | None = None,
+    client_key: asyncssh.SSHKey | None = None,
+) -> None:
     """One full SSH handshake and key login, then disconnect.
+
+    Args:
+        endpoint: The node.
+        timeout: Seconds for the whole exchange.
+        sock: An already connected socket to ``endpoint`` to talk over (closed afterwards).
+        client_key: The private key of ``endpoint.identity_file``, when already loaded.
 
     Raises:
         SshError: The handshake or the login failed.
     """
     _check_loopback(endpoint)
+    options: dict[str, Any] = {
+        "username": endpoint.user,
+        "client_keys": [client_key or _client_key(endpoint.identity_file)],
+        "known_hosts": None,  # fresh unique host keys per node; trust is the loopback port
+        "agent_path": None,
+        "config": [],
+        "connect_timeout": timeout,
+    }
     try:
         async with asyncio.timeout(timeout):
-            connection = await asyncssh.connect(
-                endpoint.host,
-                endpoint.port,
-                username=endpoint.user,
-                client_keys=[endpoint.identity_file],
-                known_hosts=None,  # fresh unique host keys per node; trust is the loopback port
-                agent_path=None,
-                config=[],
-                connect_timeout=timeout,
-            )
+            if sock is None:
+                connection = await asyncssh.connect(endpoint.host, endpoint.port, **options)
+            else:
+                connection = await asyncssh.connect(sock=sock, **options)
             connection.close()
             await connection.wait_closed()
     except (OSError, asyncssh.Error, TimeoutError) as exc:
         raise SshError(f"ssh to {endpoint.host}:{endpoint.port} failed: {exc}") from exc
+    finally:
+        if sock is not None:
+            sock.close()  # a no-op when asyncssh's transport closed it already
+
+
+async def _banner_socket(
+    address: tuple[int, Any], *, timeout: float
+) -> socket.socket | None:
+    """A socket connected to ``address`` on which an SSH banner has arrived, unread; or None.
+
+    Looking at the banner without reading it (``MSG_PEEK``) lets the handshake run over the
+    same connection, so a node costs sshd one connection, not a probe plus a login.
+    """
+    loop = asyncio.get_running_loop()
+    family, sockaddr = address
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, sockaddr)
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock.fileno(), _resolve, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(sock.fileno())
+        head = sock.recv(len(_BANNER), socket.MSG_PEEK)
+    except (OSError, TimeoutError):
+        sock.close()
+        return None
+    if head and (head.startswith(_BANNER) or _BANNER.startswith(head)):
+        return sock
+    sock.close()  # empty: the proxy closed it, nothing listens yet
+    return None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def wait_for_ssh(endpoint: SshEndpoint, *, timeout: float = 60.0) -> float:
-    """Retry :func:`handshake` until it succeeds; the seconds it took.
+    """Wait until the node completes a full SSH handshake with key login; the seconds it took.
+
+    The port is probed until sshd's banner arrives; the handshake then runs over that
+    connection, and is retried (on a new one) until it succeeds.
 
     Raises:
-        SshError: No successful handshake within ``timeout``.
+        SshError: No successful handshake within ``timeout``, or the key cannot be read.
     """
+    _check_loopback(endpoint)
     started = time.monotonic()
     deadline = started + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            await handshake(endpoint, timeout=max(min(5.0, deadline - time.monotonic()), 0.1))
-            return time.monotonic() - started
-        except SshError as exc:
-            last = exc
-            await asyncio.sleep(_POLL)
+    key = _client_key(endpoint.identity_file)
+    loop = asyncio.get_running_loop()
+    try:
+        family, _, _, _, sockaddr = (
+            await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+        )[0]
+    except (OSError, IndexError) as exc:
+        raise SshError(f"cannot resolve `{endpoint.host}`: {exc}") from exc
+    last: str = "no SSH banner yet"
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock = await _banner_socket((family, sockaddr), timeout=max(min(5.0, remaining), 0.1))
+        if sock is not None:
+            try:
+                await handshake(
+                    endpoint,
+                    timeout=max(min(10.0, deadline - time.monotonic()), 0.1),
+                    sock=sock,
+                    client_key=key,
+                )
+                return time.monotonic() - started
+            except SshError as exc:
+                last = str(exc)
+        await asyncio.sleep(_POLL)
     raise SshError(
-        f"sshd on {endpoint.host}:{endpoint.port} did not answer within {timeout:.0f} s: {last}"
+        f"sshd on {endpoint.host}:{endpoint.port} did not answer within {timeout:g} s: {last}"
     )
 
 

@@ -64,3 +64,21 @@ def test_stack_revisions_and_cascading_delete(database_url: str) -> None:
             store.get_stack(session, organisation_id=org.id, name="lab")
         assert session.exec(select(StackRevision)).all() == []
         assert session.exec(select(Deployment)).all() == []
+
+
+def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    # The worker and the API start at the same moment on a fresh database.
+    import subprocess
+    import sys
+
+    code = "import sys; from kombify.db.migrate import upgrade; upgrade(sys.argv[1])"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, database_url], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    assert current_revision(database_url) == head_revision()

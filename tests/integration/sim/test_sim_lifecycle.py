@@ -107,7 +107,8 @@ async def test_inner_docker_runs_a_container(sim: SimulationInfo, docker: Any) -
         client_keys=[node.ssh.identity_file], known_hosts=None, agent_path=None, config=[],
     ) as conn:
         loaded = await conn.run("sudo docker load", input=image, encoding=None, check=True)
-        assert b"kombify-test/httpd:1" in bytes(loaded.stdout)
+        assert isinstance(loaded.stdout, bytes)  # encoding=None: raw bytes
+        assert b"kombify-test/httpd:1" in loaded.stdout
     page = await run(
         node.ssh,
         "sudo docker rm -f web >/dev/null 2>&1; "
@@ -168,6 +169,13 @@ async def test_stop_start_keeps_docker_volume_and_events_report_it(
     await wait_all([n.ssh for n in started.nodes if n.ssh], timeout=120)
     kept = await run(_ssh(engine, name, "beta"), "sudo cat /var/lib/docker/kt-marker")
     assert kept.strip() == marker
+    # The second boot starts mDNS again (stale pid files of the first are cleared).
+    found = await run(
+        _ssh(engine, name, "alpha"),
+        "for i in $(seq 1 100); do getent -s mdns4_minimal hosts beta.local && exit 0;"
+        " sleep 0.2; done; exit 1",
+    )
+    assert found.split()[1] == "beta.local"
     watcher.join(timeout=60)
     assert ("beta", "die") in events and ("beta", "start") in events
 

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kombify.errors import ConfigError
 
+# A catalog entry describes ports and health checks exactly as a user writes them.
+from kombify.specs.models import Healthcheck, Port
+
 
 class _Def(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,35 +33,16 @@ class Step(_Def):
     roles: list[str] | None = None  # only on nodes with these roles; None: all
 
 
-class PortDef(_Def):
-    """A published port of a catalog service."""
-
-    container: int
-    host: int | None = None
-    protocol: Literal["tcp", "udp"] = "tcp"
-
-
-class HealthDef(_Def):
-    """Health check of a catalog service."""
-
-    http: str | None = None
-    tcp: int | None = None
-    cmd: str | None = None
-    interval: str = "30s"
-    timeout: str | None = None
-    retries: int | None = None
-
-
 class CatalogService(_Def):
     """A service in the shared library (``catalog.yaml``)."""
 
     description: str
     image: str
     command: list[str] = []
-    ports: list[PortDef] = []
+    ports: list[Port] = []
     volumes: list[str] = []
     env: dict[str, str] = {}
-    healthcheck: HealthDef | None = None
+    healthcheck: Healthcheck | None = None
     memory: str = "64Mi"
 
 

@@ -181,16 +181,22 @@ async def get_deployment(
     return _public(stack, row, await _progress(client, row))
 
 
+async def _signal(
+    session: SessionDep, client: Client, deployment_id: str, name: str, payload: object
+) -> DeploymentPublic:
+    row, stack = _row_and_stack(session, deployment_id)
+    if row.state != "running":
+        raise ConflictError(f"deployment `{deployment_id}` already ended ({row.state})")
+    await _handle(client, row).signal(name, payload)
+    return _public(stack, row, await _progress(client, row))
+
+
 @router.post("/deployments/{deployment_id}/approve", responses=_ERRORS)
 async def approve_deployment(
     deployment_id: str, session: SessionDep, client: TemporalDep
 ) -> DeploymentPublic:
     """Approve the plan a run waits on."""
-    row, stack = _row_and_stack(session, deployment_id)
-    if row.state != "running":
-        raise ConflictError(f"deployment `{deployment_id}` is {row.state}, not waiting")
-    await _handle(client, row).signal("approve", ApproveSignal(by="api"))
-    return _public(stack, row, await _progress(client, row))
+    return await _signal(session, client, deployment_id, "approve", ApproveSignal(by="api"))
 
 
 @router.post("/deployments/{deployment_id}/cancel", responses=_ERRORS)
@@ -198,11 +204,8 @@ async def cancel_deployment(
     deployment_id: str, session: SessionDep, client: TemporalDep
 ) -> DeploymentPublic:
     """Stop a run at its next safe point; nodes are never left half rolled out."""
-    row, stack = _row_and_stack(session, deployment_id)
-    if row.state != "running":
-        raise ConflictError(f"deployment `{deployment_id}` already ended ({row.state})")
-    await _handle(client, row).signal("cancel", CancelSignal(by="api", reason="cancelled by user"))
-    return _public(stack, row, await _progress(client, row))
+    cancel = CancelSignal(by="api", reason="cancelled by user")
+    return await _signal(session, client, deployment_id, "cancel", cancel)
 
 
 @router.get("/deployments/{deployment_id}/logs", responses=_ERRORS)

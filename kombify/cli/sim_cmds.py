@@ -86,6 +86,44 @@ def _create(spec: SimulationSpec, *, wait: bool, json_output: bool) -> None:
     console.print(f"\nconnect: kombify sim ssh {info.name} {first.name}", markup=False)
 
 
+def _run_durably(spec: SimulationSpec, ttl: str, *, json_output: bool) -> None:
+    """Hand the simulation to the RunSimulation workflow (through the API) and wait for it."""
+    import time
+
+    from kombify.cli.api_client import ApiClient
+    from kombify.settings import get_settings
+    from kombify.specs.quantities import parse_duration
+
+    seconds = parse_duration(ttl)
+    if not seconds:
+        fail(f"`--ttl {ttl}`: expected a duration like 30m, 2h or 90s", code=2)
+    client = ApiClient(get_settings())
+    client.request(
+        "POST",
+        "/v1/simulation-runs",
+        json={"source": tpl.spec_to_yaml(spec), "ttl_seconds": seconds},
+    )
+    run: dict[str, Any] = {}
+    with _status(f"creating {len(spec.nodes)} node(s) of `{spec.name}`, waiting for SSH"):
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            run = client.request("GET", f"/v1/simulation-runs/{spec.name}")
+            if run["phase"] in ("ready", "deleting", "deleted"):
+                break
+            time.sleep(0.5)
+    if run.get("phase") != "ready":
+        fail(f"simulation `{spec.name}` did not become ready (phase {run.get('phase')})")
+    info = _engine().info(spec.name)
+    if json_output:
+        print_json({**info.to_public(), "ttlSeconds": seconds})
+        return
+    _print_info(info)
+    console.print(
+        f"\nkept for {ttl}, then removed; end it sooner: kombify sim end {spec.name}",
+        markup=False,
+    )
+
+
 def _print_info(info: SimulationInfo) -> None:
     table = Table(title=f"{info.name} ({info.state})", title_justify="left")
     for column in ("node", "group", "type", "state", "cpus", "memory", "ssh"):
@@ -93,8 +131,13 @@ def _print_info(info: SimulationInfo) -> None:
     for node in info.nodes:
         ssh = f"{node.ssh.user}@{node.ssh.host}:{node.ssh.port}" if node.ssh else "-"
         table.add_row(
-            node.name, node.spec.group, node.spec.type, node.state, f"{node.spec.cpus:g}",
-            tpl.format_memory(node.spec.memory_mb), ssh,
+            node.name,
+            node.spec.group,
+            node.spec.type,
+            node.state,
+            f"{node.spec.cpus:g}",
+            tpl.format_memory(node.spec.memory_mb),
+            ssh,
         )
     console.print(table)
 
@@ -116,6 +159,14 @@ def apply(
     template: Annotated[str, typer.Argument(help="Template name or path of a YAML file.")],
     name: Annotated[str | None, typer.Option("--name", help="Simulation name.")] = None,
     wait: WaitOpt = True,
+    ttl: Annotated[
+        str | None,
+        typer.Option(
+            "--ttl",
+            help="Keep it this long (30m, 2h), then remove it: a durable run on the kombify "
+            "server that survives restarts.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a simulation from a template (see `kombify sim templates`)."""
@@ -123,7 +174,21 @@ def apply(
         spec = tpl.get_template(template).spec
         if name:
             spec = SimulationSpec(name=name, nodes=spec.nodes, description=spec.description)
-        _create(spec, wait=wait, json_output=json_output)
+        if ttl is not None:
+            _run_durably(spec, ttl, json_output=json_output)
+        else:
+            _create(spec, wait=wait, json_output=json_output)
+
+
+@sim_app.command("end")
+def end(name: NameArg) -> None:
+    """End a simulation started with --ttl now; the run removes it."""
+    from kombify.cli.api_client import ApiClient
+    from kombify.settings import get_settings
+
+    with _errors():
+        ApiClient(get_settings()).request("POST", f"/v1/simulation-runs/{name}/stop")
+    console.print(f"{name}: ending (the run removes it)")
 
 
 @sim_app.command("create")
@@ -154,8 +219,12 @@ def list_(json_output: JsonOpt = False) -> None:
         print_json(
             {
                 "data": [
-                    {"name": s.name, "state": s.state, "nodes": len(s.nodes),
-                     "description": s.description}
+                    {
+                        "name": s.name,
+                        "state": s.state,
+                        "nodes": len(s.nodes),
+                        "description": s.description,
+                    }
                     for s in sims
                 ],
                 "count": len(sims),
@@ -218,9 +287,7 @@ def delete(name: NameArg) -> None:
     console.print(f"{name}: {'deleted' if removed else 'nothing to delete'}", markup=False)
 
 
-@sim_app.command(
-    "ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@sim_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ssh(ctx: typer.Context, name: NameArg, node: Annotated[str, typer.Argument()]) -> None:
     """Open an interactive SSH session on a node (extra arguments run as a command)."""
     with _errors():
@@ -250,8 +317,12 @@ def stats(name: NameArg, json_output: JsonOpt = False) -> None:
         table.add_column(column)
     for s in sampled:
         table.add_row(
-            s.name, f"{s.cpu_percent:.1f}", _size(s.memory_bytes), _size(s.memory_limit_bytes),
-            _size(s.rx_bytes), _size(s.tx_bytes),
+            s.name,
+            f"{s.cpu_percent:.1f}",
+            _size(s.memory_bytes),
+            _size(s.memory_limit_bytes),
+            _size(s.rx_bytes),
+            _size(s.tx_bytes),
         )
     console.print(table)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kombify.api.routes import certificates, deployments, health, sims, stacks
+from kombify.api.routes import certificates, deployments, health, sim_runs, sims, stacks
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -12,4 +12,5 @@ ROUTERS: list[APIRouter] = [
     deployments.router,
     sims.router,
     certificates.router,
+    sim_runs.router,
 ]

@@ -22,7 +22,7 @@ from kombify.sim.models import SimulationSpec
 router = APIRouter(prefix="/v1/simulations", tags=["simulations"])
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such simulation or template", **_PROBLEM},
     409: {"description": "A name is taken by something else", **_PROBLEM},
     422: {"description": "Invalid template or spec (errors list every problem)", **_PROBLEM},
@@ -57,7 +57,8 @@ def get_sim_engine() -> Iterator[SimEngine]:
 EngineDep = Annotated[SimEngine, Depends(get_sim_engine)]
 
 
-def _spec(body: SimulationCreate) -> SimulationSpec:
+def spec_from_request(body: SimulationCreate) -> SimulationSpec:
+    """The simulation a request describes (template, template YAML, or N nodes)."""
     if body.source is not None:
         spec = tpl.load_text(body.source, file="<request>")
     elif body.template is not None:
@@ -71,7 +72,7 @@ def _spec(body: SimulationCreate) -> SimulationSpec:
     return spec
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=ERRORS)
 def list_simulations(engine: EngineDep) -> dict[str, Any]:
     """Every simulation on the engine."""
     sims = engine.list_all()
@@ -82,32 +83,32 @@ def list_simulations(engine: EngineDep) -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_simulation(body: SimulationCreate, engine: EngineDep) -> dict[str, Any]:
     """Create and start a simulation (idempotent); nodes answer SSH shortly after."""
-    return engine.create(_spec(body)).to_public()
+    return engine.create(spec_from_request(body)).to_public()
 
 
-@router.get("/templates", responses=_ERRORS)
+@router.get("/templates", responses=ERRORS)
 def list_templates() -> dict[str, Any]:
     """Built-in and user templates."""
     found = tpl.list_templates()
     return {"data": [t.to_public() for t in found], "count": len(found)}
 
 
-@router.post("/templates", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+@router.post("/templates", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_template(body: TemplateCreate) -> dict[str, Any]:
     """Validate and store a user template (nothing is stored when it is invalid)."""
     return tpl.save_user_template(body.source).to_public()
 
 
-@router.get("/{name}", responses=_ERRORS)
+@router.get("/{name}", responses=ERRORS)
 def get_simulation(name: str, engine: EngineDep) -> dict[str, Any]:
     """A simulation's nodes, states and SSH connection info, as the engine reports them."""
     return engine.info(name).to_public()
 
 
-@router.post("/{name}/{action}", responses=_ERRORS)
+@router.post("/{name}/{action}", responses=ERRORS)
 def lifecycle(name: str, action: str, engine: EngineDep) -> dict[str, Any]:
     """``start``, ``stop`` or ``restart`` every node (idempotent)."""
     if action == "start":
@@ -119,21 +120,21 @@ def lifecycle(name: str, action: str, engine: EngineDep) -> dict[str, Any]:
     raise SpecError(f"unknown action `{action}` (start, stop, restart)")
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 def delete_simulation(name: str, engine: EngineDep) -> Response:
     """Remove every container, network and volume of a simulation (idempotent)."""
     engine.delete(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/stats", responses=_ERRORS)
+@router.get("/{name}/stats", responses=ERRORS)
 def simulation_stats(name: str, engine: EngineDep) -> dict[str, Any]:
     """CPU, memory and network per running node, sampled from the engine."""
     sampled = engine.stats(name)
     return {"data": [s.to_public() for s in sampled], "count": len(sampled)}
 
 
-@router.get("/{name}/export", responses=_ERRORS)
+@router.get("/{name}/export", responses=ERRORS)
 def export_simulation(name: str, engine: EngineDep) -> Response:
     """The simulation as template YAML that re-creates it."""
     text = tpl.spec_to_yaml(engine.export(name))

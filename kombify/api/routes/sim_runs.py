@@ -1,0 +1,80 @@
+"""Simulation runs: a simulation kept by the durable ``RunSimulation`` workflow.
+
+Unlike ``/v1/simulations`` (which acts on the engine at once), a run creates the nodes,
+waits until each answers SSH, keeps them until its TTL passes or it is told to stop, then
+tears everything down, and survives worker and Temporal restarts on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import Field
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from kombify.api.deps import SettingsDep, TemporalDep
+from kombify.api.routes.sims import ERRORS, SimulationCreate, spec_from_request
+from kombify.errors import ConflictError, NotFoundError
+from kombify.workflows.simulation import RunSimulationInput, RunSimulationWorkflow, workflow_id
+
+router = APIRouter(prefix="/v1/simulation-runs", tags=["simulations"])
+
+
+class SimulationRunCreate(SimulationCreate):
+    """A simulation as for ``POST /v1/simulations``, plus how long to keep it."""
+
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+
+
+async def _query(client: Client, name: str) -> dict[str, Any]:
+    handle = client.get_workflow_handle(workflow_id(name))
+    try:
+        phase = await handle.query(RunSimulationWorkflow.phase)
+        nodes = await handle.query(RunSimulationWorkflow.nodes)
+    except RPCError as exc:
+        raise NotFoundError(f"no simulation run `{name}`") from exc
+    return {"name": name, "phase": phase, "nodes": [asdict(n) for n in nodes]}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
+async def start_run(
+    body: SimulationRunCreate, client: TemporalDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Start a run; poll ``GET /v1/simulation-runs/{name}`` until its phase is ``ready``."""
+    spec = spec_from_request(body)
+    try:
+        await client.start_workflow(
+            RunSimulationWorkflow.run,
+            RunSimulationInput(spec=spec, ttl_seconds=body.ttl_seconds),
+            id=workflow_id(spec.name),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            execution_timeout=timedelta(seconds=body.ttl_seconds + 3600),
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise ConflictError(f"simulation `{spec.name}` already has a run in progress") from exc
+    return {
+        "name": spec.name,
+        "workflow_id": workflow_id(spec.name),
+        "ttl_seconds": body.ttl_seconds,
+    }
+
+
+@router.get("/{name}", responses=ERRORS)
+async def get_run(name: str, client: TemporalDep) -> dict[str, Any]:
+    """The run's phase (image, creating, waiting-ssh, ready, deleting, deleted) and nodes."""
+    return await _query(client, name)
+
+
+@router.post("/{name}/stop", responses=ERRORS)
+async def stop_run(name: str, client: TemporalDep) -> dict[str, Any]:
+    """End the run now: the workflow tears the simulation down."""
+    current = await _query(client, name)
+    await client.get_workflow_handle(workflow_id(name)).signal(RunSimulationWorkflow.stop)
+    return current

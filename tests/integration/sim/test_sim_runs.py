@@ -83,6 +83,9 @@ async def test_ttl_ends_the_run(kombify: KombifyEnv) -> None:
     await _ready(kombify, name)
     assert await asyncio.to_thread(_exists, name)
 
-    await _until(lambda: asyncio.to_thread(lambda: not _exists(name)), f"{name} expired")
-    run = await kombify.call("GET", f"/v1/simulation-runs/{name}")
-    assert run["phase"] == "deleted"
+    async def deleted() -> bool:
+        run = await kombify.call("GET", f"/v1/simulation-runs/{name}")
+        return bool(run["phase"] == "deleted")
+
+    await _until(deleted, f"{name} expired")
+    assert not await asyncio.to_thread(_exists, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,6 +69,14 @@ def make_stack(tmp_path: Path) -> StackFactory:
         return workdir
 
     return make
+
+
+def processes_left(directory: Path, *, within: float = 3.0) -> list[int]:
+    """``processes_in`` once they had ``within`` seconds to finish dying (SIGKILL is async)."""
+    deadline = time.monotonic() + within
+    while (found := processes_in(directory)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def processes_in(directory: Path) -> list[int]:

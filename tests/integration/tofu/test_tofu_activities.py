@@ -18,7 +18,7 @@ from kombify.activities.tofu import (
     TofuRunner,
     TofuValidateInput,
 )
-from tests.integration.tofu.conftest import BROKEN_CONFIG, GOOD_CONFIG, StackFactory, processes_in
+from tests.integration.tofu.conftest import BROKEN_CONFIG, GOOD_CONFIG, StackFactory, processes_left
 
 CHATTY_CONFIG = """
 resource "terraform_data" "chatty" {
@@ -136,5 +136,5 @@ async def test_cancelling_the_activity_stops_the_cli(
     env.cancel()
     with pytest.raises((asyncio.CancelledError, CancelledError)):
         await task
-    assert processes_in(workdir) == []
+    assert processes_left(workdir) == []
     assert (await runner.plan(workdir)).add == 1  # state unlocked

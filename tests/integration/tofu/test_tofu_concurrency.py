@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from kombify.tofu import TofuLockedError, TofuRunner
 from kombify.tofu.lock import LOCK_FILE
-from tests.integration.tofu.conftest import GOOD_CONFIG, StackFactory, processes_in
+from tests.integration.tofu.conftest import GOOD_CONFIG, StackFactory, processes_in, processes_left
 
 SLOW_CONFIG = """
 resource "terraform_data" "slow" {
@@ -51,12 +50,10 @@ async def test_cancel_interrupts_the_cli_and_leaves_state_unlocked(
     task = await _start_apply(runner, workdir, lines)
     assert processes_in(workdir), "the CLI and its provisioner should be running"
 
-    began = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert time.monotonic() - began < 4.0, "SIGINT should stop it well before the kill"
-    assert processes_in(workdir) == []
+    assert processes_left(workdir) == []
     assert any("Interrupt received" in line for line in lines)  # it was SIGINT, not SIGKILL
 
     # Neither kombify's lock nor the CLI's state lock is left behind: a new run proceeds,

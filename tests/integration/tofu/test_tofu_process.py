@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kombify.tofu.process import run_cli
-from tests.integration.tofu.conftest import processes_in
+from tests.integration.tofu.conftest import processes_left
 
 
 def _identity(text: str) -> str:
@@ -40,8 +40,9 @@ async def test_a_child_that_ignores_sigint_is_killed_after_the_grace(tmp_path: P
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert 0.4 < time.monotonic() - began < 3.0
-    assert processes_in(tmp_path) == []  # the sleeping grandchild too
+    # It waited out the 0.5 s grace, then killed rather than waiting for `sleep 30`.
+    assert 0.4 < time.monotonic() - began < 20
+    assert processes_left(tmp_path) == []  # the sleeping grandchild too
 
 
 async def test_exit_code_stderr_tail_and_masking(tmp_path: Path) -> None:
@@ -87,5 +88,5 @@ async def test_a_failing_callback_stops_the_command(tmp_path: Path) -> None:
             on_line=on_line,
             grace=0.5,
         )
-    assert time.monotonic() - began < 3
-    assert processes_in(tmp_path) == []
+    assert time.monotonic() - began < 20  # not the 30 s of `sleep`
+    assert processes_left(tmp_path) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from kombify.db.engine import get_engine
 from kombify.settings import get_settings
+from tests.support.deploy_env import KombifyEnv
 from tests.support.postgres import running_postgres
 from tests.support.temporal import running_temporal
 
@@ -73,3 +74,14 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def task_queue() -> str:
     """A task queue of the test's own, so workers of other tests never pick up its work."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+async def kombify(
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[KombifyEnv]:
+    """A whole kombify (worker process + API app) for one test module; its sims removed after."""
+    env = KombifyEnv(tmp_path_factory.mktemp("kombify-home"), temporal_address)
+    env.start_worker()
+    yield env
+    await env.close()

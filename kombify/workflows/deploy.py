@@ -184,6 +184,17 @@ class _RunBase:
         self._cancel = signal
 
 
+def _prepare_input(request: DeployInput) -> PrepareInput:
+    """Which revision of which stack a run's first activity resolves."""
+    return PrepareInput(
+        deployment_id=request.deployment_id,
+        organisation=request.organisation,
+        stack=request.stack,
+        revision=request.revision,
+        simulate=request.simulate,
+    )
+
+
 def _error_text(exc: BaseException) -> str:
     cause: BaseException = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
@@ -212,13 +223,7 @@ class DeployKombination(_RunBase):
         self._start("validate", "validate and unify")
         prepared: PreparedDeploy = await workflow.execute_activity_method(
             DeployActivities.prepare,
-            PrepareInput(
-                deployment_id=request.deployment_id,
-                organisation=request.organisation,
-                stack=request.stack,
-                revision=request.revision,
-                simulate=request.simulate,
-            ),
+            _prepare_input(request),
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_QUICK,
@@ -226,9 +231,7 @@ class DeployKombination(_RunBase):
         self._progress.nodes = [
             NodeProgress(n.name, provider=n.provider, role=n.role) for n in prepared.nodes
         ]
-        self._finish(
-            "validate", f"{len(prepared.nodes)} node(s), plan {prepared.plan_hash[-12:]}"
-        )
+        self._finish("validate", f"{len(prepared.nodes)} node(s), plan {prepared.plan_hash[-12:]}")
 
         self._start("plan")
         planned: TofuPlanResult = await workflow.execute_activity_method(
@@ -346,13 +349,7 @@ class DestroyKombination(_RunBase):
         self._start("prepare")
         prepared: PreparedDeploy = await workflow.execute_activity_method(
             DeployActivities.stack_nodes,
-            PrepareInput(
-                deployment_id=request.deployment_id,
-                organisation=request.organisation,
-                stack=request.stack,
-                revision=request.revision,
-                simulate=request.simulate,
-            ),
+            _prepare_input(request),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=_QUICK,
         )

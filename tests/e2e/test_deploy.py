@@ -6,7 +6,6 @@ service's container changes), a health-gated rollback, a removed service, destro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -50,16 +49,6 @@ def one_node(
 ) -> str:
     services = WEB.format(greeting=greeting, health=health) + (NOTES if notes else "")
     return ONE_NODE.format(name=name, services=services.rstrip("\n"))
-
-
-@pytest.fixture(scope="module")
-async def kombify(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[KombifyEnv]:
-    env = KombifyEnv(tmp_path_factory.mktemp("deploy-home"), temporal_address)
-    env.start_worker()
-    yield env
-    await env.close()
 
 
 @pytest.fixture(scope="module")

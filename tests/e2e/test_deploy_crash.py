@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,16 +31,6 @@ spec:
       ports: [{{container: 80, host: 8080}}]
       healthcheck: {{http: "http://localhost:80/", interval: 1s}}
 """
-
-
-@pytest.fixture(scope="module")
-async def kombify(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[KombifyEnv]:
-    env = KombifyEnv(tmp_path_factory.mktemp("crash-home"), temporal_address)
-    env.start_worker()
-    yield env
-    await env.close()
 
 
 async def test_killed_worker_mid_deploy_resumes_without_duplicates(kombify: KombifyEnv) -> None:

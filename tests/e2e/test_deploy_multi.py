@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tests.support.deploy_env import KombifyEnv
@@ -51,16 +49,6 @@ spec:
       image: kombify-test/httpd:1
       ports: [{{container: 80, host: 8080}}]
 """
-
-
-@pytest.fixture(scope="module")
-async def kombify(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[KombifyEnv]:
-    env = KombifyEnv(tmp_path_factory.mktemp("multi-home"), temporal_address)
-    env.start_worker()
-    yield env
-    await env.close()
 
 
 def _kit_defaults_off(env: KombifyEnv) -> str:

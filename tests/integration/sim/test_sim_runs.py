@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,16 +15,6 @@ from kombify.sim.engine import SimEngine
 from tests.support.deploy_env import KombifyEnv
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-async def kombify(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[KombifyEnv]:
-    env = KombifyEnv(tmp_path_factory.mktemp("sim-runs-home"), temporal_address)
-    env.start_worker()
-    yield env
-    await env.close()
 
 
 def _exists(name: str) -> bool:

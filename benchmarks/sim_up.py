@@ -57,7 +57,7 @@ def _docker_run(image: str, name: str, public_key: str, network: str | None = No
     for opt in (*NODE_SECURITY_OPTS, "systempaths=unconfined"):
         command += ["--security-opt", opt]
     command += [
-        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "/var/lib/docker",
+        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "/var/lib/docker", "-v", "/var/lib/kombify",
         "-p", "127.0.0.1::22", "--cpus", "1", "--memory", "512m",
         "-e", f"KOMBIFY_AUTHORIZED_KEY={public_key}", "-e", "KOMBIFY_MDNS=1",
         "--label", "io.kombify.bench=1",

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from kombify.activities.event_log import EventLog
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
 from kombify.errors import KombifyError, NotFoundError, SpecError
@@ -77,6 +78,7 @@ class DeployActivities:
         self.settings = settings
         self._url = settings.resolved_database_url
         self._deployment_of_stack: dict[str, str] = {}
+        self.events = EventLog(self._session)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -84,17 +86,18 @@ class DeployActivities:
         return Session(get_engine(self._url))
 
     def log(self, deployment_id: str, source: str, message: str, level: str = "info") -> None:
-        """Store one output line with the deployment (the live stream reads these)."""
-        with self._session() as session:
-            session.add(
-                Event(
-                    subject=f"deployment/{deployment_id}",
-                    source=source,
-                    level=level,
-                    message=message,
-                )
+        """Store one output line with the deployment (the live stream reads these).
+
+        Queued, not written here: callers run on the event loop (see :mod:`.event_log`).
+        """
+        self.events.add(
+            Event(
+                subject=f"deployment/{deployment_id}",
+                source=source,
+                level=level,
+                message=message,
             )
-            session.commit()
+        )
 
     def tofu_sink(self, stack_id: str, line: str) -> None:
         """Receives every (masked) OpenTofu line; files it under the stack's running deploy."""
@@ -323,6 +326,7 @@ class DeployActivities:
     @activity.defn(name="RecordDeployment")
     def record(self, request: RecordInput) -> None:
         """Store the run's outcome and the nodes' last known state."""
+        self.events.flush()  # the run's output is complete once its outcome is
         with self._session() as session:
             deployment = session.get(Deployment, request.deployment_id)
             if deployment is None:

@@ -19,6 +19,7 @@ from kombify.errors import SshError
 from kombify.workflows.deploy_models import NodeTarget
 
 _CONNECT_TIMEOUT = 20.0
+_STDIN_CHUNK = 256 * 1024  # asyncssh reads 8 KiB at a time by default
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,28 @@ class NodeSession:
         self.node = node
         self._conn = connection
 
-    async def run(self, command: str, *, check: bool = True, sudo: bool = False) -> CommandResult:
-        """Run a shell command; SshError with the stderr tail when ``check`` and it fails."""
+    async def run(
+        self, command: str, *, check: bool = True, sudo: bool = False, stdin: Path | None = None
+    ) -> CommandResult:
+        """Run a shell command; SshError with the stderr tail when ``check`` and it fails.
+
+        Args:
+            command: A ``sh`` command line.
+            check: Raise when it exits non-zero.
+            sudo: Run it as root (through ``sudo -n`` unless logged in as root).
+            stdin: A local file streamed to the command's standard input, so that copying
+                and consuming it (say, unpacking) overlap instead of running one after the
+                other.
+        """
         if sudo and self.node.user != "root":
             # HOME stays the login user's, so staged uploads in it are found.
             command = f'sudo -n HOME="$HOME" sh -c {shlex.quote(command)}'
         try:
-            result = await self._conn.run(command, check=False)
-        except asyncssh.Error as exc:
+            if stdin is None:
+                result = await self._conn.run(command, check=False)
+            else:
+                result = await self._conn.run(command, check=False, stdin=str(stdin), encoding=None)
+        except (OSError, asyncssh.Error) as exc:
             raise SshError(f"node `{self.node.name}`: `{command}` failed: {exc}") from exc
         out = _text(result.stdout)
         err = _text(result.stderr)
@@ -55,13 +70,6 @@ class NodeSession:
                 f"node `{self.node.name}`: `{command}` exited {status}: {tail or out[-300:]}"
             )
         return CommandResult(status, out, err)
-
-    async def put(self, local: Path, remote: str) -> None:
-        """Copy a local file to the node."""
-        try:
-            await asyncssh.scp(str(local), (self._conn, remote))
-        except (OSError, asyncssh.Error) as exc:
-            raise SshError(f"node `{self.node.name}`: copying to {remote} failed: {exc}") from exc
 
     async def write(self, remote: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write ``data`` to a root-owned file on the node atomically, created with ``mode``.

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from kombify.agent.server import AgentConfig, AgentServer
+from kombify.agent.tls import CONTROL_PLANE_IDENTITY
 from kombify.errors import KombifyError
-from kombify.pki.authority import CONTROL_PLANE_IDENTITY
 
 log = logging.getLogger("kombify.agent")
 
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _serve(config: AgentConfig, listen: str) -> None:
     server = await AgentServer.start(config, listen)
-    log.info("agent for %s listening on port %d", config.node_identity, server.port)
+    log.info("agent for %s listening on port %d", server.service.engine.node, server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,21 +1,23 @@
-"""Who may call the agent: a CA-signed certificate meant for clients, of an allowed identity.
+"""Who may call the agent: a client certificate of the kombify CA, of an allowed identity.
 
-The TLS layer (``require_client_auth``) already refuses peers without a certificate signed by
-the kombify CA. Node certificates are signed by the same CA, so the agent also insists on the
-clientAuth usage and on an allowed subject: a node's key cannot command another node.
+Two lines of defence, both needed because node certificates come from the same CA:
+
+- the TLS layer (``require_client_auth``, gRPC's BoringSSL) refuses peers without a
+  certificate signed by the kombify CA, and certificates not meant for clients (a node's
+  serverAuth-only certificate fails the handshake);
+- the agent then insists on an allowed subject CN (the control plane's), so even a client
+  certificate issued for something else cannot command a node.
+
+The CN comes from gRPC's auth context, already parsed by BoringSSL: the agent carries no
+X.509 parser of its own (see :mod:`kombify.agent.tls`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any, NoReturn
 
 import grpc
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from kombify.pki.certs import cert_identity
 
 
 async def abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
@@ -24,15 +26,12 @@ async def abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
     raise AssertionError("grpc's abort returned")  # it raises AbortError; never reached
 
 
-@lru_cache(maxsize=64)
-def _client_identity(pem: bytes) -> tuple[str, bool]:
-    cert = x509.load_pem_x509_certificate(pem)
-    try:
-        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        client = ExtendedKeyUsageOID.CLIENT_AUTH in list(usages)
-    except x509.ExtensionNotFound:
-        client = False
-    return cert_identity(cert).common_name, client
+def _peer_common_name(context: Any) -> str | None:
+    auth = context.auth_context()
+    if not auth.get("x509_pem_cert"):
+        return None
+    names = auth.get("x509_common_name") or [b""]
+    return bytes(names[0]).decode(errors="replace")
 
 
 class ClientPolicy:
@@ -47,16 +46,9 @@ class ClientPolicy:
 
     async def check(self, context: Any) -> None:
         """Aborts the RPC unless its peer presented an allowed client certificate."""
-        pems = context.auth_context().get("x509_pem_cert") or []
-        if not pems:
+        name = _peer_common_name(context)
+        if name is None:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
-        name, client = _client_identity(bytes(pems[0]))
-        if not client:
-            await abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"certificate of `{name}` is not a client certificate",
-            )
         if name not in self.allowed:
             await abort(
                 context, grpc.StatusCode.PERMISSION_DENIED, f"client `{name}` is not allowed here"

@@ -26,6 +26,9 @@ from kombify.errors import DockerError
 
 Emit = Callable[[pb.ApplyEvent], None]
 _PARKED = ".old-"
+# Services converged at once on one node: enough to overlap the engine's waits, few enough
+# for a Raspberry Pi.
+PARALLEL_SERVICES = 4
 _NOT_OK = (pb.OUTCOME_ROLLED_BACK, pb.OUTCOME_FAILED)
 T = TypeVar("T")
 
@@ -88,12 +91,19 @@ class Converger:
                 f"revision {revision}: {len(wanted)} service(s), {len(gone)} to remove",
             )
         )
-        outcomes: list[pb.ServiceOutcome] = []
+        # Services are independent (each has its own containers, names and host ports), so
+        # they converge side by side, a few at a time, like `docker compose up` does.
+        slots = asyncio.Semaphore(PARALLEL_SERVICES)
+
+        async def one(spec: pb.ServiceSpec) -> pb.ServiceOutcome:
+            async with slots:
+                old = before.get(spec.name)
+                return await self._service(spec, existing.get(spec.name, []), old, revision, emit)
+
+        outcomes = list(await asyncio.gather(*(one(spec) for spec in manifest.services)))
         effective: list[pb.ServiceSpec] = []
-        for spec in manifest.services:
+        for spec, done in zip(manifest.services, outcomes, strict=True):
             old = before.get(spec.name)
-            done = await self._service(spec, existing.get(spec.name, []), old, revision, emit)
-            outcomes.append(done)
             if done.outcome not in _NOT_OK:
                 effective.append(spec)
             elif old is not None:  # the previous revision is what runs (or is meant to)

@@ -16,9 +16,8 @@ from kombify.agent.engine import Engine
 from kombify.agent.proto import add_agent_servicer
 from kombify.agent.service import AgentService
 from kombify.agent.state import ManifestStore
+from kombify.agent.tls import CONTROL_PLANE_IDENTITY, CertificateRefused, server_identity
 from kombify.errors import ConfigError
-from kombify.pki.authority import CONTROL_PLANE_IDENTITY
-from kombify.pki.certs import cert_identity, load_cert, verify_issued_by
 
 MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -47,20 +46,19 @@ class AgentConfig:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     allowed_clients: frozenset[str] = frozenset({CONTROL_PLANE_IDENTITY})
 
-    @property
-    def node_identity(self) -> str:
-        """The CN of the agent's certificate."""
-        return cert_identity(load_cert(self.cert_pem)).common_name
+    def check(self) -> str:
+        """The node identity (the certificate's CN), once the certificate proves usable.
 
-    def check(self) -> None:
-        """Refuses to start with a certificate the kombify CA did not sign or that expired.
+        Refuses a certificate the kombify CA did not sign, one that expired, one not meant
+        for servers, or a key that does not fit it: clients would refuse it anyway, and an
+        agent that says so at start-up is easier to mend than one nobody can reach.
 
         Raises:
             ConfigError: With the reason.
         """
         try:
-            verify_issued_by(load_cert(self.cert_pem), load_cert(self.ca_pem))
-        except ValueError as exc:
+            return server_identity(self.cert_pem, self.key_pem, self.ca_pem)
+        except CertificateRefused as exc:
             raise ConfigError(f"the agent's certificate cannot be used: {exc}") from exc
 
 
@@ -86,14 +84,14 @@ class AgentServer:
         Raises:
             ConfigError: Bad certificate, unreachable Docker engine, or the address is taken.
         """
-        config.check()
+        identity = config.check()
         try:
             client = docker_client or docker.from_env()
         except DockerException as exc:
             raise ConfigError(f"cannot reach the Docker engine: {exc}") from exc
         engine = Engine(
             client,
-            node=config.node_identity,
+            node=identity,
             prefix=config.container_prefix,
             extra_labels=config.extra_labels,
         )

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kombify.agent.tls import CONTROL_PLANE_IDENTITY
 from kombify.errors import ConfigError
 from kombify.pki.certs import IssuedCert, key_pem, new_key, parse_ip
 from kombify.pki.files import write_private, write_public
@@ -19,7 +20,6 @@ from kombify.pki.files import write_private, write_public
 CA_VALIDITY = dt.timedelta(days=3650)
 NODE_VALIDITY = dt.timedelta(days=90)
 CLIENT_VALIDITY = dt.timedelta(days=90)
-CONTROL_PLANE_IDENTITY = "kombify-control-plane"
 # Issued certificates start a little in the past so that a node whose clock lags the control
 # host's by a few minutes does not reject a certificate fresh from the CA.
 _BACKDATE = dt.timedelta(minutes=5)

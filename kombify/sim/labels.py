@@ -41,6 +41,11 @@ def volume_name(sim: str, node: str) -> str:
     return f"{OBJECT_PREFIX}-{sim}-{node}-docker"
 
 
+def state_volume_name(sim: str, node: str) -> str:
+    """Name of the volume holding ``node``'s /var/lib/kombify (agent and its state)."""
+    return f"{OBJECT_PREFIX}-{sim}-{node}-kombify"
+
+
 def lan_network(sim: str) -> str:
     """Name of the simulation's LAN network (``local`` nodes)."""
     return f"{OBJECT_PREFIX}-{sim}-lan"

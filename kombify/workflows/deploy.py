@@ -57,6 +57,9 @@ RUN_KIND = SearchAttributeKey.for_keyword("KombifyRunKind")
 
 STEPS = ("validate", "plan", "approve", "apply", "agent", "rollout", "record")
 DESTROY_STEPS = ("prepare", "services", "destroy", "record")
+# workflow.patched ids: each marks a change in the order of commands, so that histories
+# recorded before it still replay (tests/unit/test_workflow_replay.py).
+_AGENT_BESIDE_PLAN = "agent-install-beside-plan"
 
 # Quick steps: retry transient failures a few times. User mistakes are non-retryable anyway.
 _QUICK = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
@@ -233,25 +236,30 @@ class DeployKombination(_RunBase):
         ]
         self._finish("validate", f"{len(prepared.nodes)} node(s), plan {prepared.plan_hash[-12:]}")
 
-        self._start("plan")
-        planned: TofuPlanResult = await workflow.execute_activity_method(
-            TofuActivities.plan,
-            TofuPlanInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
-            start_to_close_timeout=timedelta(minutes=15),
-            heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=_QUICK,
-        )
-        s = planned.summary
-        self._progress.plan = {"add": s.add, "change": s.change, "destroy": s.destroy}
-        self._finish("plan", f"{s.add} to add, {s.change} to change, {s.destroy} to destroy")
-
-        await self._approval(request)
-
-        # The agent needs only SSH, not the bootstrap: install it while OpenTofu applies.
-        # Both converge, so if the bootstrap disturbs an install, its retry finishes the job.
-        self._start("apply", "bootstrap nodes over SSH")
-        self._start("agent", "install or upgrade the node agent")
-        await asyncio.gather(self._apply(prepared, s.has_changes), self._agents(request, prepared))
+        # The agent needs only SSH, not the bootstrap, so it is installed beside OpenTofu; both
+        # converge, so if the bootstrap disturbs an install, its retry finishes the job. With
+        # --auto-approve there is no gate to wait for and it starts beside the plan already;
+        # otherwise nothing touches a node before the plan is approved.
+        agents: asyncio.Task[None] | None = None
+        if request.auto_approve and workflow.patched(_AGENT_BESIDE_PLAN):
+            self._start("agent", "install or upgrade the node agent")
+            agents = asyncio.create_task(self._agents(request, prepared))
+        try:
+            planned = await self._plan(prepared)
+            await self._approval(request)
+            if agents is not None and agents.done():
+                agents.result()  # an install that already failed fails the run before apply
+            self._start("apply", "bootstrap nodes over SSH")
+            apply = self._apply(prepared, planned.summary.has_changes)
+            if agents is None:
+                self._start("agent", "install or upgrade the node agent")
+                await asyncio.gather(apply, self._agents(request, prepared))
+            else:
+                await asyncio.gather(apply, agents)
+        finally:
+            if agents is not None and not agents.done():  # the plan failed or was cancelled
+                agents.cancel()
+                await asyncio.gather(agents, return_exceptions=True)
 
         self._start("rollout", "roll out services, health-gated")
         rollouts = await asyncio.gather(
@@ -264,6 +272,20 @@ class DeployKombination(_RunBase):
             self._finish("rollout", "; ".join(problems), state="failed")
             raise _Failed(f"{len(problems)} service(s) unhealthy: " + "; ".join(problems))
         self._finish("rollout")
+
+    async def _plan(self, prepared: PreparedDeploy) -> TofuPlanResult:
+        self._start("plan")
+        planned: TofuPlanResult = await workflow.execute_activity_method(
+            TofuActivities.plan,
+            TofuPlanInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+            start_to_close_timeout=timedelta(minutes=15),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_QUICK,
+        )
+        s = planned.summary
+        self._progress.plan = {"add": s.add, "change": s.change, "destroy": s.destroy}
+        self._finish("plan", f"{s.add} to add, {s.change} to change, {s.destroy} to destroy")
+        return planned
 
     async def _apply(self, prepared: PreparedDeploy, has_changes: bool) -> None:
         if has_changes:

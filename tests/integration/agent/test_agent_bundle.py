@@ -1,0 +1,102 @@
+"""The agent bundle is all a node needs: unpacked anywhere, it serves without site-packages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kombify.agent.bundle import NATIVE_DIR, ZIP_NAME, build_bundle, python_path
+from kombify.agent.client import AgentClient
+from kombify.errors import AgentError
+from tests.support.agent import Pki
+from tests.support.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bundle = build_bundle(tmp_path_factory.mktemp("cache"))
+    target = tmp_path_factory.mktemp("node") / bundle.version
+    target.mkdir()
+    with tarfile.open(bundle.path) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def _isolated_env(unpacked: Path) -> dict[str, str]:
+    # -S below drops site-packages (where kombify and its dependencies are installed here),
+    # so only the bundle and the standard library can satisfy an import, as on a node.
+    return {"PATH": os.environ["PATH"], "PYTHONPATH": python_path(str(unpacked))}
+
+
+def test_few_files_and_no_x509_parser(unpacked: Path) -> None:
+    files = [p for p in unpacked.rglob("*") if p.is_file()]
+    names = {p.relative_to(unpacked).parts[0] for p in files}
+    assert names == {ZIP_NAME, NATIVE_DIR}
+    # Unpacking costs per file on a node; the pure-Python packages travel as one zip.
+    assert len(files) < 400
+    assert not (unpacked / NATIVE_DIR / "cryptography").exists()
+
+
+def test_imports_come_from_the_bundle(unpacked: Path) -> None:
+    probe = (
+        "import sys, kombify.agent.__main__, kombify.agent.server; "
+        "print('\\n'.join(sorted({getattr(m, '__file__', None) or '' for m in "
+        "list(sys.modules.values())})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        env=_isolated_env(unpacked),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout.split()
+    stdlib = Path(os.__file__).parent
+    outside = [f for f in out if not f.startswith((str(unpacked), str(stdlib)))]
+    assert outside == []
+    assert any(f.startswith(str(unpacked / ZIP_NAME) + "/kombify/agent/") for f in out)
+    assert any(f.startswith(str(unpacked / NATIVE_DIR) + "/grpc/") for f in out)
+
+
+@pytest.mark.docker
+async def test_agent_from_the_bundle_serves(unpacked: Path, pki: Pki, tmp_path: Path) -> None:
+    node = "node-bundle.test.kombify"
+    cert, key, ca = pki.ca.issue_server(node, ip_addresses=["127.0.0.1"]).write(tmp_path, "agent")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-S",
+        "-m",
+        "kombify.agent",
+        f"--listen=127.0.0.1:{port}",
+        f"--cert={cert}",
+        f"--key={key}",
+        f"--ca={ca}",
+        f"--state-dir={tmp_path / 'state'}",
+        "--container-prefix=kt-bundle-",
+        env=_isolated_env(unpacked),
+        cwd="/",
+    )
+    try:
+        client = AgentClient.with_cert(f"127.0.0.1:{port}", node, pki.control_plane, timeout=5)
+        async with client:
+            for _ in range(150):
+                try:
+                    reply = await client.health()
+                    break
+                except AgentError:
+                    await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the agent from the bundle did not answer within 15 s")
+        assert reply.node_identity == node
+        assert reply.docker_ok
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
 import shlex
 import threading
 import time
@@ -47,6 +48,7 @@ REMOTE_PID = "/run/kombify-agent.pid"
 REMOTE_LOG = "/var/log/kombify-agent.log"
 CONTROL_CERT = "control"
 _HEALTH_WAIT = 45.0
+_END_CERT = b"-----END CERTIFICATE-----\n"
 # Certificates are replaced on the first deploy within this window of their expiry.
 RENEW_WITHIN = timedelta(days=30)
 
@@ -176,15 +178,14 @@ class AgentActivities:
     ) -> bool:
         """Issue the node's server certificate unless a valid one of our CA is there."""
         ca = self._ca()
+        # Both certificates in one round trip; the CA's PEM ends with a newline.
         current = await session.run(
-            f"cat {REMOTE_ETC}/agent.crt 2>/dev/null", check=False, sudo=True
+            f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null", check=False, sudo=True
         )
-        current_ca = await session.run(
-            f"cat {REMOTE_ETC}/ca.crt 2>/dev/null", check=False, sudo=True
-        )
-        if current.exit_status == 0 and current_ca.stdout.encode() == ca.cert_pem:
+        node_ca, _, node_cert = current.stdout.encode().partition(_END_CERT)
+        if current.exit_status == 0 and node_ca + _END_CERT == ca.cert_pem:
             try:
-                cert = load_cert(current.stdout.encode())
+                cert = load_cert(node_cert)
                 fresh = not needs_renewal(cert, within=within)
                 if fresh and cert_identity(cert).matches(identity):
                     return False
@@ -194,9 +195,13 @@ class AgentActivities:
             identity, dns_names=[session.node.name], ip_addresses=["127.0.0.1"]
         )
         await session.run(f"mkdir -p {REMOTE_ETC} && chmod 700 {REMOTE_ETC}", sudo=True)
-        await session.write(f"{REMOTE_ETC}/agent.key", issued.key_pem, mode=0o600)
-        await session.write(f"{REMOTE_ETC}/agent.crt", issued.cert_pem, mode=0o644)
-        await session.write(f"{REMOTE_ETC}/ca.crt", issued.ca_pem, mode=0o644)
+        await session.write_files(
+            [
+                (f"{REMOTE_ETC}/agent.key", issued.key_pem, 0o600),
+                (f"{REMOTE_ETC}/agent.crt", issued.cert_pem, 0o644),
+                (f"{REMOTE_ETC}/ca.crt", issued.ca_pem, 0o644),
+            ]
+        )
         return True
 
     # ---- install ---------------------------------------------------------------------------
@@ -391,6 +396,74 @@ class AgentActivities:
             await client.load_image(chunks)
         if local is not None:
             local.close()
+
+    def _saved_image_file(self, local: Any, image: str) -> Path:
+        """``docker save`` of ``image`` in this host's cache, named by the image id."""
+        image_id = str(local.images.get(image).id).removeprefix("sha256:")
+        target = self.settings.home / "cache" / "images" / f"{image_id[:32]}.tar"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(f".{secrets.token_hex(4)}.part")
+            with partial.open("wb") as fh:
+                for chunk in local.api.get_image(image):
+                    fh.write(chunk)
+            partial.replace(target)
+        return target
+
+    @activity.defn(name="StageImages")
+    async def stage_images(self, request: RolloutInput) -> list[str]:
+        """Ship the images a node's services need and it lacks, before the rollout needs them.
+
+        Runs beside the agent install, over SSH straight into the node's ``docker load``, so
+        the rollout only creates containers. Skipped when the node's engine does not answer
+        yet (a real node's bootstrap may still be installing it): the rollout then ships
+        them through the agent. Images this host lacks too are left to the agent to pull.
+        """
+        import docker
+        import docker.errors
+
+        data, _ = self._manifest(request)
+        images = sorted({s["image"] for s in data.get("services", []) if s.get("image")})
+        source = f"agent/{request.node.name}"
+        shipped: list[str] = []
+        if not images:
+            return shipped
+        try:
+            async with node_session(request.node) as session:
+                if (
+                    await session.run("docker info >/dev/null 2>&1", check=False, sudo=True)
+                ).exit_status:
+                    return shipped
+                local = docker.from_env()
+                try:
+                    for image in images:
+                        activity.heartbeat(image)
+                        probe = await session.run(
+                            f"docker image inspect {shlex.quote(image)} >/dev/null 2>&1",
+                            check=False,
+                            sudo=True,
+                        )
+                        if probe.exit_status == 0:
+                            continue
+                        started = time.monotonic()
+                        try:
+                            saved = await asyncio.to_thread(self._saved_image_file, local, image)
+                        except docker.errors.ImageNotFound:
+                            continue
+                        await session.run("docker load -q >/dev/null", sudo=True, stdin=saved)
+                        shipped.append(image)
+                        self.deploy.log(
+                            request.deployment_id,
+                            source,
+                            f"image {image} shipped from the control host "
+                            f"({saved.stat().st_size / 1e6:.1f} MB) in "
+                            f"{time.monotonic() - started:.2f}s",
+                        )
+                finally:
+                    local.close()
+        except KombifyError as exc:
+            raise ApplicationError(exc.message, type=exc.code) from exc
+        return shipped
 
     def _manifest(self, request: RolloutInput) -> tuple[dict[str, Any], str]:
         path = Path(request.workdir) / "manifests" / f"{request.node.name}.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,25 +72,33 @@ class NodeSession:
         return CommandResult(status, out, err)
 
     async def write(self, remote: str, data: bytes, *, mode: int = 0o600) -> None:
-        """Write ``data`` to a root-owned file on the node atomically, created with ``mode``.
+        """Write ``data`` to a root-owned file on the node atomically, created with ``mode``."""
+        await self.write_files([(remote, data, mode)])
 
-        The bytes go to a private file in the login user's home first (SFTP runs as that
-        user), then ``install`` moves them into place as root with the final mode.
+    async def write_files(self, files: Sequence[tuple[str, bytes, int]]) -> None:
+        """Write several root-owned files, each atomically, as ``(path, data, mode)``.
+
+        The bytes go to private files in the login user's home first (SFTP runs as that
+        user, one session for all), then one command ``install``s them into place as root
+        with their final modes.
         """
-        staged = f".kombify-upload-{secrets.token_hex(8)}"
+        staged = [(f".kombify-upload-{secrets.token_hex(8)}", f) for f in files]
         try:
             async with self._conn.start_sftp_client() as sftp:
                 attrs = asyncssh.SFTPAttrs(permissions=0o600)
-                async with sftp.open(staged, "wb", attrs=attrs) as f:
-                    await f.write(data)
+                for name, (_, data, _) in staged:
+                    async with sftp.open(name, "wb", attrs=attrs) as fh:
+                        await fh.write(data)
         except (OSError, asyncssh.Error) as exc:
-            raise SshError(f"node `{self.node.name}`: writing {remote} failed: {exc}") from exc
-        target = shlex.quote(remote)
-        await self.run(
-            f'install -m {mode:o} -D "$HOME/{staged}" {target}.kombify-tmp '
-            f'&& mv -f {target}.kombify-tmp {target}; rc=$?; rm -f "$HOME/{staged}"; exit $rc',
-            sudo=True,
+            where = ", ".join(remote for remote, _, _ in files)
+            raise SshError(f"node `{self.node.name}`: writing {where} failed: {exc}") from exc
+        moves = " && ".join(
+            f'install -m {mode:o} -D "$HOME/{name}" {shlex.quote(remote)}.kombify-tmp '
+            f"&& mv -f {shlex.quote(remote)}.kombify-tmp {shlex.quote(remote)}"
+            for name, (remote, _, mode) in staged
         )
+        cleanup = " ".join(f'"$HOME/{name}"' for name, _ in staged)
+        await self.run(f"{moves}; rc=$?; rm -f {cleanup}; exit $rc", sudo=True)
 
     @asynccontextmanager
     async def tunnel(self, remote_port: int) -> AsyncIterator[int]:

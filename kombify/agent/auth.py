@@ -2,14 +2,12 @@
 
 Two lines of defence, both needed because node certificates come from the same CA:
 
-- the TLS layer (``require_client_auth``, gRPC's BoringSSL) refuses peers without a
-  certificate signed by the kombify CA, and certificates not meant for clients (a node's
-  serverAuth-only certificate fails the handshake);
+- the TLS layer (OpenSSL, ``CERT_REQUIRED`` with the kombify CA as the only root) refuses
+  peers without a certificate signed by that CA, and certificates not meant for clients: a
+  server verifies its clients for the "TLS client" purpose, so a node's serverAuth-only
+  certificate fails the handshake;
 - the agent then insists on an allowed subject CN (the control plane's), so even a client
   certificate issued for something else cannot command a node.
-
-The CN comes from gRPC's auth context, already parsed by BoringSSL: the agent carries no
-X.509 parser of its own (see :mod:`kombify.agent.tls`).
 """
 
 from __future__ import annotations
@@ -17,21 +15,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-import grpc
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 
 
-async def abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
-    """Ends the RPC with ``code``; typed NoReturn, which grpc's own ``abort`` is not."""
-    await context.abort(code, message)
-    raise AssertionError("grpc's abort returned")  # it raises AbortError; never reached
+def abort(code: Status, message: str) -> NoReturn:
+    """Ends the RPC with ``code`` and ``message`` (the caller sees both)."""
+    raise GRPCError(code, message)
 
 
-def _peer_common_name(context: Any) -> str | None:
-    auth = context.auth_context()
-    if not auth.get("x509_pem_cert"):
+def peer_common_name(stream: Any) -> str | None:
+    """The subject CN of the peer's verified certificate; None without one."""
+    cert = stream.peer.cert()
+    if not cert:
         return None
-    names = auth.get("x509_common_name") or [b""]
-    return bytes(names[0]).decode(errors="replace")
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
 
 
 class ClientPolicy:
@@ -44,12 +46,10 @@ class ClientPolicy:
     def __init__(self, allowed: Iterable[str]) -> None:
         self.allowed = frozenset(allowed)
 
-    async def check(self, context: Any) -> None:
+    def check(self, stream: Any) -> None:
         """Aborts the RPC unless its peer presented an allowed client certificate."""
-        name = _peer_common_name(context)
+        name = peer_common_name(stream)
         if name is None:
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+            abort(Status.UNAUTHENTICATED, "no client certificate")
         if name not in self.allowed:
-            await abort(
-                context, grpc.StatusCode.PERMISSION_DENIED, f"client `{name}` is not allowed here"
-            )
+            abort(Status.PERMISSION_DENIED, f"client `{name}` is not allowed here")

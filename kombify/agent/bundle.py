@@ -9,13 +9,15 @@ grpcio and cryptography). Nodes run the same Python minor version as the control
 Layout of the unpacked bundle (``PYTHONPATH=<dir>/lib.zip:<dir>/native``):
 
 ``lib.zip``
-    Every pure-Python package, with unchecked-hash bytecode beside each source, imported by
+    Every package, with unchecked-hash bytecode beside each source, imported by
     :mod:`zipimport`. One file instead of hundreds: unpacking cost is per file on a node
     (about 1 ms each on the simulated ones, measured), and the agent imports ~600 files.
 ``native/``
-    Packages that need real files: those with extension modules (grpcio, protobuf's upb,
-    charset_normalizer), which cannot load from a zip, and those that hand out paths of
-    their data files (certifi's CA bundle).
+    Packages whose callers open their data files by path (certifi's CA bundle), which a zip
+    cannot offer.
+
+There is no compiled code in it (see ``_SKIP_SUFFIXES``): the agent serves gRPC with
+grpclib, which is pure Python, and the whole bundle is about 2 MB.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ _PROBE = (
     "files = {getattr(m, '__file__', None) or '' for m in list(sys.modules.values())}; "
     "print(json.dumps(sorted(files)))"
 )
-_SKIP_SUFFIXES = (".pyc",)
-_NATIVE_SUFFIXES = (".so",)
+# Compiled extensions are left out: they are built for the control host's CPU, and every
+# package the agent imports falls back to pure Python without them (protobuf, multidict,
+# charset_normalizer), so one bundle runs on x86 and ARM nodes alike.
+_SKIP_SUFFIXES = (".pyc", ".so")
 # Packages whose callers open their data files by path (certifi.where()), which a zip lacks.
 _NEEDS_REAL_FILES = ("certifi",)
 # Bumped whenever the layout inside the tarball changes, so the digest (the version) does too.
@@ -116,9 +120,7 @@ def loaded_packages() -> list[Path]:
 
 def _needs_real_files(top: Path) -> bool:
     """Whether a top-level package must be unpacked rather than imported from the zip."""
-    if top.name.startswith(_NEEDS_REAL_FILES):
-        return True
-    return any(f.name.endswith(_NATIVE_SUFFIXES) for f in _files(top))
+    return top.name.startswith(_NEEDS_REAL_FILES)
 
 
 def _compiled(file: Path, arcname: str, scratch: Path) -> bytes | None:
@@ -154,7 +156,12 @@ def _pure_zip(members: list[tuple[str, Path]], scratch: Path) -> bytes:
     the tarball around it is compressed anyway, and stored members import faster.
     """
     buffer = io.BytesIO()
+    # Directory entries too: zipimport finds namespace packages (``google``, which has no
+    # __init__.py) only by them.
+    dirs = sorted({str(parent) for name, _ in members for parent in Path(name).parents} - {"."})
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in dirs:
+            archive.writestr(_zip_info(f"{name}/"), b"")
         for arcname, file in members:
             archive.writestr(_zip_info(arcname), file.read_bytes())
             if file.suffix == ".py" and (code := _compiled(file, arcname, scratch)) is not None:
@@ -164,7 +171,10 @@ def _pure_zip(members: list[tuple[str, Path]], scratch: Path) -> bytes:
 
 def _zip_info(arcname: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible bytes
-    info.external_attr = 0o644 << 16
+    if arcname.endswith("/"):
+        info.external_attr = (0o40755 << 16) | 0x10  # a directory, for unzip as for Python
+    else:
+        info.external_attr = 0o644 << 16
     return info
 
 

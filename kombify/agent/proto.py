@@ -4,7 +4,8 @@ Generated code lives in ``kombify/_generated`` (built by :mod:`kombify.workers.p
 never committed). Importing this module builds it when it is missing or older than the
 .proto source, so a fresh checkout works without a separate build step. ``pb`` is typed by
 the ``.pyi`` stubs protoc writes; the gRPC glue module has no stubs, so it is reached through
-the two small typed functions below instead of being imported where mypy would follow it.
+small typed functions below instead of being imported where mypy would follow it. The agent
+serves with grpclib (pure Python) and the control plane calls with grpcio: both speak gRPC.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ protogen.generate()
 from kombify._generated.kombify.agent.v1 import agent_pb2 as pb  # noqa: E402
 
 _GRPC_MODULE = "kombify._generated.kombify.agent.v1.agent_pb2_grpc"
+_GRPCLIB_MODULE = "kombify._generated.kombify.agent.v1.agent_grpc"
 SERVICE_NAME = "kombify.agent.v1.Agent"
 
 
@@ -26,9 +28,12 @@ def _grpc_module() -> Any:
     return importlib.import_module(_GRPC_MODULE)
 
 
-def add_agent_servicer(servicer: object, server: Any) -> None:
-    """Registers ``servicer`` (an object with one method per RPC) on a ``grpc.aio`` server."""
-    _grpc_module().add_AgentServicer_to_server(servicer, server)
+def agent_base() -> Any:
+    """The generated grpclib base class of the Agent service (the agent's server side).
+
+    Imported on demand: the control plane's client uses grpcio's stubs and never needs it.
+    """
+    return importlib.import_module(_GRPCLIB_MODULE).AgentBase
 
 
 def agent_stub(channel: Any) -> Any:
@@ -36,4 +41,4 @@ def agent_stub(channel: Any) -> Any:
     return _grpc_module().AgentStub(channel)
 
 
-__all__ = ["SERVICE_NAME", "add_agent_servicer", "agent_stub", "pb"]
+__all__ = ["SERVICE_NAME", "agent_base", "agent_stub", "pb"]

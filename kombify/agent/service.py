@@ -1,4 +1,9 @@
-"""The Agent gRPC service: one method per RPC of agent.proto, on top of the Docker engine."""
+"""The Agent gRPC service: one method per RPC of agent.proto, on top of the Docker engine.
+
+Each method gets a grpclib stream: it reads the request(s) from it and sends the reply (or
+the replies, for streaming RPCs) to it. A ``GRPCError`` raised anywhere ends the call with
+that status and message.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
+from grpclib.const import Status
 
 import kombify
 from kombify.agent import manifest as mf
@@ -18,14 +23,14 @@ from kombify.agent.converge import Converger
 from kombify.agent.engine import Engine, Managed
 from kombify.agent.files import AtomicFile, FileRefused
 from kombify.agent.health import health_word, probe_once, wait_healthy
-from kombify.agent.proto import pb
+from kombify.agent.proto import agent_base, pb
 from kombify.agent.state import ManifestStore
 from kombify.errors import DockerError
 
 _SENTINEL = None
 
 
-class AgentService:
+class AgentService(agent_base()):  # type: ignore[misc]
     """Implements ``kombify.agent.v1.Agent``.
 
     Args:
@@ -46,13 +51,19 @@ class AgentService:
         self.converger = Converger(engine, store, self.health)
         # One change at a time: applies and restarts of one node never interleave.
         self.lock = asyncio.Lock()
-        self._background: set[asyncio.Task[None]] = set()
+        # Converges running on their own, so that a dropped caller cannot cut one short.
+        self.background: set[asyncio.Task[None]] = set()
 
-    async def _engine(self, context: Any, fn: Any, *args: Any) -> Any:
+    async def _engine(self, fn: Any, *args: Any) -> Any:
         try:
             return await asyncio.to_thread(fn, *args)
         except DockerError as exc:
-            await abort(context, grpc.StatusCode.UNAVAILABLE, exc.message)
+            abort(Status.UNAVAILABLE, exc.message)
+
+    async def _request(self, stream: Any) -> Any:
+        """The single request of a unary-request RPC, once the caller is known to be allowed."""
+        self.policy.check(stream)
+        return await stream.recv_message()
 
     def _spec(self, service: str) -> pb.ServiceSpec:
         for spec in (self.store.current() or pb.Manifest()).services:
@@ -72,10 +83,9 @@ class AgentService:
             config_hash=item.config_hash,
         )
 
-    async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthResponse:  # noqa: N802
+    async def Health(self, stream: Any) -> None:  # noqa: N802
         """Agent and engine liveness."""
-        del request
-        await self.policy.check(context)
+        await self._request(stream)
         current = self.store.current()
         reply = pb.HealthResponse(
             node_identity=self.engine.node,
@@ -87,17 +97,15 @@ class AgentService:
             reply.docker_ok = True
         except DockerError as exc:
             reply.message = exc.message
-        return reply
+        await stream.send_message(reply)
 
-    async def ApplyServices(  # noqa: N802
-        self, request: pb.ApplyServicesRequest, context: Any
-    ) -> AsyncIterator[pb.ApplyEvent]:
+    async def ApplyServices(self, stream: Any) -> None:  # noqa: N802
         """Converges the node; the work goes on if the caller disconnects midway."""
-        await self.policy.check(context)
+        request: pb.ApplyServicesRequest = await self._request(stream)
         try:
             mf.validate(request.manifest)
         except mf.ManifestInvalid as exc:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            abort(Status.INVALID_ARGUMENT, str(exc))
         events: asyncio.Queue[pb.ApplyEvent | None] = asyncio.Queue()
 
         async def run() -> None:
@@ -109,21 +117,19 @@ class AgentService:
 
         # A task of its own, so a cancelled RPC cannot leave a service half replaced.
         task = asyncio.create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
         while (item := await events.get()) is not _SENTINEL:
-            yield item
+            await stream.send_message(item)
         try:
             await task
         except DockerError as exc:
-            await abort(context, grpc.StatusCode.UNAVAILABLE, exc.message)
+            abort(Status.UNAVAILABLE, exc.message)
 
-    async def ListServices(  # noqa: N802
-        self, request: pb.ListServicesRequest, context: Any
-    ) -> pb.ListServicesResponse:
+    async def ListServices(self, stream: Any) -> None:  # noqa: N802
         """Every managed container with state and (last known or probed) health."""
-        await self.policy.check(context)
-        items: list[Managed] = await self._engine(context, self.engine.containers)
+        request: pb.ListServicesRequest = await self._request(stream)
+        items: list[Managed] = await self._engine(self.engine.containers)
         current = self.store.current()
         reply = pb.ListServicesResponse(manifest_revision=current.revision if current else "")
         for item in items:
@@ -134,40 +140,35 @@ class AgentService:
                 health = health_word(spec, probe)
                 self.health[item.id] = health
             reply.containers.append(self._status(item, health))
-        return reply
+        await stream.send_message(reply)
 
-    async def RestartService(  # noqa: N802
-        self, request: pb.RestartServiceRequest, context: Any
-    ) -> pb.RestartServiceResponse:
+    async def RestartService(self, stream: Any) -> None:  # noqa: N802
         """Restarts one service's containers and waits for their health check."""
-        await self.policy.check(context)
+        request: pb.RestartServiceRequest = await self._request(stream)
         async with self.lock:
-            items: list[Managed] = await self._engine(
-                context, self.engine.containers, request.service
-            )
+            items: list[Managed] = await self._engine(self.engine.containers, request.service)
             if not items:
-                await abort(context, grpc.StatusCode.NOT_FOUND, f"no service `{request.service}`")
+                abort(Status.NOT_FOUND, f"no service `{request.service}`")
             for item in items:
-                await self._engine(context, self.engine.restart, item)
+                await self._engine(self.engine.restart, item)
             spec = self._spec(request.service)
-            fresh = [await self._engine(context, self.engine.get, i.id) for i in items]
+            fresh = [await self._engine(self.engine.get, i.id) for i in items]
             probe = await wait_healthy(self.engine, spec, fresh)
             word = health_word(spec, probe)
             for item in fresh:
                 self.health[item.id] = word
-            return pb.RestartServiceResponse(containers=[self._status(i) for i in fresh])
+        await stream.send_message(
+            pb.RestartServiceResponse(containers=[self._status(i) for i in fresh])
+        )
 
-    async def StreamLogs(  # noqa: N802
-        self, request: pb.StreamLogsRequest, context: Any
-    ) -> AsyncIterator[pb.LogLine]:
+    async def StreamLogs(self, stream: Any) -> None:  # noqa: N802
         """Log lines of a service's containers; with follow, until the caller cancels."""
-        await self.policy.check(context)
-        items: list[Managed] = await self._engine(context, self.engine.containers, request.service)
+        request: pb.StreamLogsRequest = await self._request(stream)
+        items: list[Managed] = await self._engine(self.engine.containers, request.service)
         if not items:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"no service `{request.service}`")
+            abort(Status.NOT_FOUND, f"no service `{request.service}`")
         streams = [
             await self._engine(
-                context,
                 lambda cid=item.id: self.engine.log_stream(
                     cid, follow=request.follow, tail=request.tail
                 ),
@@ -176,12 +177,12 @@ class AgentService:
         ]
         lines: asyncio.Queue[pb.LogLine | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        for item, stream in zip(items, streams, strict=True):
+        for item, log_stream in zip(items, streams, strict=True):
             # Own threads, not the default pool: a followed log holds its thread for as long
             # as the caller listens, and must not starve the engine calls of other RPCs.
             threading.Thread(
                 target=_pump,
-                args=(stream, item, lines, loop),
+                args=(log_stream, item, lines, loop),
                 name=f"logs-{item.name}",
                 daemon=True,
             ).start()
@@ -192,25 +193,25 @@ class AgentService:
                 if line is None:
                     remaining -= 1
                     continue
-                yield line
+                await stream.send_message(line)
         finally:
-            for stream in streams:
-                stream.close()
+            for log_stream in streams:
+                log_stream.close()
 
-    async def PutFile(  # noqa: N802
-        self, request_iterator: AsyncIterator[pb.FileChunk], context: Any
-    ) -> pb.PutFileResponse:
+    async def PutFile(self, stream: Any) -> None:  # noqa: N802
         """Writes a file atomically: it appears whole, with its mode, or not at all."""
-        await self.policy.check(context)
+        self.policy.check(stream)
         try:
-            written = await self._receive_file(request_iterator)
+            written = await self._receive_file(stream)
         except FileRefused as exc:
-            await abort(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            abort(Status.PERMISSION_DENIED, str(exc))
         except OSError as exc:
-            await abort(context, grpc.StatusCode.INTERNAL, f"writing the file: {exc}")
+            abort(Status.INTERNAL, f"writing the file: {exc}")
         if written is None:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "no file chunks sent")
-        return pb.PutFileResponse(path=str(written.path), size=written.size, sha256=written.sha256)
+            abort(Status.INVALID_ARGUMENT, "no file chunks sent")
+        await stream.send_message(
+            pb.PutFileResponse(path=str(written.path), size=written.size, sha256=written.sha256)
+        )
 
     async def _receive_file(self, chunks: AsyncIterator[pb.FileChunk]) -> AtomicFile | None:
         target: AtomicFile | None = None
@@ -227,19 +228,17 @@ class AgentService:
                 target.abort()
             raise
 
-    async def LoadImage(  # noqa: N802
-        self, request_iterator: AsyncIterator[pb.ImageChunk], context: Any
-    ) -> pb.LoadImageResponse:
+    async def LoadImage(self, stream: Any) -> None:  # noqa: N802
         """Loads a streamed ``docker save`` tarball into the node's engine."""
-        await self.policy.check(context)
+        self.policy.check(stream)
         self.store.dir.mkdir(parents=True, exist_ok=True)
         # Spooled to disk: image tarballs can be far larger than the agent's memory.
         with tempfile.TemporaryFile(dir=self.store.dir, prefix=".image-") as spool:
-            async for chunk in request_iterator:
+            async for chunk in stream:
                 spool.write(chunk.data)
             spool.seek(0)
-            images: list[str] = await self._engine(context, self.engine.load_image, spool)
-        return pb.LoadImageResponse(images=images)
+            images: list[str] = await self._engine(self.engine.load_image, spool)
+        await stream.send_message(pb.LoadImageResponse(images=images))
 
 
 def _pump(stream: Any, item: Managed, lines: asyncio.Queue[pb.LogLine | None], loop: Any) -> None:

@@ -1,9 +1,9 @@
 """What the agent knows about TLS, with the standard library only.
 
 The agent is shipped to every node, so every package it imports is copied and unpacked there
-on each install. The ``cryptography`` package alone would double that (about 15 MB unpacked),
-so the agent does without it: gRPC's BoringSSL verifies peers, and Python's ``ssl`` (OpenSSL)
-checks the agent's own certificate at start-up.
+on each install. The ``cryptography`` package alone would double that (about 15 MB unpacked,
+compiled for one CPU), so the agent does without it: Python's ``ssl`` (OpenSSL) serves,
+verifies its peers and checks the agent's own certificate at start-up.
 """
 
 from __future__ import annotations
@@ -56,6 +56,26 @@ def _handshake(client: _Side, server: _Side) -> None:
     raise CertificateRefused("the TLS handshake did not finish")
 
 
+def load_key_pair(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Give ``context`` a certificate and its key, both held in memory.
+
+    Raises:
+        CertificateRefused: The key does not fit the certificate, or either is unreadable.
+    """
+    # OpenSSL reads certificate chains and keys from files only: a private scratch directory,
+    # gone as soon as they are loaded.
+    with tempfile.TemporaryDirectory(prefix="kombify-tls-") as scratch:
+        cert_file, key_file = Path(scratch) / "cert.pem", Path(scratch) / "key.pem"
+        cert_file.write_bytes(cert_pem)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key_pem)
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except ssl.SSLError as exc:
+            raise CertificateRefused(f"the key does not fit the certificate ({exc})") from exc
+
+
 def server_identity(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> str:
     """Check a server certificate the way a client of the agent will; return its subject CN.
 
@@ -67,17 +87,7 @@ def server_identity(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> str:
         CertificateRefused: With OpenSSL's reason (e.g. "unable to get local issuer certificate").
     """
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # OpenSSL reads certificate chains and keys from files only; a private scratch dir.
-    with tempfile.TemporaryDirectory(prefix="kombify-tls-") as scratch:
-        cert_file, key_file = Path(scratch) / "cert.pem", Path(scratch) / "key.pem"
-        cert_file.write_bytes(cert_pem)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key_pem)
-        try:
-            server_ctx.load_cert_chain(cert_file, key_file)
-        except ssl.SSLError as exc:
-            raise CertificateRefused(f"the key does not fit the certificate ({exc})") from exc
+    load_key_pair(server_ctx, cert_pem, key_pem)
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_ctx.check_hostname = False  # the name is what this function reports
     try:

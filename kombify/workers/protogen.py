@@ -32,6 +32,9 @@ GENERATED_PACKAGE = "kombify._generated"
 # Top-level proto packages of ours; imports of google.protobuf etc. are left alone.
 _OWN_ROOTS = ("kombify",)
 _IMPORT_RE = re.compile(rf"^(from|import) ((?:{'|'.join(_OWN_ROOTS)})\.[\w.]*\w)\b", re.MULTILINE)
+# grpclib's plugin also spells generated modules out in full where it uses them
+# (`kombify.agent.v1.agent_pb2.HealthRequest`); those need the same new prefix.
+_MODULE_REF_RE = re.compile(rf"(?<![\w.])((?:{'|'.join(_OWN_ROOTS)})\.[\w.]*_pb2)\b")
 
 
 def _fingerprint(protos: list[Path]) -> str:
@@ -45,6 +48,12 @@ def _fingerprint(protos: list[Path]) -> str:
 def _postprocess(path: Path) -> None:
     text = path.read_text()
     fixed = _IMPORT_RE.sub(lambda m: f"{m.group(1)} {GENERATED_PACKAGE}.{m.group(2)}", text)
+    fixed = _MODULE_REF_RE.sub(
+        lambda m: m.group(1)
+        if m.group(1).startswith(GENERATED_PACKAGE)  # an import the line above rewrote
+        else f"{GENERATED_PACKAGE}.{m.group(1)}",
+        fixed,
+    )
     # mypy follows imports into excluded directories too; protoc's stubs are not --strict
     # clean (bare Mapping), and we do not edit generated code beyond this header.
     path.write_text("# mypy: ignore-errors\n" + fixed)
@@ -92,13 +101,19 @@ def _compile(protos: list[Path]) -> None:
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     OUT_DIR.mkdir(parents=True)
     include = Path(protoc.__file__).parent / "_proto"  # google/protobuf/*.proto
+    # grpclib's code generator is a console script installed beside this interpreter.
+    grpclib_plugin = Path(sys.executable).parent / "protoc-gen-grpclib_python"
     args = [
         "protoc",
         f"-I{PROTO_DIR}",
         f"-I{include}",
         f"--python_out={OUT_DIR}",
         f"--pyi_out={OUT_DIR}",
-        f"--grpc_python_out={OUT_DIR}",
+        f"--grpc_python_out={OUT_DIR}",  # grpcio stubs: the control plane's client
+        # grpclib: the agent's server, pure Python, so the bundle runs on any CPU (see
+        # kombify/agent/server.py).
+        f"--plugin=protoc-gen-grpclib_python={grpclib_plugin}",
+        f"--grpclib_python_out={OUT_DIR}",
         *[str(p) for p in protos],
     ]
     if protoc.main(args) != 0:

@@ -50,6 +50,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         deploy.record,
         deploy.deployed_stacks,
         agent.install_agent,
+        agent.stage_images,
         agent.rollout,
         agent.remove_services,
         agent.renew_certificate,

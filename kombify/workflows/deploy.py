@@ -60,6 +60,7 @@ DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # workflow.patched ids: each marks a change in the order of commands, so that histories
 # recorded before it still replay (tests/unit/test_workflow_replay.py).
 _AGENT_BESIDE_PLAN = "agent-install-beside-plan"
+_STAGE_IMAGES = "stage-images-beside-agent"
 
 # Quick steps: retry transient failures a few times. User mistakes are non-retryable anyway.
 _QUICK = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
@@ -302,8 +303,40 @@ class DeployKombination(_RunBase):
         self._finish("apply", "" if has_changes else "nodes already as planned")
 
     async def _agents(self, request: DeployInput, prepared: PreparedDeploy) -> None:
-        await asyncio.gather(*(self._install_agent(request, prepared, n) for n in prepared.nodes))
+        stage = workflow.patched(_STAGE_IMAGES)
+        await asyncio.gather(
+            *(self._ready_node(request, prepared, n, stage) for n in prepared.nodes)
+        )
         self._finish("agent")
+
+    async def _ready_node(
+        self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget, stage: bool
+    ) -> None:
+        """The agent, and (since _STAGE_IMAGES) the images the node lacks, side by side."""
+        if not stage:
+            await self._install_agent(request, prepared, node)
+            return
+        await asyncio.gather(
+            self._install_agent(request, prepared, node),
+            self._stage_images(request, prepared, node),
+        )
+
+    async def _stage_images(
+        self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget
+    ) -> None:
+        try:
+            await workflow.execute_activity_method(
+                AgentActivities.stage_images,
+                RolloutInput(request.deployment_id, prepared.stack_id, prepared.workdir, node),
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(seconds=120),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+        except ActivityError:
+            # Only a head start: the rollout ships whatever is still missing, through the agent.
+            workflow.logger.warning(
+                "staging images on %s failed; the rollout ships them", node.name
+            )
 
     async def _approval(self, request: DeployInput) -> None:
         if request.auto_approve:

@@ -36,6 +36,7 @@ PINNED_ACTIVITIES = {
     "ResolveStackNodes",
     "RecordDeployment",
     "InstallNodeAgent",
+    "StageImages",
     "RolloutServices",
     "RemoveServices",
     "ListDeployedStacks",

@@ -211,13 +211,15 @@ class AgentActivities:
         if have.stdout.strip() == bundle.version:
             return False
         target = f"{REMOTE_ROOT}/{bundle.version}"
-        # Streamed into the unpacker rather than copied first, so copy and unpack overlap; on
-        # a 1-CPU node `gunzip | tar -x` is also faster than `tar -xz` (measured). Versions
-        # other than the new one and the one it replaces are removed.
+        # Copied whole, then unpacked: piping the SSH channel straight into `gunzip | tar` was
+        # three times slower (measured 0.56 s against 0.08 + 0.09 s for 3 MB). Versions other
+        # than the new one and the one it replaces are removed.
+        staged = await session.upload(bundle.path)
         script = f"""
             set -e
+            trap 'rm -f "{staged}"' EXIT
             rm -rf {target} && mkdir -p {target}
-            gunzip -c | tar -x -C {target}
+            gunzip -c < "{staged}" | tar -x -C {target}
             echo {bundle.version} > {target}/VERSION
             cd {REMOTE_ROOT}
             prev=$(readlink current || true)
@@ -227,11 +229,7 @@ class AgentActivities:
                 case "{REMOTE_ROOT}/$dir" in "$prev"|{target}|*/current) ;; *) rm -rf "$dir" ;; esac
             done
         """
-        await session.run(
-            script,
-            sudo=True,
-            stdin=bundle.path,
-        )
+        await session.run(script, sudo=True)
         return True
 
     async def _agent_running(self, session: NodeSession) -> bool:
@@ -414,8 +412,8 @@ class AgentActivities:
     async def stage_images(self, request: RolloutInput) -> list[str]:
         """Ship the images a node's services need and it lacks, before the rollout needs them.
 
-        Runs beside the agent install, over SSH straight into the node's ``docker load``, so
-        the rollout only creates containers. Skipped when the node's engine does not answer
+        Runs beside the agent install, over SSH into the node's ``docker load``, so the
+        rollout only creates containers. Skipped when the node's engine does not answer
         yet (a real node's bootstrap may still be installing it): the rollout then ships
         them through the agent. Images this host lacks too are left to the agent to pull.
         """
@@ -430,27 +428,34 @@ class AgentActivities:
             return shipped
         try:
             async with node_session(request.node) as session:
-                if (
-                    await session.run("docker info >/dev/null 2>&1", check=False, sudo=True)
-                ).exit_status:
+                # One round trip: is the engine up, and which images does it lack?
+                quoted = " ".join(shlex.quote(i) for i in images)
+                probe = await session.run(
+                    "docker version >/dev/null 2>&1 || exit 3; "
+                    f'for i in {quoted}; do docker image inspect "$i" >/dev/null 2>&1 '
+                    '|| echo "$i"; done',
+                    check=False,
+                    sudo=True,
+                )
+                missing = probe.stdout.split()
+                if probe.exit_status != 0 or not missing:
                     return shipped
                 local = docker.from_env()
                 try:
-                    for image in images:
+                    for image in missing:
                         activity.heartbeat(image)
-                        probe = await session.run(
-                            f"docker image inspect {shlex.quote(image)} >/dev/null 2>&1",
-                            check=False,
-                            sudo=True,
-                        )
-                        if probe.exit_status == 0:
-                            continue
                         started = time.monotonic()
                         try:
                             saved = await asyncio.to_thread(self._saved_image_file, local, image)
                         except docker.errors.ImageNotFound:
                             continue
-                        await session.run("docker load -q >/dev/null", sudo=True, stdin=saved)
+                        # Copied whole first, for the reason given in _ensure_bundle.
+                        staged = await session.upload(saved)
+                        await session.run(
+                            f'docker load -q < "{staged}" >/dev/null; rc=$?; '
+                            f'rm -f "{staged}"; exit $rc',
+                            sudo=True,
+                        )
                         shipped.append(image)
                         self.deploy.log(
                             request.deployment_id,

@@ -19,7 +19,6 @@ from kombify.errors import SshError
 from kombify.workflows.deploy_models import NodeTarget
 
 _CONNECT_TIMEOUT = 20.0
-_STDIN_CHUNK = 256 * 1024  # asyncssh reads 8 KiB at a time by default
 
 
 @dataclass(frozen=True)
@@ -38,27 +37,13 @@ class NodeSession:
         self.node = node
         self._conn = connection
 
-    async def run(
-        self, command: str, *, check: bool = True, sudo: bool = False, stdin: Path | None = None
-    ) -> CommandResult:
-        """Run a shell command; SshError with the stderr tail when ``check`` and it fails.
-
-        Args:
-            command: A ``sh`` command line.
-            check: Raise when it exits non-zero.
-            sudo: Run it as root (through ``sudo -n`` unless logged in as root).
-            stdin: A local file streamed to the command's standard input, so that copying
-                and consuming it (say, unpacking) overlap instead of running one after the
-                other.
-        """
+    async def run(self, command: str, *, check: bool = True, sudo: bool = False) -> CommandResult:
+        """Run a shell command; SshError with the stderr tail when ``check`` and it fails."""
         if sudo and self.node.user != "root":
             # HOME stays the login user's, so staged uploads in it are found.
             command = f'sudo -n HOME="$HOME" sh -c {shlex.quote(command)}'
         try:
-            if stdin is None:
-                result = await self._conn.run(command, check=False)
-            else:
-                result = await self._conn.run(command, check=False, stdin=str(stdin), encoding=None)
+            result = await self._conn.run(command, check=False)
         except (OSError, asyncssh.Error) as exc:
             raise SshError(f"node `{self.node.name}`: `{command}` failed: {exc}") from exc
         out = _text(result.stdout)
@@ -70,6 +55,22 @@ class NodeSession:
                 f"node `{self.node.name}`: `{command}` exited {status}: {tail or out[-300:]}"
             )
         return CommandResult(status, out, err)
+
+    async def upload(self, local: Path) -> str:
+        """Copy a local file into the login user's home; its remote path. Not for secrets.
+
+        The path is spelled ``$HOME/...`` for later commands, sudo'd ones included (they keep
+        the login user's HOME); the caller removes the file. Secrets go through
+        :meth:`write_files`, which never leaves them readable. Copied with scp as the login
+        user: piping into a sudo'd command's standard input instead was several times slower
+        on fresh nodes (0.5 s against 0.1 s for 3 MB, measured).
+        """
+        name = f".kombify-upload-{secrets.token_hex(8)}"
+        try:
+            await asyncssh.scp(str(local), (self._conn, name))
+        except (OSError, asyncssh.Error) as exc:
+            raise SshError(f"node `{self.node.name}`: copying {local.name} failed: {exc}") from exc
+        return f"$HOME/{name}"
 
     async def write(self, remote: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write ``data`` to a root-owned file on the node atomically, created with ``mode``."""

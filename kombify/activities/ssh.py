@@ -6,8 +6,10 @@ local forward, so a homelab opens no extra port and the mTLS session runs inside
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shlex
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -122,11 +124,9 @@ def _text(value: object) -> str:
     return str(value)
 
 
-@asynccontextmanager
-async def node_session(node: NodeTarget) -> AsyncIterator[NodeSession]:
-    """An SSH session with the node's key; SshError naming the node when it cannot connect."""
+async def _connect(node: NodeTarget) -> asyncssh.SSHClientConnection:
     try:
-        connection = await asyncssh.connect(
+        return await asyncssh.connect(
             node.host,
             node.port,
             username=node.user,
@@ -138,13 +138,71 @@ async def node_session(node: NodeTarget) -> AsyncIterator[NodeSession]:
             config=[],
             connect_timeout=_CONNECT_TIMEOUT,
             keepalive_interval=15,
+            keepalive_count_max=2,
         )
     except (OSError, asyncssh.Error) as exc:
         raise SshError(
             f"cannot ssh to node `{node.name}` at {node.user}@{node.host}:{node.port}: {exc}"
         ) from exc
+
+
+_PoolKey = tuple[str, int, str, str]
+
+
+class _ConnectionPool:
+    """One SSH connection per node and event loop, shared by the activities that need it.
+
+    A deploy reaches each node from several activities, some at once (agent install and
+    image staging, then the rollout); each paid a handshake of its own, which on a small
+    node costs a fork and a key exchange. SSH multiplexes channels, so they share one. A
+    connection the node dropped (restarted, deleted) is replaced on the next use; keepalives
+    notice a silent one within 30 s.
+    """
+
+    def __init__(self) -> None:
+        self._connections: dict[_PoolKey, asyncssh.SSHClientConnection] = {}
+        self._locks: dict[_PoolKey, asyncio.Lock] = {}
+
+    @staticmethod
+    def _key(node: NodeTarget) -> _PoolKey:
+        return (node.host, node.port, node.user, node.identity_file)
+
+    async def get(self, node: NodeTarget) -> asyncssh.SSHClientConnection:
+        key = self._key(node)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            current = self._connections.get(key)
+            if current is not None and not current.is_closed():
+                return current
+            self._connections[key] = connection = await _connect(node)
+            return connection
+
+    def discard(self, node: NodeTarget, connection: asyncssh.SSHClientConnection) -> None:
+        """Forget ``connection`` (after it failed) so that the next use dials again."""
+        if self._connections.get(self._key(node)) is connection:
+            del self._connections[self._key(node)]
+        connection.close()
+
+
+# Connections belong to the event loop that made them; a worker has one, tests have many.
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ConnectionPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def node_session(node: NodeTarget) -> AsyncIterator[NodeSession]:
+    """An SSH session with the node's key; SshError naming the node when it cannot connect.
+
+    The connection is the pooled one of this event loop (see ``_ConnectionPool``); a transport
+    failure inside the session drops it from the pool, so a retry dials afresh.
+    """
+    pool = _POOLS.setdefault(asyncio.get_running_loop(), _ConnectionPool())
+    connection = await pool.get(node)
     try:
         yield NodeSession(node, connection)
-    finally:
-        connection.close()
-        await connection.wait_closed()
+    except Exception as exc:
+        # A command that merely failed leaves the connection fine; a transport error does not.
+        broken = (OSError, asyncssh.Error)
+        if connection.is_closed() or isinstance(exc, broken) or isinstance(exc.__cause__, broken):
+            pool.discard(node, connection)
+        raise

@@ -115,10 +115,11 @@ class TofuPlanResult:
 
 @dataclass(frozen=True)
 class TofuApplyInput:
-    """Which stack to apply (its saved plan if there is one)."""
+    """Which stack to apply (its saved plan if there is one); ``outputs``: read them after."""
 
     stack_id: str
     workdir: str
+    outputs: bool = True
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class TofuActivities:
         async with self._progress(params.stack_id) as progress:
 
             async def work() -> list[Diagnostic]:
-                await self.runner.init(workdir, on_line=progress)
+                await self.runner.ensure_init(workdir, on_line=progress)
                 return await self.runner.validate(workdir, on_line=progress)
 
             warnings = await self._guard(work())
@@ -248,12 +249,12 @@ class TofuActivities:
 
     @activity.defn(name="TofuPlan")
     async def plan(self, params: TofuPlanInput) -> TofuPlanResult:
-        """``init`` then ``plan`` a stack, saving the plan for ``TofuApply``."""
+        """``init`` (when needed) then ``plan`` a stack, saving the plan for ``TofuApply``."""
         workdir = Path(params.workdir)
         async with self._progress(params.stack_id) as progress:
 
             async def work() -> PlanSummary:
-                await self.runner.init(workdir, on_line=progress)
+                await self.runner.ensure_init(workdir, on_line=progress)
                 return await self.runner.plan(workdir, on_line=progress, destroy=params.destroy)
 
             summary = await self._guard(work())
@@ -266,8 +267,10 @@ class TofuActivities:
         async with self._progress(params.stack_id) as progress:
 
             async def work() -> ApplyResult:
-                await self.runner.init(workdir, on_line=progress)
-                return await self.runner.apply(workdir, on_line=progress)
+                await self.runner.ensure_init(workdir, on_line=progress)
+                return await self.runner.apply(
+                    workdir, on_line=progress, read_outputs=params.outputs
+                )
 
             result = await self._guard(work())
         return TofuApplyResult(stack_id=params.stack_id, result=result)
@@ -279,7 +282,7 @@ class TofuActivities:
         async with self._progress(params.stack_id) as progress:
 
             async def work() -> None:
-                await self.runner.init(workdir, on_line=progress)
+                await self.runner.ensure_init(workdir, on_line=progress)
                 await self.runner.destroy(workdir, on_line=progress)
 
             await self._guard(work())

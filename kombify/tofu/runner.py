@@ -15,6 +15,7 @@ Layout of a work directory (one per stack; the unifier writes the ``*.tf.json`` 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,6 +50,8 @@ from kombify.tofu.process import TAIL_LINES, Completed, LineCallback, run_cli
 from kombify.tofu.redact import Redactor, discover_secrets
 
 PLAN_FILE = Path(".kombify") / "tfplan"
+# What the last successful ``init`` saw (see ``ensure_init``).
+INIT_STAMP = Path(".kombify") / "init.sha256"
 
 _FAILURES: dict[str, type[TofuCommandError]] = {
     "init": TofuInitFailed,
@@ -169,6 +172,40 @@ class TofuRunner:
         async with stack_lock(workdir, operation="init", timeout=self.lock_timeout):
             await self._checked(workdir, "init", ["-input=false", "-no-color"], on_line, secrets)
 
+    def _init_fingerprint(self, workdir: Path) -> str:
+        """What ``init`` depends on: the configuration files, the lock file and the CLI."""
+        digest = hashlib.sha256(str(self.binary).encode())
+        for path in sorted(workdir.glob("*.tf*")) + sorted(workdir.glob(".terraform.lock.hcl")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(b"initialised" if (workdir / ".terraform").exists() else b"bare")
+        return digest.hexdigest()
+
+    async def ensure_init(
+        self,
+        workdir: Path,
+        *,
+        on_line: LineCallback | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> bool:
+        """``init`` unless the last successful one saw exactly this configuration and CLI.
+
+        A deploy plans and then applies the same files: the second ``init`` would only cost
+        a CLI start. Any change to a ``*.tf``/``*.tf.json`` file, the lock file, the CLI or
+        the ``.terraform`` directory's presence runs it again.
+
+        Returns:
+            Whether ``init`` ran.
+        """
+        stamp = workdir / INIT_STAMP
+        want = self._init_fingerprint(workdir)
+        if stamp.is_file() and stamp.read_text() == want:
+            return False
+        await self.init(workdir, on_line=on_line, secrets=secrets)
+        _private_dir(stamp.parent)
+        stamp.write_text(self._init_fingerprint(workdir))  # init may add .terraform
+        return True
+
     async def validate(
         self,
         workdir: Path,
@@ -259,6 +296,7 @@ class TofuRunner:
         *,
         on_line: LineCallback | None = None,
         secrets: Mapping[str, str] | None = None,
+        read_outputs: bool = True,
     ) -> ApplyResult:
         """``apply``: carry out the saved plan (or, without one, a fresh plan) and read outputs.
 
@@ -266,7 +304,8 @@ class TofuRunner:
         applied. Without one, ``apply -auto-approve`` plans and applies in one go.
 
         Returns:
-            Counts from the CLI's summary and the non-sensitive root outputs.
+            Counts from the CLI's summary and the non-sensitive root outputs (none unless
+            ``read_outputs``).
 
         Raises:
             TofuPlanStale: The saved plan predates a state change; plan again.
@@ -288,7 +327,10 @@ class TofuRunner:
             if use_plan:
                 plan_path.unlink(missing_ok=True)
             counts = parse_apply_counts(completed.stdout_lines)
-            outputs, sensitive = await self._outputs(workdir, secrets)
+            # `output -json` is one more CLI start; callers that do not use outputs skip it.
+            outputs, sensitive = (
+                await self._outputs(workdir, secrets) if read_outputs else ({}, [])
+            )
         return ApplyResult(
             added=counts.added,
             changed=counts.changed,

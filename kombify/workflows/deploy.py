@@ -292,7 +292,8 @@ class DeployKombination(_RunBase):
         if has_changes:
             await workflow.execute_activity_method(
                 TofuActivities.apply,
-                TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir),
+                # The deploy reaches nodes through PrepareDeployment's targets, not outputs.
+                TofuApplyInput(stack_id=prepared.stack_id, workdir=prepared.workdir, outputs=False),
                 start_to_close_timeout=timedelta(minutes=60),
                 heartbeat_timeout=timedelta(seconds=120),
                 retry_policy=_MACHINE,

@@ -31,6 +31,21 @@ async def test_init_and_validate_a_good_config(
     assert await runner.validate(workdir) == []
 
 
+async def test_init_runs_again_only_when_the_configuration_changes(
+    runner: TofuRunner, make_stack: StackFactory
+) -> None:
+    workdir = make_stack(GOOD_CONFIG)
+    assert await runner.ensure_init(workdir) is True
+    assert await runner.ensure_init(workdir) is False  # plan, then apply: one init
+    await runner.plan(workdir)  # and what it skipped is not missed
+    main = workdir / "main.tf"
+    main.write_text(main.read_text() + '\noutput "extra" { value = 1 }\n')
+    assert await runner.ensure_init(workdir) is True
+    assert await runner.ensure_init(workdir) is False
+    other_cli = TofuRunner(binary=shutil.which("true") or "/bin/true", home=workdir.parent)
+    assert other_cli._init_fingerprint(workdir) != runner._init_fingerprint(workdir)
+
+
 async def test_validate_a_broken_config_names_file_and_line(
     runner: TofuRunner, make_stack: StackFactory
 ) -> None:

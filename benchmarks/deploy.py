@@ -47,7 +47,7 @@ Everything it needs is started here and removed at the end: a temp KOMBIFY_HOME,
 dev server, the worker, uniquely named simulations (``kombify.sim.delete_simulation``). It
 talks to 127.0.0.1 only. Loops are bounded in count and time.
 
-Usage: .venv/bin/python benchmarks/deploy.py [--rounds 3] [--keep-home]
+Usage: .venv/bin/python benchmarks/deploy.py [--rounds 5] [--keep-home]
 """
 
 from __future__ import annotations
@@ -548,7 +548,7 @@ def _summary(results: list[Round]) -> None:
 def main() -> None:
     """Set up, measure, print, clean up."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="round 1 is the cold worker")
+    parser.add_argument("--rounds", type=int, default=5, help="round 1 is the cold worker")
     parser.add_argument("--keep-home", action="store_true", help="keep the temp KOMBIFY_HOME")
     args = parser.parse_args()
     if not 1 <= args.rounds <= 10:

@@ -161,6 +161,8 @@ class Round:
     reapply: DeployTiming
     raw_node_create: float
     raw: RawTiming
+    node_cpu: float | None = None  # CPU seconds the node spent during kombify's deploy
+    raw_node_cpu: float | None = None  # ... and during the raw steps
 
 
 # ---- set-up -------------------------------------------------------------------------------
@@ -405,21 +407,50 @@ def _raw_steps(workdir: Path, base: Path, ssh: SshEndpoint, image: str) -> RawTi
     return raw
 
 
+def _node_cpu(sim_name: str) -> float | None:
+    """CPU seconds the node's container has used so far (its cgroup), None if unreadable.
+
+    The nodes have one CPU each, so work that kombify runs side by side on a node queues for
+    it: this shows how much work each side asks of the node, apart from how it is arranged.
+    """
+    name = f"kombisim-{sim_name}-{NODE}"
+    found = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=False
+    )
+    cid = found.stdout.strip()
+    if not cid:
+        return None
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
+    if v2.exists():
+        usage = dict(line.split() for line in v2.read_text().splitlines())
+        return int(usage["usage_usec"]) / 1e6
+    return None
+
+
+def _cpu_used(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
 # ---- the run ------------------------------------------------------------------------------
 
 
 async def _kombify_round(
     env: KombifyEnv, client: Client, stack: str, created: list[str]
-) -> tuple[float, DeployTiming, DeployTiming]:
+) -> tuple[float, DeployTiming, DeployTiming, float | None]:
     _, node_create = await asyncio.to_thread(_create_node, stack, created)
     source = KOMBINATION.format(name=stack, greeting=GREETING)
+    cpu_before = _node_cpu(stack)
     deploy = await _deploy(env, client, source)
+    node_cpu = _cpu_used(cpu_before, _node_cpu(stack))
     if deploy.state != "succeeded":
         raise RuntimeError(f"deploy of {stack} ended {deploy.state}; see {env.worker_log}")
     reapply = await _deploy(env, client, source)
     if reapply.state != "succeeded":
         raise RuntimeError(f"re-apply of {stack} ended {reapply.state}; see {env.worker_log}")
-    return node_create, deploy, reapply
+    return node_create, deploy, reapply, node_cpu
 
 
 async def _measure(home: Path, address: str, rounds: int, image: str) -> list[Round]:
@@ -437,14 +468,20 @@ async def _measure(home: Path, address: str, rounds: int, image: str) -> list[Ro
         for index in range(rounds):
             tag = secrets.token_hex(3)
             stack, baseline = f"kbd-{tag}", f"kbr-{tag}"
-            node_create, deploy, reapply = await _kombify_round(env, client, stack, created)
+            node_create, deploy, reapply, node_cpu = await _kombify_round(
+                env, client, stack, created
+            )
             workdir = home / "stacks" / "local" / stack / "tofu"
             ssh, raw_create = await asyncio.to_thread(_create_node, baseline, created)
             base = home / "baseline" / baseline
             base.mkdir(parents=True)
+            raw_cpu_before = _node_cpu(baseline)
             raw = await asyncio.to_thread(_raw_steps, workdir, base, ssh, image)
+            raw_cpu = _cpu_used(raw_cpu_before, _node_cpu(baseline))
             label = "1 (cold worker)" if index == 0 else f"{index + 1} (warm worker)"
-            results.append(Round(label, node_create, deploy, reapply, raw_create, raw))
+            results.append(
+                Round(label, node_create, deploy, reapply, raw_create, raw, node_cpu, raw_cpu)
+            )
             for name in (stack, baseline):  # one live node pair at a time
                 await asyncio.to_thread(sim.delete_simulation, name)
                 created.remove(name)
@@ -508,6 +545,11 @@ def _print_round(r: Round) -> None:
     print(f"  raw steps: {r.raw.total:.2f} s  ({parts})")
     print(f"  overhead this round: {r.deploy.total / r.raw.total:.2f}x")
     print(f"  where kombify's deploy differs, s: {_attribution(r)}")
+    if r.node_cpu is not None and r.raw_node_cpu is not None:
+        print(
+            f"  the node's CPU time: kombify {r.node_cpu:.2f} s, "
+            f"raw steps {r.raw_node_cpu:.2f} s"
+        )
 
 
 def _summary(results: list[Round]) -> None:

@@ -48,7 +48,16 @@ REMOTE_PID = "/run/kombify-agent.pid"
 REMOTE_LOG = "/var/log/kombify-agent.log"
 CONTROL_CERT = "control"
 _HEALTH_WAIT = 45.0
+# A refused attempt costs the node next to nothing (the port is closed until the agent is up).
+_HEALTH_POLL = 0.05
 _END_CERT = b"-----END CERTIFICATE-----\n"
+_READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
+_PROBE_SEPARATOR = "\n--kombify--\n"
+_PROBE_INSTALL = (
+    f"cat {REMOTE_ROOT}/current/VERSION 2>/dev/null; echo; echo --kombify--; "
+    f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null && echo running; "
+    f"echo; echo --kombify--; {_READ_CERTS} || true"
+)
 # Certificates are replaced on the first deploy within this window of their expiry.
 RENEW_WITHIN = timedelta(days=30)
 
@@ -174,16 +183,23 @@ class AgentActivities:
         return issued
 
     async def _ensure_node_cert(
-        self, session: NodeSession, identity: str, within: timedelta = RENEW_WITHIN
+        self,
+        session: NodeSession,
+        identity: str,
+        within: timedelta = RENEW_WITHIN,
+        current: str | None = None,
     ) -> bool:
-        """Issue the node's server certificate unless a valid one of our CA is there."""
+        """Issue the node's server certificate unless a valid one of our CA is there.
+
+        ``current`` is the node's ``ca.crt`` followed by its ``agent.crt`` when the caller
+        read them already ("" when they are missing); else they are read here.
+        """
         ca = self._ca()
-        # Both certificates in one round trip; the CA's PEM ends with a newline.
-        current = await session.run(
-            f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null", check=False, sudo=True
-        )
-        node_ca, _, node_cert = current.stdout.encode().partition(_END_CERT)
-        if current.exit_status == 0 and node_ca + _END_CERT == ca.cert_pem:
+        if current is None:
+            read = await session.run(_READ_CERTS, check=False, sudo=True)
+            current = read.stdout if read.exit_status == 0 else ""
+        node_ca, _, node_cert = current.encode().partition(_END_CERT)
+        if node_cert and node_ca + _END_CERT == ca.cert_pem:
             try:
                 cert = load_cert(node_cert)
                 fresh = not needs_renewal(cert, within=within)
@@ -206,9 +222,9 @@ class AgentActivities:
 
     # ---- install ---------------------------------------------------------------------------
 
-    async def _ensure_bundle(self, session: NodeSession, bundle: AgentBundle) -> bool:
-        have = await session.run(f"cat {REMOTE_ROOT}/current/VERSION 2>/dev/null", check=False)
-        if have.stdout.strip() == bundle.version:
+    async def _ensure_bundle(self, session: NodeSession, bundle: AgentBundle, have: str) -> bool:
+        """Ship and unpack ``bundle`` unless ``have`` (the node's current version) is it."""
+        if have == bundle.version:
             return False
         target = f"{REMOTE_ROOT}/{bundle.version}"
         # Copied whole, then unpacked: piping the SSH channel straight into `gunzip | tar` was
@@ -243,6 +259,9 @@ class AgentActivities:
     async def _start_agent(self, session: NodeSession) -> None:
         argv = [
             "python3",
+            # No site: the bundle and the standard library are all the agent imports, so
+            # Python packages installed on the node can neither shadow nor break it.
+            "-S",
             "-m",
             "kombify.agent",
             "--listen",
@@ -286,7 +305,7 @@ class AgentActivities:
                     return await client.health()
             except AgentError as exc:
                 last = exc
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(_HEALTH_POLL)
         tail = await session.run(f"tail -n 5 {REMOTE_LOG} 2>/dev/null", check=False, sudo=True)
         raise AgentError(
             f"node `{session.node.name}`: the agent did not answer within {_HEALTH_WAIT:.0f}s "
@@ -307,12 +326,15 @@ class AgentActivities:
         started = time.monotonic()
         try:
             async with node_session(request.node) as session:
+                # What the node has, in one round trip: bundle version, agent alive, certs.
+                probe = await session.run(_PROBE_INSTALL, check=False, sudo=True)
+                version, running_word, certs = (probe.stdout.split(_PROBE_SEPARATOR) + [""] * 3)[:3]
                 # Independent, so they share the connection at once (one SSH channel each).
-                shipped, renewed, running = await asyncio.gather(
-                    self._ensure_bundle(session, bundle),
-                    self._ensure_node_cert(session, identity),
-                    self._agent_running(session),
+                shipped, renewed = await asyncio.gather(
+                    self._ensure_bundle(session, bundle, version.strip()),
+                    self._ensure_node_cert(session, identity, current=certs.lstrip("\n")),
                 )
+                running = running_word.strip() == "running"
                 if shipped:
                     size = bundle.path.stat().st_size / 1e6
                     self.deploy.log(
@@ -428,17 +450,24 @@ class AgentActivities:
             return shipped
         try:
             async with node_session(request.node) as session:
-                # One round trip: is the engine up, and which images does it lack?
+                # One docker CLI run (each costs a node tens of ms of CPU): the tags of the
+                # images it has; it fails naming the daemon when the engine is down.
                 quoted = " ".join(shlex.quote(i) for i in images)
                 probe = await session.run(
-                    "docker version >/dev/null 2>&1 || exit 3; "
-                    f'for i in {quoted}; do docker image inspect "$i" >/dev/null 2>&1 '
-                    '|| echo "$i"; done',
+                    f"docker image inspect --format '{{{{json .RepoTags}}}}' {quoted}",
                     check=False,
                     sudo=True,
                 )
-                missing = probe.stdout.split()
-                if probe.exit_status != 0 or not missing:
+                if probe.exit_status == 127 or "daemon" in probe.stderr:
+                    return shipped  # no engine yet: the rollout ships them
+                have = {
+                    tag
+                    for line in probe.stdout.splitlines()
+                    if line.startswith("[")  # the CLI prints an empty line for a missing one
+                    for tag in json.loads(line)
+                }
+                missing = [i for i in images if i not in have and f"{i}:latest" not in have]
+                if not missing:
                     return shipped
                 local = docker.from_env()
                 try:
@@ -480,8 +509,9 @@ class AgentActivities:
     ) -> Any:
         identity = self._identity(request)
         async with node_session(request.node) as session, self.agent(session, identity) as client:
-            images = [s.image for s in manifest.services if s.image]
-            await self._ship_images(session, client, images, on_line)
+            if not request.images_staged:  # else StageImages did it, and probing costs
+                images = [s.image for s in manifest.services if s.image]
+                await self._ship_images(session, client, images, on_line)
 
             def on_event(event: Any) -> None:
                 activity.heartbeat(event.service)

@@ -213,6 +213,7 @@ class DeployKombination(_RunBase):
     def __init__(self) -> None:
         super().__init__()
         self._approved: ApproveSignal | None = None
+        self._staged: set[str] = set()  # nodes whose images StageImages shipped
 
     @workflow.signal(name="approve")
     def approve(self, signal: ApproveSignal) -> None:
@@ -333,6 +334,7 @@ class DeployKombination(_RunBase):
                 heartbeat_timeout=timedelta(seconds=120),
                 retry_policy=RetryPolicy(maximum_attempts=2),
             )
+            self._staged.add(node.name)
         except ActivityError:
             # Only a head start: the rollout ships whatever is still missing, through the agent.
             workflow.logger.warning(
@@ -376,7 +378,13 @@ class DeployKombination(_RunBase):
     ) -> NodeRollout:
         result: NodeRollout = await workflow.execute_activity_method(
             AgentActivities.rollout,
-            RolloutInput(request.deployment_id, prepared.stack_id, prepared.workdir, node),
+            RolloutInput(
+                request.deployment_id,
+                prepared.stack_id,
+                prepared.workdir,
+                node,
+                images_staged=node.name in self._staged,
+            ),
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=_MACHINE,

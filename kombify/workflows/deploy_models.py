@@ -58,12 +58,13 @@ class PreparedDeploy:
 
 @dataclass(frozen=True)
 class RolloutInput:
-    """One node's part of a run."""
+    """One node's part of a run; ``images_staged``: StageImages already shipped what it lacks."""
 
     deployment_id: str
     stack_id: str
     workdir: str
     node: NodeTarget
+    images_staged: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import shutil
+import signal
+import sys
 import tarfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kombify.agent.client import AgentClient
 from kombify.agent.server import AgentServer
+from kombify.errors import AgentError
 from kombify.pki import CertificateAuthority, IssuedCert
 
 BUSYBOX_APPLETS = ("sh", "httpd", "wget", "echo", "sleep", "mkdir", "cat", "true", "env")
@@ -56,3 +63,53 @@ class RunningAgent:
         return AgentClient.with_cert(
             self.address, identity or self.identity, cert or self.pki.control_plane, timeout=20
         )
+
+
+@asynccontextmanager
+async def agent_process(
+    pki: Pki,
+    workdir: Path,
+    *,
+    node: str,
+    port: int,
+    python_flags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    within: float = 15.0,
+) -> AsyncIterator[Any]:
+    """``python -m kombify.agent`` in a subprocess, once it answers Health: its reply.
+
+    On exit the agent gets SIGTERM and must stop cleanly (exit code 0).
+    """
+    cert, key, ca = pki.ca.issue_server(node, ip_addresses=["127.0.0.1"]).write(workdir, "agent")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *python_flags,
+        "-m",
+        "kombify.agent",
+        f"--listen=127.0.0.1:{port}",
+        f"--cert={cert}",
+        f"--key={key}",
+        f"--ca={ca}",
+        f"--state-dir={workdir / 'state'}",
+        f"--container-prefix=kt-{node.split('.')[0]}-",
+        env=None if env is None else dict(env),
+        cwd=cwd,
+    )
+    try:
+        client = AgentClient.with_cert(f"127.0.0.1:{port}", node, pki.control_plane, timeout=5)
+        async with client:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within  # the interpreter needs a moment for its imports
+            while True:
+                try:
+                    reply = await client.health()
+                    break
+                except AgentError:
+                    if loop.time() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+        yield reply
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -14,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from kombify.agent.bundle import NATIVE_DIR, ZIP_NAME, build_bundle, python_path
-from kombify.agent.client import AgentClient
-from kombify.errors import AgentError
-from tests.support.agent import Pki
+from tests.support.agent import Pki, agent_process
 from tests.support.ports import free_port
 
 
@@ -74,35 +70,14 @@ def test_imports_come_from_the_bundle(unpacked: Path) -> None:
 @pytest.mark.docker
 async def test_agent_from_the_bundle_serves(unpacked: Path, pki: Pki, tmp_path: Path) -> None:
     node = "node-bundle.test.kombify"
-    cert, key, ca = pki.ca.issue_server(node, ip_addresses=["127.0.0.1"]).write(tmp_path, "agent")
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-S",
-        "-m",
-        "kombify.agent",
-        f"--listen=127.0.0.1:{port}",
-        f"--cert={cert}",
-        f"--key={key}",
-        f"--ca={ca}",
-        f"--state-dir={tmp_path / 'state'}",
-        "--container-prefix=kt-bundle-",
+    async with agent_process(
+        pki,
+        tmp_path,
+        node=node,
+        port=free_port(),
+        python_flags=["-S"],  # as on a node: no site-packages
         env=_isolated_env(unpacked),
         cwd="/",
-    )
-    try:
-        client = AgentClient.with_cert(f"127.0.0.1:{port}", node, pki.control_plane, timeout=5)
-        async with client:
-            for _ in range(150):
-                try:
-                    reply = await client.health()
-                    break
-                except AgentError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the agent from the bundle did not answer within 15 s")
+    ) as reply:
         assert reply.node_identity == node
         assert reply.docker_ok
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0

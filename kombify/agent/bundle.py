@@ -39,8 +39,9 @@ from pathlib import Path
 
 from kombify.errors import ConfigError
 
+# `docker` too: the agent imports it on a thread once it serves (server._docker_client_soon).
 _PROBE = (
-    "import json, sys, kombify.agent.__main__, kombify.agent.server; "
+    "import json, sys, kombify.agent.__main__, kombify.agent.server, docker; "
     "files = {getattr(m, '__file__', None) or '' for m in list(sys.modules.values())}; "
     "print(json.dumps(sorted(files)))"
 )

@@ -8,14 +8,13 @@ boundary, with the operation and the container or image named.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import docker
-from docker.errors import DockerException, ImageNotFound, NotFound
-
 from kombify.agent import manifest as mf
+from kombify.agent.engine_socket import EngineSocketUnsupported, engine_version
 from kombify.agent.proto import pb
 from kombify.errors import DockerError
 
@@ -36,12 +35,24 @@ _RESTART = {
 }
 
 
+def _errors() -> Any:
+    """``docker.errors``, imported when an exception is matched against it.
+
+    The docker SDK (with requests and urllib3) is 40 % of the agent's start-up imports, so
+    this module never imports it at the top: the SDK is loaded beside the server's start
+    (see :class:`Engine`), and by the time a call can raise, it is there.
+    """
+    import docker.errors
+
+    return docker.errors
+
+
 @contextmanager
 def docker_errors(action: str) -> Iterator[None]:
     """Re-raises docker SDK errors as DockerError naming ``action``."""
     try:
         yield
-    except DockerException as exc:
+    except _errors().DockerException as exc:
         raise DockerError(f"{action}: {exc}") from exc
 
 
@@ -84,7 +95,10 @@ class Engine:
     """The agent's view of the local Docker engine.
 
     Args:
-        client: A docker SDK client (``docker.from_env()`` honours ``DOCKER_HOST``).
+        client: A docker SDK client, or a future of one that is still being made (the agent
+            loads the SDK beside its server's start; calls wait for it). A future also means
+            "the engine of the environment", which lets ``version`` ask the engine's socket
+            directly without waiting for the SDK.
         node: The node identity; containers carry it so two agents sharing an engine (tests,
             or a rehearsal next to a real node) never touch each other's containers.
         prefix: Prepended to container names.
@@ -93,13 +107,13 @@ class Engine:
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        client: Any,
         *,
         node: str,
         prefix: str = "kombify-",
         extra_labels: Mapping[str, str] | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
         self.node = node
         self.prefix = prefix
         self.extra_labels = dict(extra_labels or {})
@@ -108,8 +122,23 @@ class Engine:
         """The canonical name of a service's replica."""
         return f"{self.prefix}{service}-{replica}"
 
+    @property
+    def client(self) -> Any:
+        """The docker SDK client (waits while the SDK is still loading)."""
+        if isinstance(self._client, Future):
+            return self._client.result()
+        return self._client
+
     def version(self) -> str:
         """The engine's version string."""
+        if isinstance(self._client, Future) and not self._client.done():
+            # The agent's first Health answers while the SDK still loads.
+            try:
+                return engine_version()
+            except EngineSocketUnsupported:
+                pass
+            except OSError as exc:
+                raise DockerError(f"asking the Docker engine for its version: {exc}") from exc
         with docker_errors("asking the Docker engine for its version"):
             return str(self.client.version().get("Version", "?"))
 
@@ -149,13 +178,13 @@ class Engine:
         try:
             self.client.images.get(image)
             return
-        except ImageNotFound:
+        except _errors().ImageNotFound:
             pass
-        except DockerException as exc:
+        except _errors().DockerException as exc:
             raise DockerError(f"looking up image `{image}`: {exc}") from exc
         try:
             self.client.images.pull(image)
-        except DockerException as exc:
+        except _errors().DockerException as exc:
             raise DockerError(
                 f"image `{image}` is not on the node and cannot be pulled ({exc}); "
                 "ship it from the control host with LoadImage"
@@ -200,7 +229,7 @@ class Engine:
         with docker_errors(f"starting container `{name}`"):
             try:
                 container.start()
-            except DockerException:
+            except _errors().DockerException:
                 container.remove(force=True)
                 raise
             container.reload()
@@ -230,9 +259,9 @@ class Engine:
         """Removes a container, running or not; already gone is fine."""
         try:
             self.client.containers.get(container_id).remove(force=True)
-        except NotFound:
+        except _errors().NotFound:
             return
-        except DockerException as exc:
+        except _errors().DockerException as exc:
             raise DockerError(f"removing container {container_id[:12]}: {exc}") from exc
 
     def exec(self, container_id: str, argv: list[str]) -> tuple[int, str]:
@@ -245,7 +274,7 @@ class Engine:
         """The last lines a container printed (for explaining a failed health check)."""
         try:
             raw = self.client.containers.get(container_id).logs(tail=lines)
-        except DockerException:
+        except _errors().DockerException:
             return ""
         return bytes(raw).decode(errors="replace").strip()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
-from docker.errors import DockerException
 from grpclib.server import Server
 
 from kombify.agent.auth import ClientPolicy
@@ -93,13 +93,11 @@ class AgentServer:
         """Binds ``listen`` (host:port) with mTLS and starts serving.
 
         Raises:
-            ConfigError: Bad certificate, unreachable Docker engine, or the address is taken.
+            ConfigError: Bad certificate, or the address is taken. An engine that does not
+                answer is reported by Health (``docker_ok``) and by the calls that need it.
         """
         identity = config.check()
-        try:
-            client = docker_client or docker.from_env()
-        except DockerException as exc:
-            raise ConfigError(f"cannot reach the Docker engine: {exc}") from exc
+        client = docker_client if docker_client is not None else _docker_client_soon()
         engine = Engine(
             client,
             node=identity,
@@ -132,6 +130,26 @@ class AgentServer:
     async def wait(self) -> None:
         """Blocks until the server is closed."""
         await self._server.wait_closed()
+
+
+def _docker_client_soon() -> Future[Any]:
+    """``docker.from_env()``, made on a thread while the server starts.
+
+    Importing the SDK (requests, urllib3) is 40 % of the agent's start-up; a first install
+    waits for the agent's Health, which no longer waits for it (see Engine.version).
+    """
+    future: Future[Any] = Future()
+
+    def load() -> None:
+        try:
+            import docker
+
+            future.set_result(docker.from_env())
+        except BaseException as exc:  # handed to whoever uses the engine first
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name="docker-sdk", daemon=True).start()
+    return future
 
 
 def _bind(listen: str) -> socket.socket:

@@ -47,7 +47,7 @@ def test_few_files_no_compiled_code(unpacked: Path) -> None:
 
 def test_imports_come_from_the_bundle(unpacked: Path) -> None:
     probe = (
-        "import sys, kombify.agent.__main__, kombify.agent.server; "
+        "import sys, kombify.agent.__main__, kombify.agent.server, docker; "
         "print('\\n'.join(sorted({getattr(m, '__file__', None) or '' for m in "
         "list(sys.modules.values())})))"
     )

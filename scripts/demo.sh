@@ -7,7 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/ensure-sim-tools.sh
+# Stop dockerd at the end only if this run started it (not one an earlier run left running).
+before=$(cat .kombify/dockerd/pid 2>/dev/null || true)
 scripts/ensure-docker.sh
+started=$(cat .kombify/dockerd/pid 2>/dev/null || true)
+[ "$started" = "$before" ] && started=""
 export PATH="$PWD/.venv/bin:$PATH"
 export KOMBIFY_HOME=${KOMBIFY_HOME:-$PWD/.kombify/demo}
 mkdir -p "$KOMBIFY_HOME"
@@ -18,7 +22,7 @@ kombify server >"$KOMBIFY_HOME/server.out" 2>&1 &
 server=$!
 cleanup() {
   kill -INT "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  $interactive || scripts/stop-docker.sh
+  $interactive || [ -z "$started" ] || scripts/stop-docker.sh
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/ensure-postgres.sh
 scripts/ensure-sim-tools.sh
+# Stop dockerd at the end only if this run started it (not one an earlier run left running).
+before=$(cat .kombify/dockerd/pid 2>/dev/null || true)
 scripts/ensure-docker.sh
-trap 'scripts/stop-docker.sh' EXIT
+started=$(cat .kombify/dockerd/pid 2>/dev/null || true)
+[ "$started" = "$before" ] && started=""
+trap '[ -z "$started" ] || scripts/stop-docker.sh' EXIT
 echo "==> ruff"
 .venv/bin/ruff check kombify tests benchmarks
 echo "==> mypy (strict)"

@@ -1,0 +1,83 @@
+"""When image staging did not happen, the rollout ships the images through the agent.
+
+A deploy stages a node's images beside the agent install (StageImages). That is a head start
+only: on a real node whose Docker engine the bootstrap is still installing, staging finds no
+engine and the rollout has to ship the images itself, through the agent's LoadImage. The
+end-to-end deploys always stage, so this path is driven here activity by activity, on a
+simulated node that has never seen the image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from kombify import sim
+from kombify.activities.agent import AgentActivities
+from kombify.settings import get_settings
+from kombify.sim.image import HTTPD_IMAGE, ensure_httpd_image
+from kombify.sim.models import NodeSpec, SimulationSpec
+from kombify.workflows.deploy_models import NodeTarget, RolloutInput
+from tests.integration.sim.conftest import unique_name
+
+pytestmark = pytest.mark.docker
+
+
+class _Lines:
+    """Stands in for DeployActivities as the agent activities' log sink; keeps the lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, deployment_id: str, source: str, message: str, level: str = "info") -> None:
+        self.lines.append(message)
+
+
+@pytest.fixture
+def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
+    ensure_httpd_image(docker)
+    name = unique_name("ksh")
+    spec = SimulationSpec(name=name, nodes=[NodeSpec(name="box", ports=[8080])])
+    info = sim.create_simulation(name, spec, wait=True, timeout=120)
+    try:
+        (ssh,) = [n.ssh for n in info.nodes if n.ssh is not None]
+        yield NodeTarget(
+            name="box",
+            provider="sim",
+            role="main",
+            host=ssh.host,
+            port=ssh.port,
+            user=ssh.user,
+            identity_file=str(ssh.identity_file),
+            simulated=True,
+        )
+    finally:
+        sim.delete_simulation(name)
+
+
+async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
+    workdir = get_settings().home / "stacks" / "local" / "shipping" / "tofu"
+    (workdir / "manifests").mkdir(parents=True)
+    service = {
+        "name": "web",
+        "image": HTTPD_IMAGE,
+        "env": {},
+        "ports": [{"container": 80, "host": 8080}],
+        "volumes": [],
+        "healthcheck": {"http": "http://localhost:80/", "interval": "1s"},
+    }
+    (workdir / "manifests" / "box.json").write_text(json.dumps({"services": [service]}))
+    sink = _Lines()
+    agent = AgentActivities(get_settings(), sink)  # type: ignore[arg-type]
+    request = RolloutInput("d-ship", "s-ship", str(workdir), node, images_staged=False)
+    env = ActivityEnvironment()
+
+    await env.run(agent.install_agent, request)
+    result = await env.run(agent.rollout, request)
+
+    assert [(s.name, s.state, s.healthy) for s in result.services] == [("web", "created", True)]
+    assert f"shipping image {HTTPD_IMAGE} from the control host" in sink.lines

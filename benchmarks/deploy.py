@@ -91,26 +91,6 @@ REAPPLY_GOAL = 5.0
 DEPLOY_TIMEOUT = 300.0
 STEP_TIMEOUT = 180.0
 
-KOMBINATION = """\
-apiVersion: kombify.io/v1
-kind: Kombination
-metadata: {{name: {name}}}
-spec:
-  stackkit: base-homelab
-  nodes:
-    - {{name: box, provider: sim, resources: {{cpus: 1, memory: 512Mi}}}}
-  services:
-    reverse-proxy: {{enabled: false}}
-    web:
-      image: kombify-test/httpd:1
-      ports: [{{container: 80, host: 8080}}]
-      env: {{GREETING: "{greeting}"}}
-      healthcheck: {{http: "http://localhost:80/", interval: 1s}}
-    notes:
-      image: kombify-test/httpd:1
-      ports: [{{container: 80, host: 8081}}]
-      healthcheck: {{http: "http://localhost:80/", interval: 1s}}
-"""
 
 
 # ---- results ------------------------------------------------------------------------------
@@ -441,7 +421,9 @@ async def _kombify_round(
     env: KombifyEnv, client: Client, stack: str, created: list[str]
 ) -> tuple[float, DeployTiming, DeployTiming, float | None]:
     _, node_create = await asyncio.to_thread(_create_node, stack, created)
-    source = KOMBINATION.format(name=stack, greeting=GREETING)
+    from tests.support.kombinations import one_node  # the e2e deploy tests' stack
+
+    source = one_node(stack, greeting=GREETING)
     cpu_before = _node_cpu(stack)
     deploy = await _deploy(env, client, source)
     node_cpu = _cpu_used(cpu_before, _node_cpu(stack))

@@ -51,11 +51,12 @@ _HEALTH_WAIT = 45.0
 # A refused attempt costs the node next to nothing (the port is closed until the agent is up).
 _HEALTH_POLL = 0.05
 _END_CERT = b"-----END CERTIFICATE-----\n"
+_AGENT_ALIVE = f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null"
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
 _PROBE_SEPARATOR = "\n--kombify--\n"
 _PROBE_INSTALL = (
     f"cat {REMOTE_ROOT}/current/VERSION 2>/dev/null; echo; echo --kombify--; "
-    f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null && echo running; "
+    f"{_AGENT_ALIVE} && echo running; "
     f"echo; echo --kombify--; {_READ_CERTS} || true"
 )
 # Certificates are replaced on the first deploy within this window of their expiry.
@@ -249,11 +250,7 @@ class AgentActivities:
         return True
 
     async def _agent_running(self, session: NodeSession) -> bool:
-        result = await session.run(
-            f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null",
-            check=False,
-            sudo=True,
-        )
+        result = await session.run(_AGENT_ALIVE, check=False, sudo=True)
         return result.exit_status == 0
 
     async def _start_agent(self, session: NodeSession) -> None:
@@ -286,22 +283,29 @@ class AgentActivities:
         )
 
     @asynccontextmanager
-    async def agent(self, session: NodeSession, identity: str) -> AsyncIterator[Any]:
-        """An mTLS client for the node's agent, through an SSH tunnel of this session."""
+    async def agent(
+        self, session: NodeSession, identity: str, cert: IssuedCert | None = None
+    ) -> AsyncIterator[Any]:
+        """An mTLS client for the node's agent, through an SSH tunnel of this session.
+
+        ``cert`` is the control plane's client certificate when the caller holds it already.
+        """
         from kombify.agent.client import AgentClient
 
+        cert = cert or self.control_cert()
         async with session.tunnel(AGENT_PORT) as port:
-            client = AgentClient.with_cert(f"127.0.0.1:{port}", identity, self.control_cert())
+            client = AgentClient.with_cert(f"127.0.0.1:{port}", identity, cert)
             async with client:
                 yield client
 
     async def _wait_healthy(self, session: NodeSession, identity: str) -> Any:
         deadline = time.monotonic() + _HEALTH_WAIT
         last: Exception | None = None
+        cert = self.control_cert()  # read from disk once, not on every attempt
         while time.monotonic() < deadline:
             activity.heartbeat("waiting for the agent")
             try:
-                async with self.agent(session, identity) as client:
+                async with self.agent(session, identity, cert) as client:
                     return await client.health()
             except AgentError as exc:
                 last = exc

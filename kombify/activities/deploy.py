@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -33,12 +33,22 @@ from kombify.workflows.deploy_models import (
     RecordInput,
 )
 
+if TYPE_CHECKING:  # kombify.sim (docker SDK and all) is imported where it is used
+    from kombify.sim.models import SshEndpoint
+
 AGENT_PORT = 7443
 
 
 def stack_workdir(settings: Settings, organisation: str, stack: str) -> Path:
     """Where a stack's OpenTofu configuration and state live (one per stack, kept)."""
     return settings.home / "stacks" / organisation / stack / "tofu"
+
+
+def simulated_target(name: str, role: str, ep: SshEndpoint) -> NodeTarget:
+    """How to reach a simulated node, from its published SSH endpoint."""
+    return NodeTarget(
+        name, "sim", role, ep.host, ep.port, ep.user, ep.identity_file, simulated=True
+    )
 
 
 def simulation_name(stack: str) -> str:
@@ -218,18 +228,7 @@ class DeployActivities:
                         "location": None,
                     }
                 )
-                targets.append(
-                    NodeTarget(
-                        node.name,
-                        "sim",
-                        node.role,
-                        ep.host,
-                        ep.port,
-                        ep.user,
-                        ep.identity_file,
-                        simulated=True,
-                    )
-                )
+                targets.append(simulated_target(node.name, node.role, ep))
             elif node.is_cloud:
                 raise SpecError(
                     f"node `{node.name}` is a {node.provider} server: creating cloud servers needs "

@@ -18,6 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from kombify import sim
 from kombify.activities.agent import AgentActivities
+from kombify.activities.deploy import simulated_target
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_httpd_image
 from kombify.sim.models import NodeSpec, SimulationSpec
@@ -45,16 +46,7 @@ def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
     info = sim.create_simulation(name, spec, wait=True, timeout=120)
     try:
         (ssh,) = [n.ssh for n in info.nodes if n.ssh is not None]
-        yield NodeTarget(
-            name="box",
-            provider="sim",
-            role="main",
-            host=ssh.host,
-            port=ssh.port,
-            user=ssh.user,
-            identity_file=str(ssh.identity_file),
-            simulated=True,
-        )
+        yield simulated_target("box", "main", ssh)
     finally:
         sim.delete_simulation(name)
 

@@ -14,6 +14,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Files kombify's processes and their children (OpenTofu, Temporal) create are the owner's
+# only: state, logs and manifests hold addresses and service settings that can be secrets.
+PRIVATE_UMASK = 0o077
+
 
 def _default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -73,6 +77,13 @@ class Settings(BaseSettings):
         """The API base URL the CLI should call."""
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
+    def ensure_home(self) -> Path:
+        """``home``, created with mode 0700, or tightened to it (it is kombify's alone)."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.home.stat().st_mode & 0o077:
+            self.home.chmod(0o700)
+        return self.home
+
     @property
     def run_dir(self) -> Path:
         """Where pid files and logs of the processes kombify starts live."""
@@ -81,5 +92,10 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
-    return Settings()
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``).
+
+    ``KOMBIFY_HOME`` exists (mode 0700) once this returned.
+    """
+    settings = Settings()
+    settings.ensure_home()
+    return settings

@@ -28,6 +28,7 @@ from kombify.activities.deploy import AGENT_PORT, DeployActivities
 from kombify.activities.ssh import NodeSession, node_session
 from kombify.agent.bundle import AgentBundle, build_bundle, python_path
 from kombify.errors import AgentError, KombifyError
+from kombify.names import contained
 from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
 from kombify.settings import Settings
@@ -504,7 +505,8 @@ class AgentActivities:
         return shipped
 
     def _manifest(self, request: RolloutInput) -> tuple[dict[str, Any], str]:
-        path = Path(request.workdir) / "manifests" / f"{request.node.name}.json"
+        path = contained(Path(request.workdir) / "manifests", request.node.name)
+        path = path.with_name(f"{path.name}.json")
         raw = path.read_bytes()
         return json.loads(raw), hashlib.sha256(raw).hexdigest()[:16]
 

@@ -20,6 +20,7 @@ from kombify.activities.event_log import EventLog
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
 from kombify.errors import KombifyError, NotFoundError, SpecError
+from kombify.names import contained
 from kombify.settings import Settings
 from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
@@ -40,8 +41,12 @@ AGENT_PORT = 7443
 
 
 def stack_workdir(settings: Settings, organisation: str, stack: str) -> Path:
-    """Where a stack's OpenTofu configuration and state live (one per stack, kept)."""
-    return settings.home / "stacks" / organisation / stack / "tofu"
+    """Where a stack's OpenTofu configuration and state live (one per stack, kept).
+
+    Raises:
+        InvalidName: The organisation or stack is not a name.
+    """
+    return contained(settings.home / "stacks", organisation, stack) / "tofu"
 
 
 def simulated_target(name: str, role: str, ep: SshEndpoint) -> NodeTarget:
@@ -261,10 +266,10 @@ class DeployActivities:
             stack, k = self._load(request)
             rewritten, targets = self._targets(k, request.simulate, create=create)
             plan = unify(rewritten)
+            workdir = stack_workdir(self.settings, request.organisation, request.stack)
         except (SpecError, NotFoundError) as exc:
             raise user_error(exc) from exc
         self._deployment_of_stack[stack.id] = request.deployment_id
-        workdir = stack_workdir(self.settings, request.organisation, request.stack)
         if create:
             write_plan(plan, workdir)
             self.log(

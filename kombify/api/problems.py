@@ -52,10 +52,16 @@ async def _kombify_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _message(error: dict[str, Any]) -> str:
+    # Our own validators (kombify.names) raise ValueError with a full sentence; pydantic
+    # prefixes it with "Value error, ", which says nothing to the user.
+    return str(error.get("msg", "")).removeprefix("Value error, ")
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"path": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
+        {"path": _field_path(tuple(e.get("loc", ()))), "message": _message(e)}
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"path": "", "message": "invalid request"}

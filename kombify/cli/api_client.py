@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -14,6 +15,7 @@ from kombify.errors import (
     ServiceUnavailableError,
     SpecError,
 )
+from kombify.names import InvalidName
 from kombify.settings import Settings
 
 _BY_STATUS: dict[int, type[KombifyError]] = {
@@ -23,6 +25,21 @@ _BY_STATUS: dict[int, type[KombifyError]] = {
     422: SpecError,
     503: ServiceUnavailableError,
 }
+
+
+def api_path(*segments: str) -> str:
+    """An API path from its segments, each percent-escaped.
+
+    Ids and names go into URLs only through here: a segment can neither add a path step
+    (``a/b``), a query (``?x=``) nor climb one (``..``), whatever a caller checked before.
+
+    Raises:
+        InvalidName: A segment is empty, ``.`` or ``..``.
+    """
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise InvalidName(f"`{segment}` cannot be part of an API path")
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
 class ApiClient:

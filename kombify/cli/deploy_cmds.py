@@ -14,8 +14,9 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from kombify.cli.api_client import ApiClient
+from kombify.cli.api_client import ApiClient, api_path
 from kombify.cli.output import console, err_console, fail, print_json
+from kombify.cli.params import DeploymentArg, StackArg
 from kombify.errors import ConflictError
 from kombify.settings import get_settings
 from kombify.specs import validate_text
@@ -57,7 +58,7 @@ def _store_stack(client: ApiClient, file: Path, source: str) -> dict[str, Any]:
         from kombify.specs import load_kombination
 
         name = load_kombination(source, filename=str(file)).metadata.name
-        stack = client.request("PUT", f"/v1/stacks/{name}", json=body)
+        stack = client.request("PUT", api_path("v1", "stacks", name), json=body)
     return stack
 
 
@@ -90,7 +91,9 @@ def _render(run: dict[str, Any]) -> Group:
 
 
 def _print_logs(client: ApiClient, run_id: str, cursor: int, *, quiet: bool) -> int:
-    page = client.request("GET", f"/v1/deployments/{run_id}/logs", params={"after": cursor})
+    page = client.request(
+        "GET", api_path("v1", "deployments", run_id, "logs"), params={"after": cursor}
+    )
     if not quiet:
         for line in page["data"]:
             console.print(Text.assemble((f"{line['source']:>14} ", "dim"), line["message"]))
@@ -110,9 +113,9 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
         return False
     answer = typer.confirm(f"Plan: {summary}. Apply it?", default=False)
     if answer:
-        client.request("POST", f"/v1/deployments/{run['id']}/approve")
+        client.request("POST", api_path("v1", "deployments", run["id"], "approve"))
     else:
-        client.request("POST", f"/v1/deployments/{run['id']}/cancel")
+        client.request("POST", api_path("v1", "deployments", run["id"], "cancel"))
     return True
 
 
@@ -124,7 +127,7 @@ def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose
     quiet = json_output
     with Live(console=console, transient=True, refresh_per_second=8, redirect_stdout=False) as live:
         while True:
-            run = client.request("GET", f"/v1/deployments/{run_id}")
+            run = client.request("GET", api_path("v1", "deployments", run_id))
             cursor = _print_logs(client, run_id, cursor, quiet=quiet or not verbose)
             if not json_output:
                 live.update(_render(run))
@@ -174,7 +177,7 @@ def apply(
     stack = _store_stack(client, file, source)
     run = client.request(
         "POST",
-        f"/v1/stacks/{stack['name']}/deployments",
+        api_path("v1", "stacks", stack["name"], "deployments"),
         json={"auto_approve": auto_approve, "simulate": simulate},
     )
     if detach:
@@ -197,7 +200,7 @@ def apply(
 
 
 def destroy(
-    stack: Annotated[str, typer.Argument(help="The stack to tear down.")],
+    stack: StackArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -207,24 +210,24 @@ def destroy(
             fail(f"destroying `{stack}` needs confirmation: pass --yes", code=2)
         typer.confirm(f"Destroy every service of `{stack}`?", abort=True)
     client = _client()
-    run = client.request("POST", f"/v1/stacks/{stack}/destroy")
+    run = client.request("POST", api_path("v1", "stacks", stack, "destroy"))
     raise typer.Exit(follow(client, run, json_output=json_output, verbose=False))
 
 
-def approve(deployment: Annotated[str, typer.Argument(help="Deployment id.")]) -> None:
+def approve(deployment: DeploymentArg) -> None:
     """Approve the plan a deployment waits on."""
-    _client().request("POST", f"/v1/deployments/{deployment}/approve")
+    _client().request("POST", api_path("v1", "deployments", deployment, "approve"))
     console.print(f"deployment {deployment} approved")
 
 
-def cancel(deployment: Annotated[str, typer.Argument(help="Deployment id.")]) -> None:
+def cancel(deployment: DeploymentArg) -> None:
     """Stop a deployment at its next safe point."""
-    _client().request("POST", f"/v1/deployments/{deployment}/cancel")
+    _client().request("POST", api_path("v1", "deployments", deployment, "cancel"))
     console.print(f"deployment {deployment} will stop at its next safe point")
 
 
 def logs(
-    deployment: Annotated[str, typer.Argument(help="Deployment id.")],
+    deployment: DeploymentArg,
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
@@ -236,7 +239,7 @@ def logs(
         cursor = _print_logs(client, deployment, cursor, quiet=False)
         if not follow_:
             return
-        if client.request("GET", f"/v1/deployments/{deployment}")["state"] != "running":
+        if client.request("GET", api_path("v1", "deployments", deployment))["state"] != "running":
             _print_logs(client, deployment, cursor, quiet=False)
             return
         time.sleep(_POLL)
@@ -244,7 +247,7 @@ def logs(
 
 def stack_status(name: str, *, json_output: bool) -> int:
     """``kombify status STACK``: per node and service, state, containers and health."""
-    status = _client().request("GET", f"/v1/stacks/{name}/status")
+    status = _client().request("GET", api_path("v1", "stacks", name, "status"))
     if json_output:
         print_json(status)
     else:

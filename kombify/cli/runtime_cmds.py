@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from kombify.cli.output import console, fail, print_json
+from kombify.cli.params import stack_name_callback
 from kombify.errors import KombifyError
 from kombify.runtime.supervisor import Endpoints, Supervisor
 from kombify.settings import Settings, get_settings
@@ -158,7 +159,10 @@ def _database_status(settings: Settings) -> PartStatus:
 
 def status(
     stack: Annotated[
-        str | None, typer.Argument(help="A stack: show its nodes and services instead.")
+        str | None,
+        typer.Argument(
+            help="A stack: show its nodes and services instead.", callback=stack_name_callback
+        ),
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:

@@ -18,6 +18,8 @@ import typer
 from rich.table import Table
 
 from kombify.cli.output import console, err_console, fail, print_json
+from kombify.cli.params import NodeArg, SimulationNameOpt
+from kombify.cli.params import SimulationArg as NameArg
 from kombify.errors import KombifyError
 from kombify.sim import templates as tpl
 from kombify.sim.bringup import create_and_wait
@@ -34,7 +36,6 @@ image_app = typer.Typer(help="The node image (built offline with debootstrap).")
 sim_app.add_typer(image_app, name="image")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-NameArg = Annotated[str, typer.Argument(help="Simulation name.")]
 WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Wait until every node answers SSH.")
 ]
@@ -90,7 +91,7 @@ def _run_durably(spec: SimulationSpec, ttl: str, *, json_output: bool) -> None:
     """Hand the simulation to the RunSimulation workflow (through the API) and wait for it."""
     import time
 
-    from kombify.cli.api_client import ApiClient
+    from kombify.cli.api_client import ApiClient, api_path
     from kombify.settings import get_settings
     from kombify.specs.quantities import parse_duration
 
@@ -107,7 +108,7 @@ def _run_durably(spec: SimulationSpec, ttl: str, *, json_output: bool) -> None:
     with _status(f"creating {len(spec.nodes)} node(s) of `{spec.name}`, waiting for SSH"):
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            run = client.request("GET", f"/v1/simulation-runs/{spec.name}")
+            run = client.request("GET", api_path("v1", "simulation-runs", spec.name))
             if run["phase"] in ("ready", "deleting", "deleted"):
                 break
             time.sleep(0.5)
@@ -157,7 +158,7 @@ def image_build() -> None:
 @sim_app.command("apply")
 def apply(
     template: Annotated[str, typer.Argument(help="Template name or path of a YAML file.")],
-    name: Annotated[str | None, typer.Option("--name", help="Simulation name.")] = None,
+    name: SimulationNameOpt = None,
     wait: WaitOpt = True,
     ttl: Annotated[
         str | None,
@@ -171,7 +172,11 @@ def apply(
 ) -> None:
     """Create a simulation from a template (see `kombify sim templates`)."""
     with _errors():
-        spec = tpl.get_template(template).spec
+        path = Path(template).expanduser()
+        if template.endswith((".yaml", ".yml")) or path.is_file():
+            spec = tpl.template_file(path).spec  # the user's own file, on their machine
+        else:
+            spec = tpl.get_template(template).spec
         if name:
             spec = SimulationSpec(name=name, nodes=spec.nodes, description=spec.description)
         if ttl is not None:
@@ -183,11 +188,13 @@ def apply(
 @sim_app.command("end")
 def end(name: NameArg) -> None:
     """End a simulation started with --ttl now; the run removes it."""
-    from kombify.cli.api_client import ApiClient
+    from kombify.cli.api_client import ApiClient, api_path
     from kombify.settings import get_settings
 
     with _errors():
-        ApiClient(get_settings()).request("POST", f"/v1/simulation-runs/{name}/stop")
+        ApiClient(get_settings()).request(
+            "POST", api_path("v1", "simulation-runs", name, "stop")
+        )
     console.print(f"{name}: ending (the run removes it)")
 
 
@@ -288,7 +295,7 @@ def delete(name: NameArg) -> None:
 
 
 @sim_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def ssh(ctx: typer.Context, name: NameArg, node: Annotated[str, typer.Argument()]) -> None:
+def ssh(ctx: typer.Context, name: NameArg, node: NodeArg) -> None:
     """Open an interactive SSH session on a node (extra arguments run as a command)."""
     with _errors():
         current = _engine().info(name)

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kombify.cli.api_client import ApiClient
+from kombify.cli.api_client import ApiClient, api_path
 from kombify.cli.output import console, fail, print_json
+from kombify.cli.params import StackArg
 from kombify.errors import SpecError
 from kombify.settings import get_settings
 
@@ -72,9 +73,9 @@ def list_(json_output: JsonOpt = False) -> None:
 
 
 @stacks_app.command("show")
-def show(name: str, json_output: JsonOpt = False) -> None:
+def show(name: StackArg, json_output: JsonOpt = False) -> None:
     """Show a stack and its current kombination source."""
-    stack = _client().request("GET", f"/v1/stacks/{name}")
+    stack = _client().request("GET", api_path("v1", "stacks", name))
     if json_output:
         print_json(stack)
         return
@@ -83,9 +84,9 @@ def show(name: str, json_output: JsonOpt = False) -> None:
 
 
 @stacks_app.command("delete")
-def delete(name: str) -> None:
+def delete(name: StackArg) -> None:
     """Forget a stack (its nodes are not touched)."""
-    _client().request("DELETE", f"/v1/stacks/{name}")
+    _client().request("DELETE", api_path("v1", "stacks", name))
     console.print(f"stack `{name}` deleted")
 
 

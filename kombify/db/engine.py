@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,7 +16,11 @@ from sqlmodel import Session, create_engine
 def _prepare_sqlite_dir(url: str) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite:///:memory:":
-        Path(url[len(prefix) :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url[len(prefix) :]).expanduser()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
+        # database file's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 @lru_cache(maxsize=8)

@@ -8,6 +8,7 @@ also asks Linux to end it if the supervisor dies without cleaning up (PR_SET_PDE
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from kombify.runtime.temporal_dev import (
     port_open,
     wait_until_serving,
 )
-from kombify.settings import Settings
+from kombify.settings import PRIVATE_UMASK, Settings
 
 # Grace periods: the worker lets in-flight activities finish within its own 10 s.
 _STOP_GRACE = {"api": 10.0, "worker": 15.0, "temporal": 10.0}
@@ -44,8 +45,10 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Logs can name hosts and paths of the homelab: the owner's eyes only.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv,
                 stdout=log,
@@ -53,6 +56,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
+                umask=PRIVATE_UMASK,  # what Temporal, the worker and the API write is private
             )
 
     def running(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import docker.errors
 
 from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
+from kombify.names import check_simulation_name
 from kombify.sim import labels
 from kombify.sim.image import ensure_node_image
 from kombify.sim.keys import SimKeys, ensure_keys, remove_keys
@@ -232,6 +233,7 @@ class SimEngine:
         Raises:
             NotFoundError: No such simulation.
         """
+        check_simulation_name(name)
         info = self.info(name)
         _parallel(
             self._start_container,
@@ -245,6 +247,7 @@ class SimEngine:
         Raises:
             NotFoundError: No such simulation.
         """
+        check_simulation_name(name)
         info = self.info(name)
         running = [node.container_id for node in info.nodes if node.state in ("running", "paused")]
         _parallel(lambda cid: self._call("stop", self.api.stop, cid, timeout=timeout), running)
@@ -256,6 +259,7 @@ class SimEngine:
         Raises:
             NotFoundError: No such simulation.
         """
+        check_simulation_name(name)
         info = self.info(name)
         _parallel(
             lambda cid: self._call("restart", self.api.restart, cid, timeout=timeout),
@@ -271,6 +275,7 @@ class SimEngine:
         Returns:
             Whether anything was there to remove.
         """
+        check_simulation_name(name)
         found = False
         containers = self._containers(labels.sim_filter(name))
         key_dirs = {
@@ -302,6 +307,7 @@ class SimEngine:
 
     def leftovers(self, name: str) -> dict[str, list[str]]:
         """Names of every object still labelled with simulation ``name`` (empty when clean)."""
+        check_simulation_name(name)
         filters = labels.sim_filter(name)
         volumes = self.api.volumes(filters=filters).get("Volumes") or []
         return {
@@ -315,6 +321,7 @@ class SimEngine:
     # ----------------------------------------------------------------------- inspection
     def find(self, name: str) -> SimulationInfo | None:
         """The simulation as the engine reports it now, or None when it has no containers."""
+        check_simulation_name(name)
         containers = self._containers(labels.sim_filter(name))
         if not containers:
             return None
@@ -355,6 +362,7 @@ class SimEngine:
         self, name: str, *, since: float | None = None, until: float | None = None
     ) -> Iterator[NodeEvent]:
         """Docker's own container events for ``name`` (blocks; stops at ``until`` if given)."""
+        check_simulation_name(name)
         stream = self.api.events(
             since=since,
             until=until,

@@ -282,7 +282,11 @@ def _rootfs_tarball(recipe: NodeImageRecipe, say: Progress) -> Path:
 
 def _run(command: list[str]) -> None:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # A root filesystem is read by every user of the image, whatever the umask of the
+        # kombify process building it (its worker runs with a private one).
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, umask=0o022
+        )
     except OSError as exc:
         raise DockerError(f"`{command[0]}` could not run: {exc}") from exc
     if result.returncode != 0:

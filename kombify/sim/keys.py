@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kombify.names import check_simulation_name, contained
 from kombify.settings import get_settings
 
 
@@ -29,8 +30,12 @@ class SimKeys:
 
 
 def sim_dir(name: str) -> Path:
-    """The directory holding a simulation's key files."""
-    return get_settings().home / "sims" / name
+    """The directory holding a simulation's key files.
+
+    Raises:
+        InvalidName: ``name`` is not a simulation name.
+    """
+    return contained(get_settings().home / "sims", check_simulation_name(name))
 
 
 def ensure_keys(name: str) -> SimKeys:

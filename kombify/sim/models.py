@@ -6,14 +6,13 @@ answers (:class:`NodeInfo`, :class:`NodeStats`) are built fresh from Docker on e
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from kombify.names import SIMULATION_NAME_MAX, is_name
+
 NodeType = Literal["local", "vps"]
 NODE_TYPES: tuple[str, ...] = ("local", "vps")
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
-_NAME_RE = re.compile(NAME_PATTERN)
 DEFAULT_GROUP = "default"
 DEFAULT_USER = "kombify"
 DEFAULT_CPUS = 1.0
@@ -23,7 +22,7 @@ LOOPBACK = "127.0.0.1"
 
 def is_valid_name(name: str) -> bool:
     """Whether ``name`` is a DNS label of at most 32 characters (simulation/node/group names)."""
-    return bool(_NAME_RE.match(name))
+    return is_name(name, limit=SIMULATION_NAME_MAX)
 
 
 @dataclass(frozen=True)

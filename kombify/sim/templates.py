@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from kombify.errors import NotFoundError, SpecError
+from kombify.names import SIMULATION_NAME_MAX, check_name, check_simulation_name, contained
 from kombify.settings import get_settings
 from kombify.sim.models import (
     DEFAULT_CPUS,
@@ -26,7 +27,6 @@ from kombify.sim.models import (
     DEFAULT_USER,
     NodeSpec,
     SimulationSpec,
-    is_valid_name,
 )
 
 _MEMORY_RE = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[mMgG])$")
@@ -277,22 +277,27 @@ def list_templates() -> list[Template]:
     return [found[name] for name in sorted(found)]
 
 
-def get_template(reference: str) -> Template:
-    """A template by name, or by path to a YAML file.
+def get_template(name: str) -> Template:
+    """A template of the library (built-in or user) by name; never a path.
 
     Raises:
+        InvalidName: ``name`` is not a template name.
         NotFoundError: No such template.
         TemplateError: It is invalid.
     """
-    path = Path(reference).expanduser()
-    if reference.endswith((".yaml", ".yml")) or path.is_file():
-        spec = load_file(path)
-        return Template(spec.name, spec.description, "file", path, spec)
-    for template in list_templates():
-        if template.name == reference:
+    check_name(name, what="template name", limit=SIMULATION_NAME_MAX)
+    found = list_templates()
+    for template in found:
+        if template.name == name:
             return template
-    names = ", ".join(t.name for t in list_templates())
-    raise NotFoundError(f"template `{reference}` does not exist (known: {names})")
+    names = ", ".join(t.name for t in found)
+    raise NotFoundError(f"template `{name}` does not exist (known: {names})")
+
+
+def template_file(path: Path) -> Template:
+    """A template from a YAML file of the user's own (the CLI's `sim apply FILE`)."""
+    spec = load_file(path)
+    return Template(spec.name, spec.description, "file", path, spec)
 
 
 def spec_to_yaml(spec: SimulationSpec, *, name: str | None = None) -> str:
@@ -325,10 +330,8 @@ def save_user_template(text: str) -> Template:
         TemplateError: It is invalid (nothing is written).
     """
     spec = load_text(text, file="<upload>")
-    if not is_valid_name(spec.name):  # the schema already checks; guards the file name
-        raise NotFoundError(f"bad template name `{spec.name}`")
     folder = user_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spec.name}.yaml"
+    path = contained(folder, check_simulation_name(spec.name)).with_suffix(".yaml")
     path.write_text(text, encoding="utf-8")
     return Template(spec.name, spec.description, "user", path, spec)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kombify.settings import PRIVATE_UMASK
+
 LineCallback = Callable[[str], None]
 
 # Lines longer than this (a huge JSON blob in a provisioner's output) are cut, not buffered.
@@ -130,6 +132,7 @@ async def run_cli(
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
         limit=_LINE_LIMIT,
+        umask=PRIVATE_UMASK,  # the state file holds every value of the configuration
     )
     assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs, see above
     stdout_lines: list[str] = []

@@ -112,13 +112,18 @@ def write_plan(plan: Plan, workdir: Path, *, fmt: Format = "json") -> list[Path]
     for rel, content in files.items():
         target = workdir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+        _write_owner_only(target, content)  # manifests carry service env values
         written.append(target)
     for rel, content in plan.secret_files.items():
         target = workdir / rel
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its old mode otherwise
-            handle.write(content)
+        _write_owner_only(target, content)
         written.append(target)
     return sorted(written)
+
+
+def _write_owner_only(target: Path, content: bytes) -> None:
+    # Mode 0600 before any byte is written.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its old mode otherwise
+        handle.write(content)

@@ -25,6 +25,7 @@ from kombify.db.models import (
     StackStatus,
 )
 from kombify.errors import ConflictError
+from kombify.names import DeploymentId, StackName
 from kombify.workflows.deploy import (
     DeployKombination,
     DestroyKombination,
@@ -125,7 +126,7 @@ async def _start(
 
 @router.post("/stacks/{name}/deployments", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def start_deployment(
-    name: str,
+    name: StackName,
     options: DeploymentCreate,
     session: SessionDep,
     client: TemporalDep,
@@ -144,7 +145,7 @@ async def start_deployment(
 
 @router.post("/stacks/{name}/destroy", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def start_destroy(
-    name: str, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> DeploymentPublic:
     """Remove the stack's services and what OpenTofu made for it."""
     return await _start(
@@ -158,7 +159,7 @@ async def start_destroy(
 
 
 @router.get("/stacks/{name}/deployments", responses=_ERRORS)
-def list_deployments(name: str, session: SessionDep) -> list[DeploymentPublic]:
+def list_deployments(name: StackName, session: SessionDep) -> list[DeploymentPublic]:
     """The stack's runs, newest first."""
     org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
@@ -174,7 +175,7 @@ def _row_and_stack(session: SessionDep, deployment_id: str) -> tuple[Deployment,
 
 @router.get("/deployments/{deployment_id}", responses=_ERRORS)
 async def get_deployment(
-    deployment_id: str, session: SessionDep, client: TemporalDep
+    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep
 ) -> DeploymentPublic:
     """A run with its live progress (steps, timings, per-node detail, plan summary)."""
     row, stack = _row_and_stack(session, deployment_id)
@@ -193,7 +194,7 @@ async def _signal(
 
 @router.post("/deployments/{deployment_id}/approve", responses=_ERRORS)
 async def approve_deployment(
-    deployment_id: str, session: SessionDep, client: TemporalDep
+    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep
 ) -> DeploymentPublic:
     """Approve the plan a run waits on."""
     return await _signal(session, client, deployment_id, "approve", ApproveSignal(by="api"))
@@ -201,7 +202,7 @@ async def approve_deployment(
 
 @router.post("/deployments/{deployment_id}/cancel", responses=_ERRORS)
 async def cancel_deployment(
-    deployment_id: str, session: SessionDep, client: TemporalDep
+    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep
 ) -> DeploymentPublic:
     """Stop a run at its next safe point; nodes are never left half rolled out."""
     cancel = CancelSignal(by="api", reason="cancelled by user")
@@ -210,7 +211,7 @@ async def cancel_deployment(
 
 @router.get("/deployments/{deployment_id}/logs", responses=_ERRORS)
 def deployment_logs(
-    deployment_id: str,
+    deployment_id: DeploymentId,
     session: SessionDep,
     after: int = Query(default=0, ge=0, description="Return lines with an id above this."),
     limit: int = Query(default=1000, ge=1, le=10000),
@@ -223,7 +224,7 @@ def deployment_logs(
 
 
 @router.get("/stacks/{name}/status", responses=_ERRORS)
-def stack_status(name: str, session: SessionDep) -> StackStatus:
+def stack_status(name: StackName, session: SessionDep) -> StackStatus:
     """Per node and service: state, containers, health, as the last run left them."""
     org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)

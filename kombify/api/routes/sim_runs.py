@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 from kombify.api.deps import SettingsDep, TemporalDep
 from kombify.api.routes.sims import ERRORS, SimulationCreate, spec_from_request
 from kombify.errors import ConflictError, NotFoundError
+from kombify.names import SimulationName
 from kombify.workflows.simulation import RunSimulationInput, RunSimulationWorkflow, workflow_id
 
 router = APIRouter(prefix="/v1/simulation-runs", tags=["simulations"])
@@ -67,13 +68,13 @@ async def start_run(
 
 
 @router.get("/{name}", responses=ERRORS)
-async def get_run(name: str, client: TemporalDep) -> dict[str, Any]:
+async def get_run(name: SimulationName, client: TemporalDep) -> dict[str, Any]:
     """The run's phase (image, creating, waiting-ssh, ready, deleting, deleted) and nodes."""
     return await _query(client, name)
 
 
 @router.post("/{name}/stop", responses=ERRORS)
-async def stop_run(name: str, client: TemporalDep) -> dict[str, Any]:
+async def stop_run(name: SimulationName, client: TemporalDep) -> dict[str, Any]:
     """End the run now: the workflow tears the simulation down."""
     current = await _query(client, name)
     await client.get_workflow_handle(workflow_id(name)).signal(RunSimulationWorkflow.stop)

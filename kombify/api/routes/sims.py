@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
 from kombify.errors import SpecError
+from kombify.names import SimulationName
 from kombify.sim import templates as tpl
 from kombify.sim.client import docker_client
 from kombify.sim.engine import SimEngine
@@ -33,8 +34,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class SimulationCreate(BaseModel):
     """Create from a template (by name), from template YAML, or as N identical nodes."""
 
-    name: str | None = Field(default=None, description="Simulation name (default: template's).")
-    template: str | None = Field(default=None, description="Name of a template.")
+    name: SimulationName | None = Field(
+        default=None, description="Simulation name (default: the template's)."
+    )
+    template: SimulationName | None = Field(
+        default=None, description="Name of a template of the library (never a path)."
+    )
     source: str | None = Field(default=None, description="Template YAML.")
     nodes: int | None = Field(default=None, ge=1, le=32, description="N identical nodes.")
 
@@ -103,13 +108,13 @@ def create_template(body: TemplateCreate) -> dict[str, Any]:
 
 
 @router.get("/{name}", responses=ERRORS)
-def get_simulation(name: str, engine: EngineDep) -> dict[str, Any]:
+def get_simulation(name: SimulationName, engine: EngineDep) -> dict[str, Any]:
     """A simulation's nodes, states and SSH connection info, as the engine reports them."""
     return engine.info(name).to_public()
 
 
 @router.post("/{name}/{action}", responses=ERRORS)
-def lifecycle(name: str, action: str, engine: EngineDep) -> dict[str, Any]:
+def lifecycle(name: SimulationName, action: str, engine: EngineDep) -> dict[str, Any]:
     """``start``, ``stop`` or ``restart`` every node (idempotent)."""
     if action == "start":
         return engine.start(name).to_public()
@@ -121,21 +126,21 @@ def lifecycle(name: str, action: str, engine: EngineDep) -> dict[str, Any]:
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def delete_simulation(name: str, engine: EngineDep) -> Response:
+def delete_simulation(name: SimulationName, engine: EngineDep) -> Response:
     """Remove every container, network and volume of a simulation (idempotent)."""
     engine.delete(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{name}/stats", responses=ERRORS)
-def simulation_stats(name: str, engine: EngineDep) -> dict[str, Any]:
+def simulation_stats(name: SimulationName, engine: EngineDep) -> dict[str, Any]:
     """CPU, memory and network per running node, sampled from the engine."""
     sampled = engine.stats(name)
     return {"data": [s.to_public() for s in sampled], "count": len(sampled)}
 
 
 @router.get("/{name}/export", responses=ERRORS)
-def export_simulation(name: str, engine: EngineDep) -> Response:
+def export_simulation(name: SimulationName, engine: EngineDep) -> Response:
     """The simulation as template YAML that re-creates it."""
     text = tpl.spec_to_yaml(engine.export(name))
     return Response(content=text, media_type="application/yaml")

@@ -10,6 +10,7 @@ from kombify.api.deps import SessionDep
 from kombify.db import stacks as store
 from kombify.db.models import Stack, StackCreate, StackDetail, StackPublic, StacksPublic
 from kombify.errors import ConflictError
+from kombify.names import StackName
 from kombify.specs import load_kombination
 
 router = APIRouter(prefix="/v1/stacks", tags=["stacks"])
@@ -61,14 +62,14 @@ def list_stacks(
 
 
 @router.get("/{name}", responses=_ERRORS)
-def get_stack(name: str, session: SessionDep) -> StackDetail:
+def get_stack(name: StackName, session: SessionDep) -> StackDetail:
     """One stack with the source of its current revision."""
     org = store.ensure_local_organisation(session)
     return _detail(session, store.get_stack(session, organisation_id=org.id, name=name))
 
 
 @router.put("/{name}", responses=_ERRORS)
-def revise_stack(name: str, body: StackCreate, session: SessionDep) -> StackDetail:
+def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> StackDetail:
     """Store a new revision of the stack's kombination file (unchanged text: no new revision)."""
     kombination = load_kombination(body.source, filename=body.filename)
     if kombination.metadata.name != name:
@@ -84,7 +85,7 @@ def revise_stack(name: str, body: StackCreate, session: SessionDep) -> StackDeta
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
-def delete_stack(name: str, session: SessionDep) -> Response:
+def delete_stack(name: StackName, session: SessionDep) -> Response:
     """Forget a stack and its revisions (it does not touch the nodes)."""
     org = store.ensure_local_organisation(session)
     store.delete_stack(session, stack=store.get_stack(session, organisation_id=org.id, name=name))

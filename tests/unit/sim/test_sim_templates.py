@@ -12,6 +12,7 @@ from kombify.sim.templates import (
     TemplateError,
     format_memory,
     get_template,
+    template_file,
     list_templates,
     load_text,
     parse_memory,
@@ -125,7 +126,7 @@ def test_user_templates_are_listed_and_override(kombify_home: Path) -> None:
 def test_template_by_path_and_unknown_name(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text(GOOD)
-    assert get_template(str(path)).spec.name == "lab"
+    assert template_file(path).spec.name == "lab"
     with pytest.raises(NotFoundError, match="`nope` does not exist"):
         get_template("nope")
 

@@ -76,9 +76,25 @@ def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session")
+def test_images() -> str:
+    """The images the test kombinations run (kombify-test/httpd), built here when missing.
+
+    Every module that deploys asks for it, so no test depends on another having built it.
+    """
+    from kombify.sim.client import docker_client
+    from kombify.sim.image import ensure_httpd_image
+
+    client = docker_client()
+    try:
+        return ensure_httpd_image(client)
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="module")
 async def kombify(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory, test_images: str
 ) -> AsyncIterator[KombifyEnv]:
     """A whole kombify (worker process + API app) for one test module; its sims removed after."""
     env = KombifyEnv(tmp_path_factory.mktemp("kombify-home"), temporal_address)

@@ -6,6 +6,7 @@ service's container changes), a health-gated rollback, a removed service, destro
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,21 @@ async def test_deploy_runs_services_that_answer(kombify: KombifyEnv, stack: str)
     logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
     sources = {line["source"] for line in logs["data"]}
     assert {"tofu", "agent/box"} <= sources
+
+
+def test_what_kombify_keeps_is_the_owners_alone(kombify: KombifyEnv, stack: str) -> None:
+    # After a deploy: the database, OpenTofu's state and the manifests (service env values can
+    # be secrets) are mode 0600, and KOMBIFY_HOME itself 0700.
+    workdir = kombify.home / "stacks" / "local" / stack / "tofu"
+    private = [
+        kombify.home / "kombify.db",
+        workdir / "terraform.tfstate",
+        workdir / "main.tf.json",
+        *sorted((workdir / "manifests").iterdir()),
+    ]
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(kombify.home.stat().st_mode) == 0o700
 
 
 async def test_reapply_unchanged_changes_no_container(kombify: KombifyEnv, stack: str) -> None:

@@ -12,12 +12,12 @@ from kombify.sim.templates import (
     TemplateError,
     format_memory,
     get_template,
-    template_file,
     list_templates,
     load_text,
     parse_memory,
     save_user_template,
     spec_to_yaml,
+    template_file,
     user_dir,
 )
 

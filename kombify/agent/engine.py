@@ -69,6 +69,7 @@ class Managed:
         state: Docker state (running, exited, created ...).
         image: Image reference it was created from.
         labels: All its labels.
+        since: When it entered its state (Docker's StartedAt, or FinishedAt once stopped).
     """
 
     id: str
@@ -79,6 +80,7 @@ class Managed:
     state: str
     image: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    since: str = ""
 
     @property
     def running(self) -> bool:
@@ -162,6 +164,7 @@ class Engine:
             state=container.status,
             image=container.attrs.get("Config", {}).get("Image", ""),
             labels=labels,
+            since=_since(container.status, container.attrs.get("State") or {}),
         )
 
     def get(self, container_id: str) -> Managed:
@@ -299,3 +302,11 @@ class Engine:
                     if text.startswith(prefix):
                         loaded.append(text.removeprefix(prefix))
         return loaded
+
+
+_NEVER = "0001-01-01T00:00:00Z"  # Docker's zero time: the event never happened
+
+
+def _since(state: str, raw: dict[str, Any]) -> str:
+    when = str(raw.get("StartedAt" if state in ("running", "restarting") else "FinishedAt") or "")
+    return "" if when.startswith(_NEVER[:10]) else when

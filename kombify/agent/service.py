@@ -81,6 +81,7 @@ class AgentService(agent_base()):  # type: ignore[misc]
             health=health or self.health.get(item.id, "unknown"),
             image=item.image,
             config_hash=item.config_hash,
+            since=item.since,
         )
 
     async def Health(self, stream: Any) -> None:  # noqa: N802

@@ -246,32 +246,63 @@ def logs(
 
 
 def stack_status(name: str, *, json_output: bool) -> int:
-    """``kombify status STACK``: per node and service, state, containers and health."""
-    status = _client().request("GET", api_path("v1", "stacks", name, "status"))
+    """``kombify status STACK``: what runs on the nodes now; 0 only when all of it is healthy."""
+    # The nodes are asked live, through a worker: allow for a slow node.
+    status = _client().request("GET", api_path("v1", "stacks", name, "status"), timeout=90)
     if json_output:
         print_json(status)
     else:
-        last = status.get("last_deployment")
-        when = "never deployed"
-        if last:
-            at = str(last["finished_at"] or last["started_at"])[:19]
-            when = f"{last['kind']} {last['state']} at {at}"
-        console.print(f"{status['stack']} (revision {status['revision']}): {when}")
-        table = Table(box=None, pad_edge=False)
-        for column in ("node", "service", "state", "health", "containers"):
-            table.add_column(column)
-        for node in status["nodes"]:
-            if not node["services"]:
-                table.add_row(node["name"], "-", node["state"], "-", "-")
-            for service, info in sorted(node["services"].items()):
-                health = "healthy" if info.get("healthy") else "unhealthy"
-                containers = ", ".join(c[:12] for c in info.get("containers", []))
-                table.add_row(node["name"], service, info.get("state", "?"), health, containers)
-        console.print(table)
-    healthy = all(
-        info.get("healthy") for node in status["nodes"] for info in node["services"].values()
+        _print_status(status)
+    nodes = status["nodes"]
+    healthy = (
+        status["observed"]
+        and all(node["answered"] for node in nodes)
+        and all(
+            info["healthy"]
+            for node in nodes
+            for info in node["services"].values()
+            if info["desired_replicas"] > 0
+        )
     )
     return 0 if healthy else 1
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    last = status.get("last_deployment")
+    run = "no runs yet"
+    if last:
+        at = str(last["finished_at"] or last["started_at"])[:19]
+        run = f"last run: {last['kind']} {last['state']} at {at}"
+    deployed = status["deployed_revision"]
+    if deployed is None:
+        console.print(f"{status['stack']} (revision {status['revision']}): not deployed; {run}")
+        return
+    newer = ""
+    if deployed != status["revision"]:
+        newer = f", revision {status['revision']} not deployed"
+    observed = max((n["observed_at"] for n in status["nodes"]), default="")[:19]
+    when = f"observed at {observed}" if observed else "not observed"
+    console.print(
+        f"{status['stack']} (revision {deployed} deployed{newer}): {when}; {run}", markup=False
+    )
+    if status["error"]:
+        err_console.print(f"error: {status['error']}", markup=False, soft_wrap=True)
+    table = Table(box=None, pad_edge=False)
+    for column in ("node", "service", "state", "health", "containers", "reach"):
+        table.add_column(column)
+    for node in status["nodes"]:
+        if not node["services"]:
+            table.add_row(node["name"], "-", "-", "-", "-", "-")
+        for service, info in sorted(node["services"].items()):
+            containers = ", ".join(c[:12] for c in info["containers"]) or "-"
+            reach = ", ".join(e.split(" -> ")[0] for e in info["endpoints"]) or "-"
+            table.add_row(
+                node["name"], service, info["state"], info["health"], containers, reach
+            )
+    console.print(table)
+    for node in status["nodes"]:
+        if not node["answered"]:
+            console.print(f"node {node['name']} did not answer: {node['error']}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

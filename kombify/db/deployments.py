@@ -59,6 +59,28 @@ def latest_deployment(session: Session, *, stack: Stack) -> Deployment | None:
     return rows[0] if rows else None
 
 
+def last_rollout(session: Session, *, stack: Stack) -> Deployment | None:
+    """The deploy run whose services should be on the nodes now, if any.
+
+    The newest finished deploy (whatever its outcome: a failed or cancelled run may have rolled
+    out part of its revision), unless a destroy succeeded after it.
+    """
+    for row in list_deployments(session, stack=stack, limit=50):
+        if row.state in ("running", "pending"):
+            continue
+        if row.kind == "destroy" and row.state == "succeeded":
+            return None
+        if row.kind == "deploy":
+            return row
+    return None
+
+
+def simulated(row: Deployment) -> bool:
+    """Whether a run was asked to put the stack on simulated nodes (``apply --simulate``)."""
+    options = row.summary.get("options") or {}
+    return bool(options.get("simulate"))
+
+
 def deployment_events(
     session: Session, *, deployment_id: str, after: int = 0, limit: int = 1000
 ) -> list[Event]:

@@ -214,19 +214,52 @@ class EventsPublic(SQLModel):
     next: int
 
 
+class ContainerStatus(SQLModel):
+    """One container as its node's engine reports it now."""
+
+    id: str
+    state: str
+    health: str
+    image: str
+    since: str
+
+
+class ServiceStatus(SQLModel):
+    """A service on one node: desired beside what runs, asked from the node now."""
+
+    state: str = Field(
+        description="running, degraded (fewer replicas run than wanted), missing (wanted, no "
+        "container), exited/created/... (Docker's state when none runs), not-wanted (left over: "
+        "the next apply removes it), unknown (the node did not answer)"
+    )
+    healthy: bool
+    health: str = Field(description="healthy, unhealthy, none (no health check) or unknown")
+    desired_replicas: int
+    image: str
+    containers: list[str] = Field(description="Ids of its containers on the node, any state.")
+    details: list[ContainerStatus]
+    endpoints: list[str] = Field(description="Where it answers: `host:port -> port/protocol`.")
+
+
 class NodeStatus(SQLModel):
-    """One node with its services as the last run left them."""
+    """One node: did it answer, and what runs on it."""
 
     name: str
-    state: str
-    services: dict[str, Any]
-    updated_at: datetime
+    answered: bool
+    error: str | None
+    observed_at: str
+    services: dict[str, ServiceStatus]
 
 
 class StackStatus(SQLModel):
-    """A stack's last run and its nodes."""
+    """A stack as its nodes report it now, beside the deployed spec and the last run."""
 
     stack: str
-    revision: int
+    revision: int = Field(description="The stack's current (newest stored) revision.")
+    deployed_revision: int | None = Field(
+        description="The revision the last deploy rolled out (its services are wanted)."
+    )
+    observed: bool = Field(description="Whether the nodes could be asked at all.")
+    error: str | None = Field(description="Why not, when they could not.")
     last_deployment: DeploymentPublic | None
     nodes: list[NodeStatus]

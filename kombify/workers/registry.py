@@ -14,6 +14,7 @@ from kombify.activities.selfcheck import probe_worker
 from kombify.settings import Settings
 from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
+from kombify.workflows.observe import ObserveStackWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
 
@@ -23,6 +24,7 @@ WORKFLOWS: Sequence[type] = (
     DeployKombination,
     DestroyKombination,
     RenewCertificates,
+    ObserveStackWorkflow,
 )
 
 
@@ -32,6 +34,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.agent import AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.docker import SimActivities
+    from kombify.activities.observe import ObserveActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
 
@@ -55,4 +58,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         agent.remove_services,
         agent.renew_certificate,
         agent.renew_control_certificate,
+        ObserveActivities(agent).observe,
     ]

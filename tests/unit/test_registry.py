@@ -18,6 +18,7 @@ PINNED_WORKFLOWS = {
     "DeployKombination",
     "DestroyKombination",
     "RenewCertificates",
+    "ObserveStack",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -42,6 +43,7 @@ PINNED_ACTIVITIES = {
     "ListDeployedStacks",
     "RenewNodeCertificate",
     "RenewControlCertificate",
+    "ObserveStack",
 }
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Query, status
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.status import OBSERVE_WAIT, node_status
+from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
 from kombify.db.models import (
@@ -33,6 +36,7 @@ from kombify.workflows.deploy import (
     search_attributes,
 )
 from kombify.workflows.deploy_models import ApproveSignal, CancelSignal, DeployInput
+from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
 
@@ -223,19 +227,50 @@ def deployment_logs(
     return EventsPublic(data=data, next=data[-1].id if data else after)
 
 
+def _innermost(exc: BaseException) -> str:
+    # Temporal wraps the activity's own error twice (workflow failure, activity error).
+    while (cause := getattr(exc, "cause", None)) is not None:
+        exc = cause
+    return str(exc)
+
+
 @router.get("/stacks/{name}/status", responses=_ERRORS)
-def stack_status(name: StackName, session: SessionDep) -> StackStatus:
-    """Per node and service: state, containers, health, as the last run left them."""
+async def stack_status(
+    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
+) -> StackStatus:
+    """What runs on the stack's nodes now, asked from their agents, beside the deployed spec.
+
+    Nodes are asked live through a worker (``ObserveStack``); a node that does not answer is
+    listed with the reason. The last run is shown apart and never stands in for the nodes.
+    """
     org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     last = runs.latest_deployment(session, stack=stack)
-    nodes = [
-        NodeStatus(name=n.name, state=n.state, services=n.services, updated_at=n.updated_at)
-        for n in runs.stack_nodes(session, stack=stack)
-    ]
+    deployed = runs.last_rollout(session, stack=stack)
+    nodes: list[NodeStatus] = []
+    error: str | None = None
+    if deployed is not None:
+        request = ObserveInput(org.slug, stack.name, deployed.revision, runs.simulated(deployed))
+        try:
+            seen: StackSeen = await client.execute_workflow(
+                ObserveStackWorkflow.run,
+                request,
+                id=observe_workflow_id(org.slug, stack.name, uuid.uuid4().hex[:12]),
+                task_queue=settings.task_queue,
+                execution_timeout=OBSERVE_WAIT,
+            )
+        except WorkflowFailureError as exc:
+            error = f"the nodes could not be asked: {_innermost(exc)}"
+        except RPCError as exc:
+            error = f"the nodes could not be asked: Temporal: {exc.message}"
+        else:
+            nodes = [node_status(n) for n in seen.nodes]
     return StackStatus(
         stack=stack.name,
         revision=stack.current_revision,
+        deployed_revision=deployed.revision if deployed else None,
+        observed=deployed is not None and error is None,
+        error=error,
         last_deployment=_public(stack, last, None) if last else None,
         nodes=nodes,
     )

@@ -1,0 +1,66 @@
+"""Turning what the nodes said (``StackSeen``) into the status the API and CLI show."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kombify.contracts.observe import NodeSeen, ServiceSeen
+from kombify.db.models import ContainerStatus, NodeStatus, ServiceStatus
+
+# How long a status request waits for the worker's answer (each node has its own, shorter,
+# limit inside ObserveStack, so one dead node never hides the others).
+OBSERVE_WAIT = timedelta(seconds=40)
+_HEALTHY = ("healthy", "none")
+
+
+def _state(service: ServiceSeen, answered: bool) -> str:
+    if not answered:
+        return "unknown"
+    running = [c for c in service.containers if c.state == "running"]
+    if service.desired_replicas == 0:
+        return "not-wanted" if service.containers else "removed"
+    if not service.containers:
+        return "missing"
+    if not running:
+        return service.containers[0].state
+    return "running" if len(running) >= service.desired_replicas else "degraded"
+
+
+def _health(service: ServiceSeen, answered: bool) -> str:
+    running = [c for c in service.containers if c.state == "running"]
+    if not answered or not running:
+        return "unknown"
+    words = {c.health for c in running}
+    if words <= {"none"}:
+        return "none"
+    return "healthy" if words <= set(_HEALTHY) else "unhealthy"
+
+
+def service_status(service: ServiceSeen, *, answered: bool) -> ServiceStatus:
+    """One service's status word, health and containers, from its node's answer."""
+    state = _state(service, answered)
+    health = _health(service, answered)
+    return ServiceStatus(
+        state=state,
+        healthy=state == "running" and health in _HEALTHY,
+        health=health,
+        desired_replicas=service.desired_replicas,
+        image=service.image,
+        containers=[c.id for c in service.containers],
+        details=[
+            ContainerStatus(id=c.id, state=c.state, health=c.health, image=c.image, since=c.since)
+            for c in service.containers
+        ],
+        endpoints=service.endpoints,
+    )
+
+
+def node_status(node: NodeSeen) -> NodeStatus:
+    """A node's status from its answer (or the reason it gave none)."""
+    return NodeStatus(
+        name=node.name,
+        answered=node.answered,
+        error=node.error or None,
+        observed_at=node.observed_at,
+        services={s.name: service_status(s, answered=node.answered) for s in node.services},
+    )

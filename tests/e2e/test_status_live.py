@@ -1,0 +1,84 @@
+"""``kombify status`` tells what runs on the nodes now, never what the last run wrote down.
+
+Each fault is made on the node behind kombify's back (a removed container, a killed one, a
+stopped node) and status must report it, while the last run still says "succeeded".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kombify.sim.client import docker_client
+from kombify.sim.engine import SimEngine
+from tests.support.deploy_env import KombifyEnv, published
+from tests.support.kombinations import one_node
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+async def stack(kombify: KombifyEnv) -> str:
+    name = kombify.new_stack()
+    run = await kombify.deploy(one_node(name))
+    assert run["state"] == "succeeded", run.get("summary")
+    return name
+
+
+async def _status(kombify: KombifyEnv, stack: str) -> dict[str, Any]:
+    status: dict[str, Any] = await kombify.call("GET", f"/v1/stacks/{stack}/status")
+    return status
+
+
+async def test_status_is_asked_from_the_node(kombify: KombifyEnv, stack: str) -> None:
+    status = await _status(kombify, stack)
+
+    assert status["observed"] is True and status["deployed_revision"] == 1
+    (node,) = status["nodes"]
+    assert node["answered"] is True and node["observed_at"]
+    web = node["services"]["web"]
+    assert web["state"] == "running" and web["health"] == "healthy" and web["healthy"] is True
+    (container,) = web["details"]
+    assert container["state"] == "running" and container["since"]
+    assert container["image"] == "kombify-test/httpd:1"
+    # Where the owner reaches it: the node's port 8080, published on this machine's loopback.
+    assert web["endpoints"] == [f"127.0.0.1:{published(stack, 'box', 8080)} -> 80/tcp"]
+
+
+async def test_a_removed_container_is_reported_missing(kombify: KombifyEnv, stack: str) -> None:
+    (notes_id,) = (await kombify.containers(stack, "box"))["notes"]
+    await kombify.on_node(stack, "box", f"sudo docker rm -f {notes_id}")
+
+    status = await _status(kombify, stack)
+
+    notes = status["nodes"][0]["services"]["notes"]
+    assert notes["state"] == "missing" and notes["healthy"] is False and notes["containers"] == []
+    assert status["last_deployment"]["state"] == "succeeded"  # the record alone would lie
+
+
+async def test_a_killed_container_is_reported_exited(kombify: KombifyEnv, stack: str) -> None:
+    (web_id,) = (await kombify.containers(stack, "box"))["web"]
+    await kombify.on_node(stack, "box", f"sudo docker kill {web_id}")
+
+    status = await _status(kombify, stack)
+
+    web = status["nodes"][0]["services"]["web"]
+    assert web["state"] == "exited" and web["healthy"] is False
+    assert web["containers"][0].startswith(web_id)
+
+
+async def test_a_stopped_node_is_named_with_the_reason(kombify: KombifyEnv, stack: str) -> None:
+    client = docker_client()
+    try:
+        await asyncio.to_thread(SimEngine(client).stop, stack)
+    finally:
+        client.close()
+
+    status = await _status(kombify, stack)
+
+    (node,) = status["nodes"]
+    assert node["answered"] is False and "not running" in node["error"]
+    assert node["services"]["web"]["state"] == "unknown"
+    assert node["services"]["web"]["desired_replicas"] == 1

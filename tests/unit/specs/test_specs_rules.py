@@ -339,3 +339,11 @@ def test_the_vpn_service_of_a_kit_that_needs_a_vpn_stays_on() -> None:
     assert "the vpn service cannot be turned off" in messages(off)[0]
     assert paths(spec(body + "services: {vpn: {enabled: true}}\n")) == []
     assert paths(spec(body)) == []
+
+
+def test_healthcheck_start_period_is_a_duration() -> None:
+    base = "stackkit: base-homelab\nnodes: [{name: b, provider: sim}]\n"
+    check = "healthcheck: {{cmd: 'true', retries: 2, timeout: 1s, start_period: {}}}"
+    assert paths(spec(base + f"services: {{w: {{image: 'x:1', {check.format('20s')}}}}}\n")) == []
+    [(path, _)] = paths(spec(base + f"services: {{w: {{image: 'x:1', {check.format('soon')}}}}}\n"))
+    assert path == "spec.services.w.healthcheck.start_period"

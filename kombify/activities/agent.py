@@ -124,13 +124,28 @@ def to_proto_manifest(manifest: dict[str, Any], revision: str) -> Any:
                 volumes=[_volume(v) for v in s.get("volumes", [])],
                 replicas=int(s.get("replicas") or 1),
                 command=list(s.get("command") or []),
-                healthcheck=pb.HealthCheck(
-                    http_url=check.get("http") or "",
-                    interval_ms=_parse_duration_ms(check.get("interval"), 1000),
-                ),
+                healthcheck=_health_check(check),
             )
         )
     return pb.Manifest(revision=revision, services=services)
+
+
+def _health_check(check: dict[str, Any]) -> Any:
+    """A service's ``healthcheck`` as the agent's message: every field the schema accepts.
+
+    Zero means "the agent's default" (interval 1 s, timeout 2 s, 3 retries, no start period).
+    """
+    from kombify.agent.proto import pb
+
+    return pb.HealthCheck(
+        http_url=check.get("http") or "",
+        tcp_port=int(check.get("tcp") or 0),
+        cmd=check.get("cmd") or "",
+        interval_ms=_parse_duration_ms(check.get("interval"), 1000),
+        timeout_ms=_parse_duration_ms(check.get("timeout"), 0),
+        retries=int(check.get("retries") or 0),
+        start_period_ms=_parse_duration_ms(check.get("start_period"), 0),
+    )
 
 
 def _volume(text: str) -> Any:

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from kombify.agent import manifest as mf
 from kombify.agent.engine import Engine, Managed
-from kombify.agent.health import Probe, health_word, wait_healthy
+from kombify.agent.health import Probe, describe, health_word, wait_healthy
 from kombify.agent.proto import pb
 from kombify.agent.state import ManifestStore
 from kombify.errors import DockerError
@@ -265,7 +265,7 @@ class Converger:
         if not items:
             return Probe(True, "nothing to check")
         ids = [i.id for i in items]
-        emit(event(pb.ApplyEvent.HEALTH_CHECKING, spec.name, spec.healthcheck.http_url, ids))
+        emit(event(pb.ApplyEvent.HEALTH_CHECKING, spec.name, describe(spec.healthcheck), ids))
         probe = await wait_healthy(self.engine, spec, items)
         for item in items:
             self.health[item.id] = health_word(spec, probe)

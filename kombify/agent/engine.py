@@ -7,6 +7,9 @@ boundary, with the operation and the container or image named.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -272,6 +275,54 @@ class Engine:
         with docker_errors(f"running {argv[0]} in container {container_id[:12]}"):
             code, out = self.client.containers.get(container_id).exec_run(argv)
         return int(code), (out or b"").decode(errors="replace")
+
+    def exec_timed(
+        self, container_id: str, argv: list[str], timeout: float
+    ) -> tuple[int | None, str]:
+        """Runs ``argv`` inside a running container for at most ``timeout`` seconds.
+
+        Returns:
+            The exit code (None when the timeout ran out) and the combined output.
+        """
+        api = self.client.api
+        with docker_errors(f"running {argv[0]} in container {container_id[:12]}"):
+            exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+        done: Future[bytes] = Future()
+
+        def run() -> None:  # the SDK's exec has no timeout: wait for it on a thread of its own
+            try:
+                done.set_result(bytes(api.exec_start(exec_id) or b""))
+            except BaseException as exc:  # noqa: BLE001 - handed over to the waiting caller
+                done.set_exception(exc)
+
+        threading.Thread(target=run, daemon=True, name=f"exec-{exec_id[:8]}").start()
+        try:
+            out = done.result(timeout=timeout)
+        except TimeoutError:
+            self._kill_exec(exec_id)
+            return None, ""
+        except _errors().DockerException as exc:
+            raise DockerError(f"running {argv[0]} in container {container_id[:12]}: {exc}") from exc
+        with docker_errors(f"reading the exit code of {argv[0]} in {container_id[:12]}"):
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        return (int(code) if code is not None else None), out.decode(errors="replace")
+
+    def _kill_exec(self, exec_id: str) -> None:
+        # Docker leaves a timed-out exec running; the agent runs beside dockerd (same PID
+        # namespace, root), so it ends the probe itself. Best effort: a probe that cannot be
+        # killed still counts as failed.
+        try:
+            pid = int(self.client.api.exec_inspect(exec_id).get("Pid") or 0)
+            if pid > 0:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, _errors().DockerException):
+            pass
+
+    def pid(self, container_id: str) -> int:
+        """The main process id of a running container, as dockerd sees it (0 if not running)."""
+        with docker_errors(f"inspecting container {container_id[:12]}"):
+            container = self.client.containers.get(container_id)
+        return int(container.attrs.get("State", {}).get("Pid") or 0)
 
     def log_tail(self, container_id: str, lines: int = 20) -> str:
         """The last lines a container printed (for explaining a failed health check)."""

@@ -13,7 +13,7 @@ from kombify.agent.proto import pb
 LABEL_PREFIX = "io.kombify."
 DEFAULT_INTERVAL_MS = 1000
 DEFAULT_PROBE_TIMEOUT_MS = 2000
-DEFAULT_START_TIMEOUT_MS = 30_000
+DEFAULT_RETRIES = 3
 DEFAULT_STOP_GRACE_S = 10
 
 
@@ -94,5 +94,21 @@ def validate(manifest: pb.Manifest) -> None:
         for volume in spec.volumes:
             if not volume.source or not volume.target.startswith("/"):
                 raise ManifestInvalid(f"{where}: volume needs a source and an absolute target")
-        if spec.healthcheck.http_url and not spec.healthcheck.http_url.startswith("http://"):
-            raise ManifestInvalid(f"{where}: healthcheck.http_url must be an http:// URL")
+        _validate_healthcheck(where, spec.healthcheck)
+
+
+def _validate_healthcheck(where: str, check: pb.HealthCheck) -> None:
+    kinds = [
+        k
+        for k, v in (("http_url", check.http_url), ("tcp_port", check.tcp_port), ("cmd", check.cmd))
+        if v
+    ]
+    if len(kinds) > 1:
+        raise ManifestInvalid(
+            f"{where}: healthcheck takes one of http_url, tcp_port or cmd, "
+            f"not {' and '.join(kinds)}"
+        )
+    if check.http_url and not check.http_url.startswith(("http://", "https://")):
+        raise ManifestInvalid(f"{where}: healthcheck.http_url must be an http:// or https:// URL")
+    if check.tcp_port >= 65536:
+        raise ManifestInvalid(f"{where}: healthcheck.tcp_port {check.tcp_port} is not a port")

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 NODE_REPOSITORY = "kombify/sim-node"
 BASE_REPOSITORY = "kombify/sim-base"
 HTTPD_IMAGE = "kombify-test/httpd:1"
+CADDY_IMAGE = "kombify-test/caddy:2"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 NODE_PACKAGES: tuple[str, ...] = (
     "openssh-server",
@@ -359,9 +360,7 @@ def ensure_httpd_image(client: Any, *, busybox: str | None = None) -> str:
         if _image_exists(client, HTTPD_IMAGE):
             return HTTPD_IMAGE
         try:
-            client.api.import_image_from_data(
-                data, repository=repository, tag=tag, changes=changes
-            )
+            client.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
         except docker.errors.APIError as exc:
             raise DockerError(f"docker import of {HTTPD_IMAGE} failed: {exc}") from exc
     return HTTPD_IMAGE
@@ -391,6 +390,142 @@ def _httpd_rootfs(binary: Path) -> bytes:
             ("www/index.html", bootfiles.HTTPD_INDEX),
             ("etc/passwd", "root:x:0:0:root:/:/bin/sh\nwww:x:33:33:www:/www:/bin/sh\n"),
             ("etc/group", "root:x:0:\nwww:x:33:\n"),
+        ):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+# What the official caddy image does by default, minus the admin API (not needed by a probe).
+CADDYFILE = """{
+\tadmin off
+}
+
+:80 {
+\trespond "kombify caddy: ok"
+}
+"""
+_CADDY_APPLETS = ("sh", "cat", "echo", "printf", "sleep", "nc", "wget", "ls", "mkdir", "true")
+
+
+def ensure_caddy_image(client: Any, *, busybox: str | None = None) -> str:
+    """Make sure ``kombify-test/caddy:2`` exists (Debian's caddy serving :80); its tag.
+
+    Docker Hub is out of reach, so the image is made offline like the httpd one: Debian's
+    ``caddy`` package (``apt-get download``, unpacked, never installed; or ``/usr/bin/caddy``
+    when installed), the shared libraries ``ldd`` names for it, and a static busybox for a
+    shell. It runs like the official image: ``caddy run`` on /etc/caddy/Caddyfile, with
+    ``XDG_DATA_HOME=/data`` and ``XDG_CONFIG_HOME=/config``.
+
+    Raises:
+        ConfigError: No static busybox, or no caddy package to download.
+        DockerError: The engine refused the import.
+    """
+    if _image_exists(client, CADDY_IMAGE):
+        return CADDY_IMAGE
+    static = Path(busybox or shutil.which("busybox") or "/bin/busybox")
+    if not static.exists() or not _is_static(static):
+        raise ConfigError(
+            f"`{CADDY_IMAGE}` needs a static busybox (apt-get install busybox-static)"
+        )
+    with _build_lock("caddy-image"):
+        if _image_exists(client, CADDY_IMAGE):
+            return CADDY_IMAGE
+        data = _caddy_rootfs(_caddy_binary(), static)
+        repository, tag = CADDY_IMAGE.split(":")
+        changes = [
+            'CMD ["/usr/bin/caddy", "run", "--config", "/etc/caddy/Caddyfile", '
+            '"--adapter", "caddyfile"]',
+            "ENV PATH=/usr/bin:/bin XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data HOME=/root",
+            "EXPOSE 80 443",
+        ]
+        try:
+            client.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
+        except docker.errors.APIError as exc:
+            raise DockerError(f"docker import of {CADDY_IMAGE} failed: {exc}") from exc
+    return CADDY_IMAGE
+
+
+def _caddy_binary() -> Path:
+    installed = shutil.which("caddy")
+    if installed:
+        return Path(installed)
+    unpacked = cache_dir() / "caddy-deb"
+    binary = unpacked / "usr" / "bin" / "caddy"
+    if binary.exists():
+        return binary
+    download = Path(tempfile.mkdtemp(prefix="caddy-", dir=cache_dir()))
+    try:
+        try:
+            subprocess.run(
+                ["apt-get", "download", "caddy"],
+                cwd=download,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            raise ConfigError(
+                f"`{CADDY_IMAGE}` is built from Debian's caddy package, and "
+                f"`apt-get download caddy` failed: {detail.strip()[-300:]}"
+            ) from exc
+        (deb,) = download.glob("caddy_*.deb")
+        _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+    return binary
+
+
+def _shared_libraries(binary: Path) -> list[Path]:
+    """The libraries (and loader) a dynamic binary needs, as resolved on this machine."""
+    result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+    found = re.findall(r"(/\S+)\s+\(0x", result.stdout)
+    return [Path(p) for p in found if Path(p).exists()]
+
+
+def _caddy_rootfs(caddy: Path, busybox: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in (
+            "bin",
+            "usr",
+            "usr/bin",
+            "etc",
+            "etc/caddy",
+            "tmp",
+            "data",
+            "config",
+            "root",
+        ):
+            info = tarfile.TarInfo(directory)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(str(busybox), arcname="bin/busybox")
+        for applet in _CADDY_APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "busybox"
+            tar.addfile(link)
+        tar.add(str(caddy), arcname="usr/bin/caddy")
+        for library in _shared_libraries(caddy):
+            # Parent folders first; the real file (not a symlink) under the name ldd printed.
+            parts = library.parts[1:-1]
+            for depth in range(1, len(parts) + 1):
+                name = "/".join(parts[:depth])
+                if name not in tar.getnames():
+                    info = tarfile.TarInfo(name)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            tar.add(str(library.resolve()), arcname=str(library).lstrip("/"))
+        for name, text in (
+            ("etc/caddy/Caddyfile", CADDYFILE),
+            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ("etc/group", "root:x:0:\n"),
         ):
             data = text.encode()
             info = tarfile.TarInfo(name)

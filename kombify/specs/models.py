@@ -83,6 +83,7 @@ class Healthcheck(_Model):
     interval: str = "30s"
     timeout: str | None = None
     retries: int | None = None
+    start_period: str | None = None
 
 
 class Service(_Model):

@@ -17,6 +17,12 @@ def spec(**kw: object) -> pb.ServiceSpec:
     return base
 
 
+def checked(check: pb.HealthCheck) -> pb.ServiceSpec:
+    base = spec()
+    base.healthcheck.CopyFrom(check)
+    return base
+
+
 def test_generated_code_is_a_subpackage_and_keeps_the_wire_name() -> None:
     grpc_module = importlib.import_module("kombify._generated.kombify.agent.v1.agent_pb2_grpc")
     # protoc's import was rewritten to the real module path, not a second `kombify` package.
@@ -77,6 +83,12 @@ def test_revision_defaults_to_a_content_hash() -> None:
             "cannot share host port",
         ),
         ([pb.ServiceSpec(name="a", image="i", labels={"io.kombify.x": "1"})], "reserved"),
+        (
+            [checked(pb.HealthCheck(http_url="http://x/", cmd="true"))],
+            "one of http_url, tcp_port or cmd, not http_url and cmd",
+        ),
+        ([checked(pb.HealthCheck(http_url="ftp://x/"))], "http:// or https://"),
+        ([checked(pb.HealthCheck(tcp_port=70000))], "tcp_port 70000"),
     ],
 )
 def test_validation_names_the_service_and_field(
@@ -84,3 +96,30 @@ def test_validation_names_the_service_and_field(
 ) -> None:
     with pytest.raises(mf.ManifestInvalid, match=message):
         mf.validate(pb.Manifest(services=services))
+
+
+def test_every_kind_of_health_check_is_accepted() -> None:
+    for check in (
+        pb.HealthCheck(http_url="https://127.0.0.1:8443/"),
+        pb.HealthCheck(tcp_port=80, retries=5, start_period_ms=10_000),
+        pb.HealthCheck(cmd="wg show", timeout_ms=500),
+    ):
+        mf.validate(pb.Manifest(services=[checked(check)]))
+
+
+def test_every_healthcheck_field_of_the_spec_reaches_the_agent() -> None:
+    from kombify.activities.agent import to_proto_manifest
+
+    def check_of(healthcheck: dict[str, object]) -> pb.HealthCheck:
+        service = {"name": "w", "image": "i:1", "ports": [], "healthcheck": healthcheck}
+        (converted,) = to_proto_manifest({"services": [service]}, "r").services
+        return converted.healthcheck
+
+    # The example, which used to arrive as "no check at all".
+    assert check_of({"cmd": "false", "retries": 1, "timeout": "1s"}) == pb.HealthCheck(
+        cmd="false", retries=1, timeout_ms=1000, interval_ms=1000
+    )
+    assert check_of({"tcp": 80, "interval": "30s", "start_period": "1m"}) == pb.HealthCheck(
+        tcp_port=80, interval_ms=30_000, start_period_ms=60_000
+    )
+    assert check_of({"http": "https://localhost:8443/"}).http_url == "https://localhost:8443/"

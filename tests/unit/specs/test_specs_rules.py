@@ -307,3 +307,43 @@ def test_alias_bomb_is_refused_quickly() -> None:
         name, previous = chr(97 + i), chr(96 + i)
         bomb += f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
     assert messages(bomb) == ["the document is too large or too deeply nested"]
+
+
+def test_replicas_with_a_host_port_are_refused_at_the_replicas() -> None:
+    nodes = "stackkit: base-homelab\nnodes: [{name: b, provider: sim}]\n"
+    published = "ports: [{container: 80, host: 8080}]"
+    text = spec(nodes + f"services: {{w: {{image: 'x:1', {published}, replicas: 3}}}}\n")
+    assert paths(text) == [("spec.services.w.replicas", 7)]
+    assert messages(text) == [
+        "3 replicas cannot share host port 8080 on one node: use replicas: 1, or drop the host port"
+    ]
+    # A catalog service's host port counts too (the dashboard publishes 3000).
+    assert paths(spec(nodes + "services: {dashboard: {replicas: 2}}\n")) == [
+        ("spec.services.dashboard.replicas", 7)
+    ]
+    # Replicas without a host port, or one replica with it, are fine.
+    assert paths(spec(nodes + "services: {w: {image: 'x:1', replicas: 3}}\n")) == []
+    assert paths(spec(nodes + f"services: {{w: {{image: 'x:1', {published}}}}}\n")) == []
+
+
+def test_the_vpn_service_of_a_kit_that_needs_a_vpn_stays_on() -> None:
+    body = (
+        "stackkit: cloud-hybrid\n"
+        "nodes:\n"
+        "  - {name: home, provider: sim, role: main}\n"
+        "  - {name: edge, provider: hetzner, role: edge, type: cx22, location: fsn1}\n"
+        "network: {vpn: {enabled: true}}\n"
+    )
+    off = spec(body + "services: {vpn: {enabled: false}}\n")
+    assert paths(off) == [("spec.services.vpn.enabled", 10)]
+    assert "the vpn service cannot be turned off" in messages(off)[0]
+    assert paths(spec(body + "services: {vpn: {enabled: true}}\n")) == []
+    assert paths(spec(body)) == []
+
+
+def test_healthcheck_start_period_is_a_duration() -> None:
+    base = "stackkit: base-homelab\nnodes: [{name: b, provider: sim}]\n"
+    check = "healthcheck: {{cmd: 'true', retries: 2, timeout: 1s, start_period: {}}}"
+    assert paths(spec(base + f"services: {{w: {{image: 'x:1', {check.format('20s')}}}}}\n")) == []
+    [(path, _)] = paths(spec(base + f"services: {{w: {{image: 'x:1', {check.format('soon')}}}}}\n"))
+    assert path == "spec.services.w.healthcheck.start_period"

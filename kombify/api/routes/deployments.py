@@ -11,7 +11,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
 from kombify.db.models import (
@@ -212,7 +212,9 @@ async def cancel_deployment(
 def deployment_logs(
     deployment_id: str,
     session: SessionDep,
-    after: int = Query(default=0, ge=0, description="Return lines with an id above this."),
+    after: int = Query(
+        default=0, ge=0, le=MAX_DB_INT, description="Return lines with an id above this."
+    ),
     limit: int = Query(default=1000, ge=1, le=10000),
 ) -> EventsPublic:
     """Stored output lines of OpenTofu and the agents, oldest first."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from kombify.api.deps import SessionDep
+from kombify.api.deps import MAX_DB_INT, SessionDep
 from kombify.db import stacks as store
 from kombify.db.models import Stack, StackCreate, StackDetail, StackPublic, StacksPublic
 from kombify.errors import ConflictError
@@ -49,7 +49,7 @@ def create_stack(body: StackCreate, session: SessionDep) -> StackDetail:
 @router.get("", responses=_ERRORS)
 def list_stacks(
     session: SessionDep,
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_DB_INT),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> StacksPublic:
     """The stacks, by name."""

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from kombify.activities.event_log import EventLog
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
+from kombify.db.stacks import promote_revision
 from kombify.errors import KombifyError, NotFoundError, SpecError
 from kombify.names import contained
 from kombify.settings import Settings
@@ -151,7 +152,17 @@ class DeployActivities:
                 raise NotFoundError(f"stack `{request.stack}` has no revision {request.revision}")
             session.expunge(stack)
             source = revision.source
-        return stack, load_kombination(source, filename=f"{request.stack}.yaml")
+        kombination = load_kombination(source, filename=f"{request.stack}.yaml")
+        with self._session() as session:
+            # The API makes a newly sent revision current once its run started; doing it here
+            # too keeps that true when the API died right after starting the run.
+            promote_revision(
+                session,
+                stack_id=stack.id,
+                revision=request.revision,
+                stackkit=kombination.spec.stackkit,
+            )
+        return stack, kombination
 
     # ---- nodes -----------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kombify import __version__
-from kombify.api import problems
+from kombify.api import docs, openapi, problems
 from kombify.api.auth import RequireToken, admin_token
+from kombify.api.limits import RequestLimits
 from kombify.api.routes import ROUTERS, health
 from kombify.db.migrate import upgrade
 from kombify.settings import Settings, get_settings
@@ -30,13 +31,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Run a homelab from one file: validate, provision, deploy and heal, durably.",
         lifespan=lifespan,
+        docs_url=None,  # served by kombify.api.docs with packaged assets, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.temporal = None
     app.state.admin_token = admin_token(settings, create=True)
     problems.install(app)
+    app.add_middleware(RequestLimits)
     for router in ROUTERS:
         # Health probes answer anyone (load balancers, `kombify status`); the rest needs the token.
         public = router is health.router
         app.include_router(router, dependencies=[] if public else [RequireToken])
+    docs.install(app)
+    openapi.install(app)
     return app

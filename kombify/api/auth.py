@@ -3,6 +3,8 @@
 The token is ``KOMBIFY_ADMIN_TOKEN`` if set, else a random one kombify writes to
 ``$KOMBIFY_HOME/admin-token`` (mode 0600) on first start; the CLI reads the same file, so a
 user on the machine never types it. Every ``/v1`` route requires ``Authorization: Bearer``.
+A blank token is never accepted: a blank file is replaced by a new random token, and a blank
+``KOMBIFY_ADMIN_TOKEN`` stops the API from starting.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from kombify.errors import KombifyError
+from kombify.errors import ConfigError, KombifyError
 from kombify.settings import Settings
+
+# Declared as a security scheme (not a header parameter) so the OpenAPI document says how to
+# authenticate and the docs page's Authorize button sends the token.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="adminToken",
+    description="The admin token: `KOMBIFY_ADMIN_TOKEN`, else the file $KOMBIFY_HOME/admin-token.",
+)
 
 
 class Unauthorized(KombifyError):
@@ -31,28 +42,55 @@ def token_path(settings: Settings) -> Path:
     return settings.home / "admin-token"
 
 
-def admin_token(settings: Settings, *, create: bool = False) -> str | None:
-    """The admin token; with ``create`` a new one is generated when none exists yet."""
-    if settings.admin_token:
-        return settings.admin_token.get_secret_value()
-    path = token_path(settings)
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
-        return None
+def _write_token(path: Path) -> str:
+    """A new random token, written to ``path`` (0600) in one step: never seen half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
+    os.replace(staging, path)
     return token
 
 
-def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+def admin_token(settings: Settings, *, create: bool = False) -> str | None:
+    """The admin token; never blank.
+
+    Args:
+        settings: Where the token comes from.
+        create: Generate a new token when there is none yet or the file is blank (the API
+            does this at start); without it a missing or blank file gives ``None``.
+
+    Raises:
+        ConfigError: ``KOMBIFY_ADMIN_TOKEN`` is set but blank.
+    """
+    if settings.admin_token is not None:
+        token = settings.admin_token.get_secret_value().strip()
+        if not token:
+            raise ConfigError(
+                "KOMBIFY_ADMIN_TOKEN is set but blank: set it to a long random string, "
+                "or unset it to use the generated $KOMBIFY_HOME/admin-token"
+            )
+        return token
+    path = token_path(settings)
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    return _write_token(path) if create else None
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
     """Refuse requests without the admin token (compared in constant time)."""
     expected: str = request.app.state.admin_token
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+    given = credentials.credentials.strip() if credentials else ""
+    # An empty expected token must not match an empty given one (defence in depth: the app
+    # never starts with one). Bytes, since compare_digest refuses non-ASCII text (a 500).
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized(
             "missing or wrong token: send `Authorization: Bearer <token>` "
             "(the token is in $KOMBIFY_HOME/admin-token)"

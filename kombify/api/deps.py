@@ -13,6 +13,10 @@ from kombify.db.engine import get_engine
 from kombify.runtime.temporal_client import connect
 from kombify.settings import Settings
 
+MAX_DB_INT = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL both store: the bound of every integer parameter
+that reaches a query (a larger one is a 422, not an overflow inside the driver)."""
+
 
 def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""

@@ -50,16 +50,20 @@ def _validate_locally(file: Path) -> str:
     return source
 
 
-def _store_stack(client: ApiClient, file: Path, source: str) -> dict[str, Any]:
+def _store_stack(client: ApiClient, file: Path, source: str) -> tuple[str, str | None]:
+    """The stack's name, and the source the run must store (None: creating it stored it).
+
+    An existing stack's new file travels with the deployment request, so a refused run (one
+    already in progress) stores nothing.
+    """
     body = {"source": source, "filename": str(file)}
     try:
         stack: dict[str, Any] = client.request("POST", "/v1/stacks", json=body)
     except ConflictError:
         from kombify.specs import load_kombination
 
-        name = load_kombination(source, filename=str(file)).metadata.name
-        stack = client.request("PUT", api_path("v1", "stacks", name), json=body)
-    return stack
+        return load_kombination(source, filename=str(file)).metadata.name, source
+    return str(stack["name"]), None
 
 
 def _step_row(step: dict[str, Any]) -> tuple[Any, str, str]:
@@ -174,12 +178,12 @@ def apply(
     """Deploy a kombination: validate, plan, apply, roll out services, wait until healthy."""
     source = _validate_locally(file)
     client = _client()
-    stack = _store_stack(client, file, source)
-    run = client.request(
-        "POST",
-        api_path("v1", "stacks", stack["name"], "deployments"),
-        json={"auto_approve": auto_approve, "simulate": simulate},
-    )
+    name, new_source = _store_stack(client, file, source)
+    options: dict[str, Any] = {"auto_approve": auto_approve, "simulate": simulate}
+    if new_source is not None:
+        options |= {"source": new_source, "filename": str(file)}
+    run = client.request("POST", api_path("v1", "stacks", name, "deployments"), json=options)
+    stack = {"name": name}
     if detach:
         if json_output:
             print_json(run)

@@ -85,7 +85,7 @@ def show(name: StackArg, json_output: JsonOpt = False) -> None:
 
 @stacks_app.command("delete")
 def delete(name: StackArg) -> None:
-    """Forget a stack (its nodes are not touched)."""
+    """Forget a stack; refused while it runs or is deployed (`kombify destroy` it first)."""
     _client().request("DELETE", api_path("v1", "stacks", name))
     console.print(f"stack `{name}` deleted")
 

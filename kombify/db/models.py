@@ -180,6 +180,16 @@ class DeploymentCreate(SQLModel):
     simulate: bool = Field(
         default=False, description="Rehearse on simulated nodes of the same names and roles."
     )
+    source: str | None = Field(
+        default=None,
+        description="A new kombination file to deploy: stored as the stack's next revision "
+        "only when the run starts (a refused run changes nothing). Default: the current one.",
+    )
+    filename: str = Field(default="kombination.yaml", description="Named in error messages.")
+
+    def options(self) -> dict[str, bool]:
+        """The run's options as recorded with it (the file is kept as a revision instead)."""
+        return {"auto_approve": self.auto_approve, "simulate": self.simulate}
 
 
 class DeploymentPublic(SQLModel):

@@ -12,7 +12,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
 from kombify.api.status import OBSERVE_WAIT, node_status
 from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.db import deployments as runs
@@ -29,6 +29,7 @@ from kombify.db.models import (
 )
 from kombify.errors import ConflictError
 from kombify.names import DeploymentId, StackName
+from kombify.specs import load_kombination
 from kombify.workflows.deploy import (
     DeployKombination,
     DestroyKombination,
@@ -74,6 +75,19 @@ async def _progress(client: Client, row: Deployment) -> dict[str, Any] | None:
     return progress if isinstance(progress, dict) else asdict(progress)
 
 
+def _stage(session: SessionDep, stack: Stack, options: DeploymentCreate) -> tuple[int, str, bool]:
+    """The revision a run deploys, its stackkit, and whether it was stored just now."""
+    if options.source is None:
+        return stack.current_revision, stack.stackkit, False
+    kombination = load_kombination(options.source, filename=options.filename)
+    if kombination.metadata.name != stack.name:
+        raise ConflictError(
+            f"the file's metadata.name is `{kombination.metadata.name}`, not `{stack.name}`"
+        )
+    revision, staged = store.stage_revision(session, stack=stack, source=options.source)
+    return revision, kombination.spec.stackkit, staged
+
+
 async def _start(
     *,
     session: SessionDep,
@@ -86,15 +100,23 @@ async def _start(
     org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     workflow_id = deploy_workflow_id(org.slug, stack.name)
+    # A new file is stored first but made current only once its run started (here, and by
+    # the run itself, so a crash of this process in between cannot lose it); a refused run
+    # leaves the stack as it was.
+    revision, stackkit, staged = _stage(session, stack, options)
     row = runs.create_deployment(
-        session, stack=stack, revision=stack.current_revision, kind=kind, workflow_id=workflow_id,
-        options=options.model_dump(),
+        session,
+        stack=stack,
+        revision=revision,
+        kind=kind,
+        workflow_id=workflow_id,
+        options=options.options(),
     )
     request = DeployInput(
         deployment_id=row.id,
         organisation=org.slug,
         stack=stack.name,
-        revision=stack.current_revision,
+        revision=revision,
         auto_approve=options.auto_approve,
         simulate=options.simulate,
     )
@@ -108,19 +130,20 @@ async def _start(
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=search_attributes(org.slug, stack.name, kind),
         )
-    except WorkflowAlreadyStartedError as exc:
+    except BaseException as exc:
         session.delete(row)
         session.commit()
-        running = runs.latest_deployment(session, stack=stack)
-        which = f" (deployment {running.id})" if running else ""
-        raise ConflictError(
-            f"a run of stack `{stack.name}` is already in progress{which}: "
-            "wait for it, or cancel it"
-        ) from exc
-    except BaseException:
-        session.delete(row)
-        session.commit()
+        if staged:
+            store.drop_revision(session, stack=stack, revision=revision)
+        if isinstance(exc, WorkflowAlreadyStartedError):
+            running = store.running_deployment(session, stack=stack)
+            which = f" (deployment {running.id})" if running else ""
+            raise ConflictError(
+                f"a run of stack `{stack.name}` is already in progress{which}: "
+                "wait for it, or cancel it; nothing was changed"
+            ) from exc
         raise
+    store.promote_revision(session, stack_id=stack.id, revision=revision, stackkit=stackkit)
     row.run_id = handle.result_run_id
     session.add(row)
     session.commit()
@@ -136,7 +159,11 @@ async def start_deployment(
     client: TemporalDep,
     settings: SettingsDep,
 ) -> DeploymentPublic:
-    """Deploy the stack's current revision (one run per stack at a time)."""
+    """Deploy the stack's current revision, or ``source`` as its next (one run at a time).
+
+    With ``source``, the file becomes the stack's current revision only when the run
+    starts: a refused run (409, another is in progress) changes nothing.
+    """
     return await _start(
         session=session,
         client=client,
@@ -217,7 +244,9 @@ async def cancel_deployment(
 def deployment_logs(
     deployment_id: DeploymentId,
     session: SessionDep,
-    after: int = Query(default=0, ge=0, description="Return lines with an id above this."),
+    after: int = Query(
+        default=0, ge=0, le=MAX_DB_INT, description="Return lines with an id above this."
+    ),
     limit: int = Query(default=1000, ge=1, le=10000),
 ) -> EventsPublic:
     """Stored output lines of OpenTofu and the agents, oldest first."""

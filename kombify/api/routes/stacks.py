@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from kombify.api.deps import SessionDep
+from kombify.api.deps import MAX_DB_INT, SessionDep
 from kombify.db import stacks as store
 from kombify.db.models import Stack, StackCreate, StackDetail, StackPublic, StacksPublic
 from kombify.errors import ConflictError
@@ -18,7 +18,11 @@ router = APIRouter(prefix="/v1/stacks", tags=["stacks"])
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such stack", **_PROBLEM},
-    409: {"description": "The name is taken", **_PROBLEM},
+    409: {
+        "description": "The name is taken, a run of the stack is in progress, or (delete) "
+        "the stack is deployed: destroy it first",
+        **_PROBLEM,
+    },
     422: {"description": "The kombination file is invalid (errors list every problem)", **_PROBLEM},
 }
 
@@ -50,7 +54,7 @@ def create_stack(body: StackCreate, session: SessionDep) -> StackDetail:
 @router.get("", responses=_ERRORS)
 def list_stacks(
     session: SessionDep,
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_DB_INT),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> StacksPublic:
     """The stacks, by name."""
@@ -70,7 +74,12 @@ def get_stack(name: StackName, session: SessionDep) -> StackDetail:
 
 @router.put("/{name}", responses=_ERRORS)
 def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> StackDetail:
-    """Store a new revision of the stack's kombination file (unchanged text: no new revision)."""
+    """Store a new revision of the stack's kombination file (unchanged text: no new revision).
+
+    Refused while a run of the stack is in progress: its status would name a revision that
+    run does not deploy. ``POST /v1/stacks/{name}/deployments`` with ``source`` stores and
+    deploys a revision in one step.
+    """
     kombination = load_kombination(body.source, filename=body.filename)
     if kombination.metadata.name != name:
         raise ConflictError(
@@ -78,6 +87,7 @@ def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> Sta
         )
     org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
+    store.refuse_while_running(stack, store.running_deployment(session, stack=stack), "change")
     stack = store.revise_stack(
         session, stack=stack, stackkit=kombination.spec.stackkit, source=body.source
     )
@@ -86,7 +96,7 @@ def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> Sta
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
 def delete_stack(name: StackName, session: SessionDep) -> Response:
-    """Forget a stack and its revisions (it does not touch the nodes)."""
+    """Forget a stack and its revisions; refused while it runs or is deployed (destroy first)."""
     org = store.ensure_local_organisation(session)
     store.delete_stack(session, stack=store.get_stack(session, organisation_id=org.id, name=name))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

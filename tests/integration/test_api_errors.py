@@ -23,7 +23,7 @@ PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
-PATH_VALUES = {"name": "lab", "action": "start", "deployment_id": "0123456789abcdef"}
+PATH_VALUES = {"name": "lab", "action": "start", "deployment_id": "0123456789abcdef0123456789abcdef"}
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_surrogate_pair_is_valid_text_and_reaches_the_validator(client: TestClie
     [
         "/v1/stacks?offset=99999999999999999999",
         "/v1/stacks?offset=9223372036854775808",
-        "/v1/deployments/0123456789abcdef/logs?after=99999999999999999999",
+        "/v1/deployments/0123456789abcdef0123456789abcdef/logs?after=99999999999999999999",
     ],
 )
 def test_integer_beyond_what_the_database_stores_is_422(client: TestClient, url: str) -> None:

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from kombify.activities.deploy import simulated_target, stack_workdir
@@ -22,6 +28,7 @@ from kombify.sim import SimEngine, connection_info, docker_client
 from kombify.workflows.deploy_models import NodeTarget
 from tests.support.deploy_env import KombifyEnv
 from tests.support.kombinations import one_node
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -107,16 +114,25 @@ async def test_changed_host_key_is_refused_until_trusted(kombify: KombifyEnv) ->
 
     check = await kombify.call("GET", f"/v1/stacks/{stack}/nodes/box/host-key")
     assert (check["pinned"], check["presented"]) == (original.fingerprint, rekeyed.fingerprint)
-    wrong = await kombify.http.post(
-        f"/v1/stacks/{stack}/nodes/box/trust", json={"fingerprint": original.fingerprint}
-    )
-    assert wrong.status_code == 409, wrong.text
-    assert (await _pin(kombify, stack, "box"))["fingerprint"] == original.fingerprint
+    with _api(kombify) as cli:
+        listed = cli("nodes", stack)
+        assert listed.returncode == 0, listed.stderr
+        assert original.fingerprint in listed.stdout and "first-use" in listed.stdout
 
-    trusted = await kombify.call(
-        "POST", f"/v1/stacks/{stack}/nodes/box/trust", json={"fingerprint": rekeyed.fingerprint}
-    )
-    assert trusted["recorded"] is True
+        unasked = cli("nodes", "trust", stack, "box")
+        assert unasked.returncode == 2, unasked
+        assert f"--fingerprint {rekeyed.fingerprint}" in unasked.stderr
+
+        wrong = cli("nodes", "trust", stack, "box", "--fingerprint", original.fingerprint)
+        assert wrong.returncode == 1, wrong
+        assert "nothing was recorded" in wrong.stderr
+        assert (await _pin(kombify, stack, "box"))["fingerprint"] == original.fingerprint
+
+        trusted = cli("nodes", "trust", stack, "box", "--yes")
+        assert trusted.returncode == 0, trusted.stderr
+        assert f"pinned:    {original.fingerprint}" in trusted.stdout
+        assert f"presented: {rekeyed.fingerprint} (ssh-ed25519)" in trusted.stdout
+        assert f"now trusting {rekeyed.fingerprint}" in trusted.stdout
     pin = await _pin(kombify, stack, "box")
     assert (pin["fingerprint"], pin["source"]) == (rekeyed.fingerprint, "trusted")
 
@@ -129,6 +145,40 @@ async def test_changed_host_key_is_refused_until_trusted(kombify: KombifyEnv) ->
     again = await kombify.deploy(one_node(stack, greeting="changed", notes=False))
     assert again["state"] == "succeeded", again
     assert again["progress"]["plan"] == {"add": 0, "change": 0, "destroy": 0}
+
+
+@contextmanager
+def _api(kombify: KombifyEnv) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """``kombify api`` on a loopback port of this env's home; yields a CLI runner for it."""
+    port = free_port()
+    env = {
+        **kombify.env, "KOMBIFY_API_PORT": str(port), "NO_COLOR": "1", "COLUMNS": "200",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kombify", "api"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).is_success:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("kombify api did not start")
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "kombify", *args],
+                env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+            )
+
+        yield cli
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def _target_with_pin(stack: str, key: HostKey) -> NodeTarget:

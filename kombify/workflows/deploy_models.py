@@ -114,6 +114,7 @@ class NodeProgress:
     healthy: dict[str, bool] = field(default_factory=dict)
     containers: dict[str, list[str]] = field(default_factory=dict)
     detail: str = ""
+    host_key: str = ""  # fingerprint of the pinned SSH host key (SHA256:...)
 
 
 @dataclass

@@ -73,6 +73,7 @@ async def test_changed_host_key_is_refused_until_trusted(kombify: KombifyEnv) ->
     original = _node_key(stack, "box")
 
     pin = await _pin(kombify, stack, "box")
+    assert first["progress"]["nodes"][0]["host_key"] == original.fingerprint
     assert (pin["fingerprint"], pin["source"], pin["simulated"]) == (
         original.fingerprint, "first-use", True,
     )

@@ -21,6 +21,9 @@ class KombifyError(Exception):
 
     code = "kombify-error"
     status = 500
+    # True when no retry can help (the user has to act first): activities raise it as a
+    # non-retryable ApplicationError.
+    permanent = False
 
     def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -76,6 +79,18 @@ class SshError(KombifyError):
 
     code = "ssh-error"
     status = 502
+
+
+class HostKeyChangedError(SshError):
+    """A node presented an SSH host key other than its pin; nothing was sent to it.
+
+    The message names the node, both fingerprints and the command that re-trusts the node
+    after the user checked the new key on it.
+    """
+
+    code = "host-key-changed"
+    status = 409
+    permanent = True
 
 
 class AgentError(KombifyError):

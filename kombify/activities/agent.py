@@ -377,7 +377,9 @@ class AgentActivities:
                     await self._start_agent(session)
                 health = await self._wait_healthy(session, identity)
         except KombifyError as exc:
-            raise ApplicationError(exc.message, type=exc.code) from exc
+            raise ApplicationError(
+                exc.message, type=exc.code, non_retryable=exc.permanent
+            ) from exc
         self.deploy.log(
             request.deployment_id,
             source,
@@ -399,7 +401,9 @@ class AgentActivities:
                 await self._start_agent(session)
                 await self._wait_healthy(session, identity)
         except KombifyError as exc:
-            raise ApplicationError(exc.message, type=exc.code) from exc
+            raise ApplicationError(
+                exc.message, type=exc.code, non_retryable=exc.permanent
+            ) from exc
         return True
 
     @activity.defn(name="RenewControlCertificate")
@@ -516,7 +520,9 @@ class AgentActivities:
                 finally:
                     local.close()
         except KombifyError as exc:
-            raise ApplicationError(exc.message, type=exc.code) from exc
+            raise ApplicationError(
+                exc.message, type=exc.code, non_retryable=exc.permanent
+            ) from exc
         return shipped
 
     def _manifest(self, request: RolloutInput) -> tuple[dict[str, Any], str]:
@@ -552,7 +558,9 @@ class AgentActivities:
                 request, manifest, lambda line: self.deploy.log(request.deployment_id, source, line)
             )
         except KombifyError as exc:
-            raise ApplicationError(exc.message, type=exc.code) from exc
+            raise ApplicationError(
+                exc.message, type=exc.code, non_retryable=exc.permanent
+            ) from exc
         reports = [
             ServiceReport(
                 name=o.service,
@@ -582,4 +590,6 @@ class AgentActivities:
                         lambda e: self.deploy.log(request.deployment_id, source, e.message),
                     )
         except KombifyError as exc:
-            raise ApplicationError(exc.message, type=exc.code) from exc
+            raise ApplicationError(
+                exc.message, type=exc.code, non_retryable=exc.permanent
+            ) from exc

@@ -17,10 +17,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from kombify.activities.event_log import EventLog
+from kombify.activities.hostkeys import pin_targets
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
 from kombify.db.stacks import promote_revision
-from kombify.errors import KombifyError, NotFoundError, SpecError
+from kombify.errors import HostKeyChangedError, KombifyError, NotFoundError, SpecError
+from kombify.hostkeys import HostKey
 from kombify.names import contained
 from kombify.settings import Settings
 from kombify.specs import load_kombination
@@ -171,8 +173,8 @@ class DeployActivities:
 
     def _ensure_simulation(
         self, k: Kombination, nodes: list[SpecNode], host_ports: dict[str, list[int]]
-    ) -> dict[str, Any]:
-        """Create (or find) the stack's simulation; SSH endpoints by node name."""
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Create (or find) the stack's simulation; SSH endpoints and containers by node."""
         from kombify.sim import SimulationSpec, create_simulation
         from kombify.sim.models import NodeSpec
 
@@ -201,25 +203,44 @@ class DeployActivities:
             description=f"rehearsal of stack {k.metadata.name}",
         )
         info = create_simulation(spec.name, spec, wait=True, timeout=180)
-        return {n.name: n.ssh for n in info.nodes if n.ssh is not None}
+        return (
+            {n.name: n.ssh for n in info.nodes if n.ssh is not None},
+            {n.name: n.container_id for n in info.nodes},
+        )
+
+    @staticmethod
+    def _running_simulation(name: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The stack's simulation as it runs (none: empty): endpoints and containers by node."""
+        from kombify.sim import SimEngine, docker_client
+
+        client = docker_client()
+        try:
+            info = SimEngine(client).info(name)
+        except NotFoundError:
+            return {}, {}
+        finally:
+            client.close()
+        return (
+            {n.name: n.ssh for n in info.nodes if n.ssh is not None},
+            {n.name: n.container_id for n in info.nodes},
+        )
 
     def _targets(
         self, k: Kombination, simulate: bool, *, create: bool
-    ) -> tuple[Kombination, list[NodeTarget]]:
-        """The nodes to reach, and the kombination rewritten to reach simulated ones."""
+    ) -> tuple[Kombination, list[NodeTarget], dict[str, str]]:
+        """The nodes to reach, the kombination rewritten to reach simulated ones, and the
+        container of each simulated node."""
         simulated = self._simulated(k, simulate)
         endpoints: dict[str, Any] = {}
+        instances: dict[str, str] = {}
         if simulated:
             if create:
                 plan0 = unify(k)
-                endpoints = self._ensure_simulation(k, simulated, _host_ports(plan0.manifests))
+                endpoints, instances = self._ensure_simulation(
+                    k, simulated, _host_ports(plan0.manifests)
+                )
             else:
-                from kombify.sim import connection_info
-
-                try:
-                    endpoints = connection_info(simulation_name(k.metadata.name))
-                except NotFoundError:
-                    endpoints = {}
+                endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
         targets: list[NodeTarget] = []
         nodes: list[SpecNode] = []
         for node in k.spec.nodes:
@@ -238,6 +259,7 @@ class DeployActivities:
                                 "user": ep.user,
                                 "port": 22,
                                 "identity_file": ep.identity_file,
+                                "host_key": None,  # the real node's key, not its stand-in's
                             }
                         ),
                         "type": None,
@@ -270,17 +292,57 @@ class DeployActivities:
                 )
             nodes.append(node)
         spec = k.spec.model_copy(update={"nodes": nodes})
-        return k.model_copy(update={"spec": spec}), targets
+        return k.model_copy(update={"spec": spec}), targets, instances
+
+    def resolve_targets(
+        self, k: Kombination, simulate: bool
+    ) -> tuple[list[NodeTarget], dict[str, str]]:
+        """The nodes of ``k`` as they can be reached now, unpinned (creates nothing).
+
+        Raises:
+            SpecError: A node cannot be reached by kombify (a cloud node, no key).
+        """
+        _, targets, instances = self._targets(k, simulate, create=False)
+        return targets, instances
+
+    def _pin(
+        self, stack: Stack, k: Kombination, targets: list[NodeTarget], instances: dict[str, str]
+    ) -> tuple[Kombination, list[NodeTarget], list[str]]:
+        """Hold every node to its host key pin (recording first contacts); see hostkeys."""
+        stated = {
+            n.name: HostKey.parse(n.ssh.host_key) for n in k.spec.nodes if n.ssh.host_key
+        }
+        pinned, lines = pin_targets(
+            self._session,
+            stack_id=stack.id,
+            stack=stack.name,
+            targets=targets,
+            stated=stated,
+            instances=instances,
+        )
+        # OpenTofu's connection verifies the same key: the plan carries every pin.
+        keys = {t.name: t.host_key for t in pinned}
+        nodes = [
+            n.model_copy(update={"ssh": n.ssh.model_copy(update={"host_key": keys[n.name]})})
+            if n.name in keys
+            else n
+            for n in k.spec.nodes
+        ]
+        spec = k.spec.model_copy(update={"nodes": nodes})
+        return k.model_copy(update={"spec": spec}), pinned, lines
 
     def _prepare(self, request: PrepareInput, *, create: bool) -> PreparedDeploy:
         try:
             stack, k = self._load(request)
-            rewritten, targets = self._targets(k, request.simulate, create=create)
+            rewritten, targets, instances = self._targets(k, request.simulate, create=create)
+            rewritten, targets, pin_lines = self._pin(stack, rewritten, targets, instances)
             plan = unify(rewritten)
             workdir = stack_workdir(self.settings, request.organisation, request.stack)
-        except (SpecError, NotFoundError) as exc:
+        except (SpecError, NotFoundError, HostKeyChangedError) as exc:
             raise user_error(exc) from exc
         self._deployment_of_stack[stack.id] = request.deployment_id
+        for line in pin_lines:
+            self.log(request.deployment_id, "ssh", line)
         if create:
             write_plan(plan, workdir)
             self.log(

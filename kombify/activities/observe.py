@@ -8,6 +8,8 @@ reported with the reason, and its desired services are still listed.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,9 +116,18 @@ class ObserveActivities:
             async with self.agent.agent(session, identity) as client:
                 return await client.list_services(probe_health=True)
 
+    async def _pinned(
+        self, stack: Any, k: Any, instances: dict[str, str], target: NodeTarget
+    ) -> NodeTarget:
+        # Held to its host key pin like every deploy connection; a changed key is that node's
+        # answer, not the whole status's.
+        _, pinned, _ = await asyncio.to_thread(self.deploy._pin, stack, k, [target], instances)
+        return pinned[0]
+
     async def _node(
         self,
         request: ObserveInput,
+        pin: Callable[[NodeTarget], Awaitable[NodeTarget]],
         name: str,
         target: NodeTarget | None,
         manifest: dict[str, Any],
@@ -128,7 +139,7 @@ class ObserveActivities:
             return NodeSeen(name, False, why, observed_at, _services(manifest, None, {}, None))
         try:
             async with asyncio.timeout(NODE_TIMEOUT):
-                reply = await self._ask(request, target)
+                reply = await self._ask(request, await pin(target))
         except TimeoutError:
             error = f"did not answer within {NODE_TIMEOUT:.0f} s"
         except KombifyError as exc:
@@ -148,8 +159,8 @@ class ObserveActivities:
             "", request.organisation, request.stack, request.revision, request.simulate
         )
         try:
-            _, k = await asyncio.to_thread(self.deploy._load, prepare)
-            _, targets = await asyncio.to_thread(
+            stack, k = await asyncio.to_thread(self.deploy._load, prepare)
+            _, targets, instances = await asyncio.to_thread(
                 self.deploy._targets, k, request.simulate, create=False
             )
             # What each node should run does not depend on how it is reached, and a node that
@@ -162,10 +173,12 @@ class ObserveActivities:
         simulated = request.simulate or any(n.provider == "sim" for n in k.spec.nodes)
         sim_ports = await asyncio.to_thread(self._sim_ports, request.stack) if simulated else {}
         by_name = {t.name: t for t in targets}
+        pin = functools.partial(self._pinned, stack, k, instances)
         nodes = await asyncio.gather(
             *(
                 self._node(
                     request,
+                    pin,
                     node.name,
                     by_name.get(node.name),
                     plan.manifests.get(node.name, {}),

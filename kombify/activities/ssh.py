@@ -17,7 +17,9 @@ from pathlib import Path
 
 import asyncssh
 
-from kombify.errors import SshError
+from kombify.activities.hostkeys import changed_message, known_hosts, read_host_key
+from kombify.errors import HostKeyChangedError, SshError
+from kombify.hostkeys import HostKey
 from kombify.workflows.deploy_models import NodeTarget
 
 _CONNECT_TIMEOUT = 20.0
@@ -125,28 +127,42 @@ def _text(value: object) -> str:
 
 
 async def _connect(node: NodeTarget) -> asyncssh.SSHClientConnection:
+    trusted = known_hosts(node)
     try:
         return await asyncssh.connect(
             node.host,
             node.port,
             username=node.user,
             client_keys=[node.identity_file],
-            # Simulated nodes get fresh host keys on every create; real nodes are pinned by
-            # OpenTofu's bootstrap (known_hosts under KOMBIFY_HOME) in a later step.
-            known_hosts=None,
+            # The pin PrepareDeployment recorded or verified; asyncssh also asks the node for
+            # a key of that type first.
+            known_hosts=trusted,
             agent_path=None,
             config=[],
             connect_timeout=_CONNECT_TIMEOUT,
             keepalive_interval=15,
             keepalive_count_max=2,
         )
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise await _changed(node) from exc
     except (OSError, asyncssh.Error) as exc:
         raise SshError(
             f"cannot ssh to node `{node.name}` at {node.user}@{node.host}:{node.port}: {exc}"
         ) from exc
 
 
-_PoolKey = tuple[str, int, str, str]
+async def _changed(node: NodeTarget) -> SshError:
+    """The error for a node whose key changed since PrepareDeployment verified it."""
+    old = HostKey.parse(node.host_key)
+    try:
+        new = await read_host_key(node.host, node.port, prefer=old.algorithm)
+    except SshError as exc:
+        return exc
+    # A target does not carry its stack's name: the command shows where it goes.
+    return HostKeyChangedError(changed_message(stack="<stack>", node=node.name, old=old, new=new))
+
+
+_PoolKey = tuple[str, int, str, str, str]
 
 
 class _ConnectionPool:
@@ -165,7 +181,8 @@ class _ConnectionPool:
 
     @staticmethod
     def _key(node: NodeTarget) -> _PoolKey:
-        return (node.host, node.port, node.user, node.identity_file)
+        # A re-trusted node (new pin) gets a new connection, verified against the new key.
+        return (node.host, node.port, node.user, node.identity_file, node.host_key)
 
     async def get(self, node: NodeTarget) -> asyncssh.SSHClientConnection:
         key = self._key(node)

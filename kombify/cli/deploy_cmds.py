@@ -110,6 +110,9 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
         f"{plan.get('add', 0)} to add, {plan.get('change', 0)} to change, "
         f"{plan.get('destroy', 0)} to destroy"
     )
+    for node in (run.get("progress") or {}).get("nodes", []):
+        if node.get("host_key"):
+            console.print(f"node {node['name']}: SSH host key {node['host_key']} (pinned)")
     if not sys.stdin.isatty():
         console.print(
             f"waiting for approval of the plan ({summary}): `kombify approve {run['id']}`"

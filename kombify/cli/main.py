@@ -10,6 +10,7 @@ from kombify import __version__
 from kombify.cli import (
     certs_cmds,
     deploy_cmds,
+    nodes_cmds,
     runtime_cmds,
     sim_cmds,
     stacks_cmds,
@@ -55,6 +56,7 @@ runtime_cmds.register(app)
 deploy_cmds.register(app)
 certs_cmds.register(app)
 stacks_cmds.register(app)
+nodes_cmds.register(app)
 sim_cmds.register(app)
 validate_cmds.register(app)
 

@@ -108,6 +108,30 @@ class Node(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
 
 
+class HostKeyPin(SQLModel, table=True):
+    """The SSH host key kombify trusts for one node of a stack.
+
+    Recorded on first contact (``first-use``), taken from the kombination (``stated``) or
+    re-trusted by the user after a change (``trusted``). A stack's rehearsal on simulated
+    nodes pins apart from its real nodes (``simulated``), so neither overwrites the other;
+    ``instance`` is the simulated node's container, so a node kombify re-creates is pinned anew.
+    """
+
+    __table_args__ = (UniqueConstraint("stack_id", "node", "simulated"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    stack_id: str = Field(foreign_key="stack.id", index=True, ondelete="CASCADE")
+    node: str = Field(max_length=63)
+    simulated: bool = False
+    algorithm: str = Field(max_length=40)
+    key: str = Field(sa_column=Column(Text, nullable=False))  # base64 of the public key blob
+    fingerprint: str = Field(max_length=80)
+    source: str = Field(max_length=20)  # first-use | stated | trusted
+    address: str = Field(default="", max_length=255)  # host:port the key was read from
+    instance: str = Field(default="", max_length=80)
+    recorded_at: datetime = _ts(nullable=False)
+
+
 class Simulation(SQLModel, table=True):
     """A KombiSim simulation kombify created; live state always comes from the engine."""
 
@@ -259,6 +283,45 @@ class NodeStatus(SQLModel):
     error: str | None
     observed_at: str
     services: dict[str, ServiceStatus]
+
+
+class HostKeyPublic(SQLModel):
+    """A node's pinned host key (or its absence) as ``kombify nodes`` shows it."""
+
+    node: str
+    simulated: bool
+    address: str
+    algorithm: str | None
+    fingerprint: str | None
+    source: str | None
+    recorded_at: datetime | None
+
+
+class HostKeysPublic(SQLModel):
+    """The pins of a stack's nodes, by node name."""
+
+    stack: str
+    data: list[HostKeyPublic]
+
+
+class HostKeyCheck(SQLModel):
+    """What a node presents now beside what is pinned (read before re-trusting it)."""
+
+    node: str
+    simulated: bool
+    address: str
+    pinned: str | None = Field(description="Fingerprint of the pinned key, if any.")
+    presented: str = Field(description="Fingerprint of the key the node presents now.")
+    algorithm: str
+    recorded: bool = Field(default=False, description="Whether the presented key is now pinned.")
+
+
+class HostKeyTrust(SQLModel):
+    """Re-trust a node's key: the fingerprint the user checked on the node (or saw in GET)."""
+
+    fingerprint: str = Field(
+        min_length=8, max_length=80, description="SHA256:... of the key to pin; must match."
+    )
 
 
 class StackStatus(SQLModel):

@@ -24,6 +24,9 @@ class Ssh(_Model):
     user: str = "root"
     port: int = 22
     identity_file: str | None = Field(default=None, alias="identityFile")
+    # The node's SSH host public key (``ssh-ed25519 AAAA...``): stated, it is the pin;
+    # unset, kombify pins the key the node presents on first contact.
+    host_key: str | None = Field(default=None, alias="hostKey")
 
 
 class Resources(_Model):

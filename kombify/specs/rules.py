@@ -7,10 +7,12 @@ when the nodes and services passed the schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from kombify.hostkeys import ALGORITHMS, HostKey
 from kombify.specs.models import CLOUD_PROVIDERS, split_address
 from kombify.specs.problem import Problem
 from kombify.specs.quantities import format_quantity, parse_quantity
@@ -18,6 +20,10 @@ from kombify.specs.schema import suggest
 from kombify.specs.source import Source, join
 from kombify.stackkits.library import Kit, Library, load_library
 from kombify.stackkits.placement import NodeRef, PlannedService, kit_services, plan_services
+
+_HOST_KEY_SHAPE = re.compile(
+    rf"^({'|'.join(map(re.escape, ALGORITHMS))}) [A-Za-z0-9+/]+={{0,3}}( |$)"
+)
 
 
 @dataclass
@@ -140,6 +146,13 @@ def _check_node(ctx: _Ctx, path: str, node: dict[str, Any]) -> Iterator[Problem]
                 join(path, "ssh.port"),
                 f"{ssh_port} contradicts the port in address {address!r}; write the port once",
             )
+    host_key = _as_dict(node.get("ssh")).get("hostKey")
+    # A line of the wrong shape is the schema's to report; here the key data is checked.
+    if isinstance(host_key, str) and _HOST_KEY_SHAPE.match(host_key):
+        try:
+            HostKey.parse(host_key)
+        except ValueError as exc:
+            yield ctx.problem(join(path, "ssh.hostKey"), str(exc))
     resources = _as_dict(node.get("resources"))
     for key in ("memory", "disk"):
         if parse_quantity(resources.get(key)) == 0:

@@ -1,6 +1,8 @@
 """Prerequisite checks for ``stackkit prepare``: CLI present, nodes reachable, keys readable.
 
-Reachability is an SSH banner read from each node's address (one TCP connection, no login).
+Reachability is an SSH banner read from each node's address, then its host key (no login):
+the fingerprint shown is the one the first deploy pins, or must equal a stated
+``ssh.hostKey``.
 ``probe`` narrows that: ``all`` (the default: a user asks whether their machines are ready),
 ``loopback`` (only 127.0.0.0/8, ::1 and ``localhost``, which never leaves this machine; what
 kombify's own tests use) or ``none``. Nodes not probed are reported as skipped, never passed.
@@ -91,8 +93,36 @@ def check_node(node: Node, *, timeout: float, probe: Probe = "all") -> Check:
             return Check(name, "skipped", f"{NOT_PROBED} ({node.host} is not loopback)")
         target = node.host
     ok, detail = probe_ssh(target, node.ssh_port, timeout=timeout)
-    fix = "" if ok else f"start sshd on {node.host}:{node.ssh_port} or fix `address`/`ssh.port`"
-    return Check(name, "pass" if ok else "fail", detail, fix)
+    if not ok:
+        fix = f"start sshd on {node.host}:{node.ssh_port} or fix `address`/`ssh.port`"
+        return Check(name, "fail", detail, fix)
+    return _check_host_key(name, node, target, detail, timeout=timeout)
+
+
+def _check_host_key(name: str, node: Node, target: str, banner: str, *, timeout: float) -> Check:
+    """The node's host key fingerprint (what the first deploy pins), held to ``ssh.hostKey``."""
+    import asyncio
+
+    from kombify.activities.hostkeys import read_host_key
+    from kombify.errors import SshError
+    from kombify.hostkeys import HostKey
+
+    stated = HostKey.parse(node.ssh.host_key) if node.ssh.host_key else None
+    prefer = stated.algorithm if stated else None
+    try:
+        key = asyncio.run(read_host_key(target, node.ssh_port, prefer=prefer, timeout=timeout))
+    except SshError as exc:
+        return Check(name, "fail", f"{banner}; {exc.message}", "check that it is sshd answering")
+    detail = f"{banner}, host key {key.fingerprint} ({key.algorithm})"
+    if stated is not None and key != stated:
+        return Check(
+            name,
+            "fail",
+            f"{detail}, but ssh.hostKey states {stated.fingerprint}",
+            "check the key on the node (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), "
+            "then fix ssh.hostKey",
+        )
+    return Check(name, "pass", detail + (", as ssh.hostKey states" if stated else ""))
 
 
 def check_key(node: Node, managed_key: Path) -> Check:

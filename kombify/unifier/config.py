@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombify.hostkeys import HostKey
 from kombify.stackkits.resolver import ResolvedNode, ResolvedStack
 from kombify.unifier.canonical import digest, ident, literal
 from kombify.unifier.cloud import Config, add_cloud_node
@@ -43,6 +44,10 @@ def build(stack: ResolvedStack, manifests: dict[str, bytes]) -> dict[str, dict[s
             host, port, user = _local_target(cfg, rnode)
         connection = {"type": "ssh", "host": host, "port": port, "user": user, "timeout": "2m"}
         connection.update(_credentials(cfg, rnode))
+        if node.ssh.host_key:
+            # The node's pinned (or stated) key: OpenTofu refuses a node presenting another.
+            # A connection setting, not a trigger: a re-trusted key replaces nothing.
+            connection["host_key"] = literal(HostKey.parse(node.ssh.host_key).line)
         fingerprint = digest(
             {
                 "bootstrap": rnode.bootstrap,

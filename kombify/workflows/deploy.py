@@ -21,6 +21,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from kombify.hostkeys import fingerprint_of
 from kombify.workflows.deploy_models import (
     ApproveSignal,
     CancelSignal,
@@ -199,6 +200,14 @@ def _prepare_input(request: DeployInput) -> PrepareInput:
     )
 
 
+def _fingerprint(host_key: str) -> str:
+    """The pin's fingerprint for the progress (pure hashing: deterministic on replay)."""
+    try:
+        return fingerprint_of(host_key)
+    except ValueError:
+        return ""
+
+
 def _error_text(exc: BaseException) -> str:
     cause: BaseException = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
@@ -234,7 +243,10 @@ class DeployKombination(_RunBase):
             retry_policy=_QUICK,
         )
         self._progress.nodes = [
-            NodeProgress(n.name, provider=n.provider, role=n.role) for n in prepared.nodes
+            NodeProgress(
+                n.name, provider=n.provider, role=n.role, host_key=_fingerprint(n.host_key)
+            )
+            for n in prepared.nodes
         ]
         self._finish("validate", f"{len(prepared.nodes)} node(s), plan {prepared.plan_hash[-12:]}")
 

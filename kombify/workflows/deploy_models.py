@@ -23,7 +23,11 @@ class DeployInput:
 
 @dataclass(frozen=True)
 class NodeTarget:
-    """How to reach one node. ``identity_file`` is a path: the key never leaves the disk."""
+    """How to reach one node. ``identity_file`` is a path: the key never leaves the disk.
+
+    ``host_key`` is the node's pinned SSH host public key (``ssh-ed25519 AAAA...``; public,
+    so fine in a history): every connection verifies the node against it.
+    """
 
     name: str
     provider: str
@@ -33,6 +37,7 @@ class NodeTarget:
     user: str
     identity_file: str
     simulated: bool = False
+    host_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class NodeProgress:
     healthy: dict[str, bool] = field(default_factory=dict)
     containers: dict[str, list[str]] = field(default_factory=dict)
     detail: str = ""
+    host_key: str = ""  # fingerprint of the pinned SSH host key (SHA256:...)
 
 
 @dataclass

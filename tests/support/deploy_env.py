@@ -18,9 +18,14 @@ from typing import Any
 
 import asyncssh
 import httpx
+from sqlmodel import Session, select
 
 from kombify.api.app import create_app
+from kombify.db.engine import get_engine
+from kombify.db.hostkeys import get_pin
 from kombify.db.migrate import upgrade
+from kombify.db.models import Stack
+from kombify.hostkeys import HostKey
 from kombify.settings import Settings
 from kombify.sim import connection_info, delete_simulation
 
@@ -167,12 +172,20 @@ class KombifyEnv:
             endpoint.port,
             username=endpoint.user,
             client_keys=[endpoint.identity_file],
-            known_hosts=None,
+            known_hosts=([asyncssh.import_public_key(self.pinned_key(stack, node))], [], []),
             agent_path=None,
             config=[],
         ) as conn:
             result = await conn.run(command, check=True)
         return str(result.stdout)
+
+    def pinned_key(self, stack: str, node: str) -> str:
+        """The host key kombify pinned for a simulated node (tests verify it like kombify)."""
+        with Session(get_engine(self.settings.resolved_database_url)) as session:
+            row = session.exec(select(Stack).where(Stack.name == stack)).first()
+            pin = row and get_pin(session, stack_id=row.id, node=node, simulated=True)
+            assert pin, f"no host key pinned for {stack}/{node}: deploy the stack first"
+            return HostKey(pin.algorithm, pin.key).line
 
     async def containers(self, stack: str, node: str) -> dict[str, list[str]]:
         """kombify-managed containers on a node, by service label: {service: [ids]}."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kombify.api.routes import certificates, deployments, health, sim_runs, sims, stacks
+from kombify.api.routes import (
+    certificates,
+    deployments,
+    health,
+    nodes,
+    sim_runs,
+    sims,
+    stacks,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -13,4 +21,5 @@ ROUTERS: list[APIRouter] = [
     sims.router,
     certificates.router,
     sim_runs.router,
+    nodes.router,
 ]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import socket
 import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncssh
 import pytest
 from typer.testing import CliRunner
 
 from kombify.cli.stackkit import app
+from kombify.hostkeys import HostKey
 from kombify.specs import load_kombination, validate_text
 from kombify.specs.models import Node
 from kombify.stackkits.prepare import NOT_PROBED, check_node, loopback_host, probe_ssh
@@ -109,23 +111,26 @@ def test_generate_reports_problems(tmp_path: Path) -> None:
 
 @pytest.fixture
 def fake_sshd() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-
-    def serve() -> None:
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.sendall(b"SSH-2.0-OpenSSH_9.2 fake\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
+    """A real SSH server (asyncssh) on loopback with a host key of its own; it lets no one in."""
+    loop = asyncio.new_event_loop()
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    server = loop.run_until_complete(
+        asyncssh.create_server(
+            asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[key], server_version="fake"
+        )
+    )
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
-    server.close()
-    thread.join(timeout=2)
+    port = int(server.sockets[0].getsockname()[1])
+    HOST_KEYS[port] = HostKey.parse(key.export_public_key().decode())
+    yield port
+    loop.call_soon_threadsafe(server.close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+    loop.close()
+
+
+HOST_KEYS: dict[int, HostKey] = {}
 
 
 def test_probe_scope_keeps_loopback_only_runs_on_this_machine(fake_sshd: int) -> None:
@@ -133,7 +138,7 @@ def test_probe_scope_keeps_loopback_only_runs_on_this_machine(fake_sshd: int) ->
     assert loopback_host("localhost") == "127.0.0.1"
     assert loopback_host("192.168.1.10") is None and loopback_host("nas.lan") is None
     ok, detail = probe_ssh("127.0.0.1", fake_sshd)
-    assert ok and "SSH-2.0-OpenSSH_9.2" in detail
+    assert ok and "SSH-2.0-fake" in detail
     # Never probed here: the address is outside this machine.
     remote = Node(name="nas", provider="local", role="main", address="192.168.1.10")
     check = check_node(remote, timeout=0.1, probe="loopback")
@@ -164,3 +169,44 @@ def test_prepare_table(tmp_path: Path, fake_sshd: int) -> None:
     key.chmod(0o600)
     table = CliRunner().invoke(app, ["prepare", "k.yaml", "--probe", "loopback"], env=ENV)
     assert "node nas: key" in table.stdout and "pass" in table.stdout
+
+
+PREPARE_JSON = ["prepare", "k.yaml", "--json", "--probe", "loopback"]
+
+
+def _kombination(tmp_path: Path, port: int, host_key: str | None) -> None:
+    key = tmp_path / "id_lab"
+    key.write_text("k")
+    key.chmod(0o600)
+    stated = f", hostKey: '{host_key}'" if host_key else ""
+    (tmp_path / "k.yaml").write_text(
+        "apiVersion: kombify.io/v1\nkind: Kombination\nmetadata: {name: lab}\nspec:\n"
+        "  stackkit: base-homelab\n"
+        f"  nodes: [{{name: nas, provider: local, address: '127.0.0.1:{port}',"
+        f" ssh: {{identityFile: {key}{stated}}}}}]\n"
+    )
+
+
+def test_prepare_shows_the_host_key_the_first_deploy_pins(tmp_path: Path, fake_sshd: int) -> None:
+    _kombination(tmp_path, fake_sshd, None)
+    result = CliRunner().invoke(app, PREPARE_JSON, env=ENV)
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    expected = HOST_KEYS[fake_sshd]
+    assert rows["node nas: ssh"]["status"] == "pass"
+    assert rows["node nas: ssh"]["detail"].endswith(
+        f"SSH-2.0-fake, host key {expected.fingerprint} (ssh-ed25519)"
+    )
+
+
+def test_prepare_holds_the_node_to_a_stated_host_key(tmp_path: Path, fake_sshd: int) -> None:
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    _kombination(tmp_path, fake_sshd, other)
+    result = CliRunner().invoke(app, PREPARE_JSON, env=ENV)
+    row = {r["name"]: r for r in json.loads(result.stdout)}["node nas: ssh"]
+    assert row["status"] == "fail" and result.exit_code == 1
+    assert f"but ssh.hostKey states {HostKey.parse(other).fingerprint}" in row["detail"]
+
+    _kombination(tmp_path, fake_sshd, HOST_KEYS[fake_sshd].line)
+    result = CliRunner().invoke(app, PREPARE_JSON, env=ENV)
+    row = {r["name"]: r for r in json.loads(result.stdout)}["node nas: ssh"]
+    assert row["status"] == "pass" and row["detail"].endswith("as ssh.hostKey states")

@@ -53,6 +53,12 @@ _HEALTH_WAIT = 45.0
 _HEALTH_POLL = 0.05
 _END_CERT = b"-----END CERTIFICATE-----\n"
 _AGENT_ALIVE = f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null"
+_LIST_MANAGED = "docker ps -aq --no-trunc --filter label=io.kombify.managed=true"
+_REMOVE_MANAGED = f"ids=$({_LIST_MANAGED}); [ -z \"$ids\" ] || docker rm -f -v $ids >/dev/null"
+_UNINSTALL_AGENT = (
+    f"if {_AGENT_ALIVE}; then kill $(cat {REMOTE_PID}); fi; "
+    f"rm -rf {REMOTE_ROOT} {REMOTE_STATE} {REMOTE_ETC} {REMOTE_PID}"
+)
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
 _PROBE_SEPARATOR = "\n--kombify--\n"
 _PROBE_INSTALL = (
@@ -581,14 +587,31 @@ class AgentActivities:
         source = f"agent/{request.node.name}"
         try:
             async with node_session(request.node) as session:
-                if not await self._agent_running(session):
-                    return
-                identity = self._identity(request)
-                async with self.agent(session, identity) as client:
-                    await client.apply(
-                        pb.Manifest(revision="removed", services=[]),
-                        lambda e: self.deploy.log(request.deployment_id, source, e.message),
+                if await self._agent_running(session):
+                    identity = self._identity(request)
+                    async with self.agent(session, identity) as client:
+                        await client.apply(
+                            pb.Manifest(revision="removed", services=[]),
+                            lambda e: self.deploy.log(request.deployment_id, source, e.message),
+                        )
+                else:
+                    # A restarted node comes back without its agent while Docker restarts
+                    # the services: remove them with the node's own docker CLI.
+                    self.deploy.log(
+                        request.deployment_id,
+                        source,
+                        "the agent is not running: removing kombify's containers with docker",
                     )
+                    await session.run(_REMOVE_MANAGED, sudo=True)
+                left = (await session.run(_LIST_MANAGED, sudo=True)).stdout.split()
+                if left:
+                    raise AgentError(
+                        f"node `{request.node.name}`: {len(left)} kombify container(s) are "
+                        f"still there after their removal ({', '.join(c[:12] for c in left)})"
+                    )
+                # What kombify put on the node goes too: agent, bundles, certificates, manifest.
+                await session.run(_UNINSTALL_AGENT, sudo=True)
+                self.deploy.log(request.deployment_id, source, "agent stopped and removed")
         except KombifyError as exc:
             raise ApplicationError(
                 exc.message, type=exc.code, non_retryable=exc.permanent

@@ -82,3 +82,26 @@ async def test_a_stopped_node_is_named_with_the_reason(kombify: KombifyEnv, stac
     assert node["answered"] is False and "not running" in node["error"]
     assert node["services"]["web"]["state"] == "unknown"
     assert node["services"]["web"]["desired_replicas"] == 1
+
+
+async def test_destroy_after_a_node_restart_removes_what_runs(
+    kombify: KombifyEnv, stack: str
+) -> None:
+    client = docker_client()
+    try:
+        await asyncio.to_thread(SimEngine(client).start, stack)
+    finally:
+        client.close()
+    await asyncio.sleep(3)  # sshd and the node's dockerd come back
+    # The agent did not come back with the node (nothing supervises it yet); status says so.
+    (node,) = (await _status(kombify, stack))["nodes"]
+    assert node["answered"] is False and "agent is not running" in node["error"]
+
+    run = await kombify.destroy(stack)
+
+    assert run["state"] == "succeeded", run.get("summary")
+    assert await kombify.containers(stack, "box") == {}
+    left = await kombify.on_node(
+        stack, "box", "sudo ls -A /var/lib/kombify /etc/kombify 2>/dev/null; true"
+    )
+    assert "bundles" not in left and "agent" not in left

@@ -1,8 +1,8 @@
 """The generated protobuf/gRPC modules of ``proto/kombify/agent/v1/agent.proto``, typed.
 
-Generated code lives in ``kombify/_generated`` (built by :mod:`kombify.workers.protogen`,
-never committed). Importing this module builds it when it is missing or older than the
-.proto source, so a fresh checkout works without a separate build step. ``pb`` is typed by
+Generated code lives in ``kombify/_generated``, built at set-up (``scripts/bootstrap.sh`` runs
+:mod:`kombify.workers.protogen`), never committed and never written at import: an installed
+package, a read-only tree or a node agent's bundle must not run protoc. ``pb`` is typed by
 the ``.pyi`` stubs protoc writes; the gRPC glue module has no stubs, so it is reached through
 small typed functions below instead of being imported where mypy would follow it. The agent
 serves with grpclib (pure Python) and the control plane calls with grpcio: both speak gRPC.
@@ -13,11 +13,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from kombify.workers import protogen
-
-protogen.generate()
-
-from kombify._generated.kombify.agent.v1 import agent_pb2 as pb  # noqa: E402
+try:
+    from kombify._generated.kombify.agent.v1 import agent_pb2 as pb
+except ModuleNotFoundError as exc:  # a source checkout that was never set up
+    raise ImportError(
+        "kombify's gRPC code is not generated: run scripts/bootstrap.sh "
+        "(or python -m kombify.workers.protogen)"
+    ) from exc
 
 _GRPC_MODULE = "kombify._generated.kombify.agent.v1.agent_pb2_grpc"
 _GRPCLIB_MODULE = "kombify._generated.kombify.agent.v1.agent_grpc"

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 
-from kombify.api.auth import Unauthorized, admin_token
+from kombify.admin_token import Unauthorized, admin_token
 from kombify.errors import (
     ConflictError,
     KombifyError,

@@ -1,8 +1,8 @@
 """Generates the gRPC/protobuf Python modules from ``proto/`` into ``kombify/_generated``.
 
 Generated code is built, never committed or hand-edited. ``scripts/bootstrap.sh`` runs this on
-every setup, and :mod:`kombify.agent.proto` runs it on first import when the output is missing;
-it rewrites only when a .proto file (or this generator) changed.
+every set-up (the build step); nothing runs it at import time. It rewrites only when a .proto
+file (or this generator) changed.
 
 Layout: protoc runs with ``-I proto``, so ``proto/kombify/agent/v1/agent.proto`` becomes
 ``kombify/_generated/kombify/agent/v1/agent_pb2.py``. The proto package stays

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from kombify.admin_token import admin_token, token_path
 from kombify.api.app import create_app
-from kombify.api.auth import admin_token, token_path
 from kombify.errors import ConfigError
 from kombify.settings import Settings
 

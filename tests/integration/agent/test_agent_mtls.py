@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import socket
+import ssl
+import tempfile
+from pathlib import Path
 
 import grpc
 import pytest
@@ -38,6 +43,37 @@ def _self_signed_client() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
 
+def _handshake(address: str, cert: tuple[bytes, bytes] | None, ca_pem: bytes) -> str:
+    """A raw TLS handshake with the agent, with this client certificate (or none).
+
+    ``UNAVAILABLE`` alone is also what an agent that is not listening returns: this says
+    whether the TLS layer itself refused the peer. TLS 1.2, because there the server checks the
+    client's certificate inside the handshake; in TLS 1.3 the client's side of the handshake
+    completes first and the refusal arrives only as a closed connection.
+    """
+    host, port = address.rsplit(":", 1)
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    context.check_hostname = False
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        with tempfile.TemporaryDirectory() as scratch:
+            cert_file, key_file = Path(scratch, "c.pem"), Path(scratch, "k.pem")
+            cert_file.write_bytes(cert[0])
+            key_file.write_bytes(cert[1])
+            context.load_cert_chain(cert_file, key_file)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw):
+                return "accepted"
+        except ssl.SSLError as exc:
+            return f"refused in the TLS handshake: {exc.reason}"
+
+
+async def _tls_answer(agent: RunningAgent, cert: IssuedCert | tuple[bytes, bytes] | None) -> str:
+    pair = (cert.cert_pem, cert.key_pem) if isinstance(cert, IssuedCert) else cert
+    return await asyncio.to_thread(_handshake, agent.address, pair, agent.pki.ca.cert_pem)
+
+
 async def test_control_plane_is_served(agent: RunningAgent) -> None:
     async with agent.client() as client:
         reply = await client.health()
@@ -60,6 +96,11 @@ async def test_self_signed_client_is_refused(agent: RunningAgent) -> None:
     async with client:
         with pytest.raises(AgentError, match="UNAVAILABLE"):
             await client.health()
+    assert (await _tls_answer(agent, (cert_pem, key))).startswith("refused in the TLS handshake")
+
+
+async def test_the_tls_check_tells_a_refusal_from_an_acceptance(agent: RunningAgent) -> None:
+    assert await _tls_answer(agent, agent.pki.control_plane) == "accepted"
 
 
 async def test_client_without_certificate_is_refused(agent: RunningAgent) -> None:
@@ -69,6 +110,7 @@ async def test_client_without_certificate_is_refused(agent: RunningAgent) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await agent_stub(channel).Health(pb.HealthRequest(), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert (await _tls_answer(agent, None)).startswith("refused in the TLS handshake")
 
 
 async def test_client_of_another_ca_is_refused(agent: RunningAgent) -> None:
@@ -77,6 +119,7 @@ async def test_client_of_another_ca_is_refused(agent: RunningAgent) -> None:
     async with agent.client(cert=forged) as client:
         with pytest.raises(AgentError, match="UNAVAILABLE"):
             await client.health()
+    assert (await _tls_answer(agent, forged)).startswith("refused in the TLS handshake")
 
 
 async def test_a_node_certificate_cannot_command_an_agent(agent: RunningAgent) -> None:
@@ -87,6 +130,7 @@ async def test_a_node_certificate_cannot_command_an_agent(agent: RunningAgent) -
         # on that (it carries no X.509 parser), so it must fail there, not later.
         with pytest.raises(AgentError, match="UNAVAILABLE"):
             await client.health()
+    assert (await _tls_answer(agent, neighbour)).startswith("refused in the TLS handshake")
 
 
 async def test_other_client_identity_is_refused(agent: RunningAgent) -> None:
@@ -99,7 +143,7 @@ async def test_other_client_identity_is_refused(agent: RunningAgent) -> None:
 async def test_agent_of_another_node_is_refused(agent: RunningAgent) -> None:
     """Dialling node-b but reaching node-a's agent: the control plane refuses to talk."""
     async with agent.client(identity="node-b.test.kombify") as client:
-        with pytest.raises(AgentError, match="UNAVAILABLE"):
+        with pytest.raises(AgentError, match="UNAVAILABLE.*Hostname Verification"):
             await client.health()
         with pytest.raises(AgentError, match=f"certificate of `{agent.identity}`"):
             await client.verify_peer()

@@ -128,8 +128,8 @@ def test_invalid_template_file_lists_problems_and_exits_1(
     result = _sim(app, "apply", "lab.yaml")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
-        "lab.yaml:6: groups[0].nodes[0].memory: 'lots' is not a size: expected MiB as a "
-        "number, or like 512m, 1g\n"
+        "lab.yaml:6: groups[0].nodes[0].memory: expected a size: MiB as a number (at least "
+        '64), or like 512m, 1g, got "lots"\n'
         "error: template is not valid: 1 problem(s)\n"
     )
     assert engine.find(name) is None

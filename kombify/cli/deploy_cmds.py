@@ -61,6 +61,10 @@ def _store_stack(client: ApiClient, file: Path, source: str) -> dict[str, Any]:
     return stack
 
 
+# Distinct from failure (1) and usage (2): the run is alive and waits for `kombify approve`.
+EXIT_WAITING_APPROVAL = 3
+
+
 def _step_row(step: dict[str, Any]) -> tuple[Any, str, str]:
     state = step["state"]
     icon: Any = (
@@ -104,8 +108,11 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
         f"{plan.get('destroy', 0)} to destroy"
     )
     if not sys.stdin.isatty():
-        console.print(
-            f"waiting for approval of the plan ({summary}): `kombify approve {run['id']}`"
+        err_console.print(
+            f"waiting for approval of the plan ({summary}): run `kombify approve {run['id']}` "
+            f"(or `kombify cancel {run['id']}`)",
+            markup=False,
+            soft_wrap=True,
         )
         return False
     answer = typer.confirm(f"Plan: {summary}. Apply it?", default=False)
@@ -117,8 +124,20 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
 
 
 def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose: bool) -> int:
-    """Show a run live until it ends; the exit code (0 only when it succeeded)."""
+    """Show a run live until it ends; the exit code (0 only when it succeeded).
+
+    Returns:
+        0 when it succeeded, 1 when it failed, :data:`EXIT_WAITING_APPROVAL` when it waits
+        for an approval no terminal can give.
+    """
     run_id = run["id"]
+    if not json_output:
+        # The id `kombify logs`, `approve` and `cancel` need, before anything can go wrong.
+        console.print(
+            f"deployment {run_id} of `{run['stack']}`: `kombify logs {run_id}` shows its output",
+            markup=False,
+            soft_wrap=True,
+        )
     cursor = 0
     asked = False
     quiet = json_output
@@ -133,7 +152,7 @@ def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose
                 live.stop()
                 asked = True
                 if not _ask_approval(client, run):
-                    return 0
+                    return EXIT_WAITING_APPROVAL
                 live.start()
             if run["state"] != "running":
                 break

@@ -8,6 +8,7 @@ boundary, with the operation and the container or image named.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,8 @@ L_HASH = "io.kombify.config-hash"
 L_REVISION = "io.kombify.revision"
 L_GRACE = "io.kombify.stop-grace"
 
+# The docker SDK's request URL (``for http+docker://localhost/v1.41/...``): noise to a user.
+_ENGINE_URL = re.compile(r"\d{3} (Client|Server) Error for http\+docker://\S+")
 _RESTART = {
     pb.RESTART_POLICY_NO: None,
     pb.RESTART_POLICY_ALWAYS: {"Name": "always"},
@@ -48,6 +51,13 @@ def _errors() -> Any:
     import docker.errors
 
     return docker.errors
+
+
+def short_reason(exc: Exception, limit: int = 160) -> str:
+    """The engine's own explanation of ``exc``, one line, without the SDK's request URL."""
+    text = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0:1]
+    line = _ENGINE_URL.sub("", text[0] if text else type(exc).__name__).strip(" :")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 @contextmanager
@@ -191,9 +201,12 @@ class Engine:
         try:
             self.client.images.pull(image)
         except _errors().DockerException as exc:
+            # By now kombify has shipped every image its own host has (StageImages, or the
+            # rollout before ApplyServices), so a missing one is on neither machine.
             raise DockerError(
-                f"image `{image}` is not on the node and cannot be pulled ({exc}); "
-                "ship it from the control host with LoadImage"
+                f"image `{image}` is neither on the node nor on the machine running kombify, "
+                f"and the node cannot pull it ({short_reason(exc)}): pull or build it on the "
+                "machine running kombify and kombify ships it"
             ) from exc
 
     def create(self, spec: pb.ServiceSpec, replica: int, *, revision: str) -> Managed:

@@ -66,6 +66,10 @@ def _store_stack(client: ApiClient, file: Path, source: str) -> tuple[str, str |
     return str(stack["name"]), None
 
 
+# Distinct from failure (1) and usage (2): the run is alive and waits for `kombify approve`.
+EXIT_WAITING_APPROVAL = 3
+
+
 def _step_row(step: dict[str, Any]) -> tuple[Any, str, str]:
     state = step["state"]
     icon: Any = (
@@ -114,8 +118,11 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
         if node.get("host_key"):
             console.print(f"node {node['name']}: SSH host key {node['host_key']} (pinned)")
     if not sys.stdin.isatty():
-        console.print(
-            f"waiting for approval of the plan ({summary}): `kombify approve {run['id']}`"
+        err_console.print(
+            f"waiting for approval of the plan ({summary}): run `kombify approve {run['id']}` "
+            f"(or `kombify cancel {run['id']}`)",
+            markup=False,
+            soft_wrap=True,
         )
         return False
     answer = typer.confirm(f"Plan: {summary}. Apply it?", default=False)
@@ -127,8 +134,20 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
 
 
 def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose: bool) -> int:
-    """Show a run live until it ends; the exit code (0 only when it succeeded)."""
+    """Show a run live until it ends; the exit code (0 only when it succeeded).
+
+    Returns:
+        0 when it succeeded, 1 when it failed, :data:`EXIT_WAITING_APPROVAL` when it waits
+        for an approval no terminal can give.
+    """
     run_id = run["id"]
+    if not json_output:
+        # The id `kombify logs`, `approve` and `cancel` need, before anything can go wrong.
+        console.print(
+            f"deployment {run_id} of `{run['stack']}`: `kombify logs {run_id}` shows its output",
+            markup=False,
+            soft_wrap=True,
+        )
     cursor = 0
     asked = False
     quiet = json_output
@@ -143,7 +162,7 @@ def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose
                 live.stop()
                 asked = True
                 if not _ask_approval(client, run):
-                    return 0
+                    return EXIT_WAITING_APPROVAL
                 live.start()
             if run["state"] != "running":
                 break

@@ -9,8 +9,10 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# On a pipe or in a file, lines are not wrapped at the console width: a log line must stay
+# one line for grep (rich would hard-wrap at 80 columns). Tables still use the width.
+console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 
 def print_json(data: Any) -> None:

@@ -24,7 +24,7 @@ from kombify.errors import KombifyError
 from kombify.sim import templates as tpl
 from kombify.sim.bringup import create_and_wait
 from kombify.sim.client import docker_client
-from kombify.sim.engine import SimEngine
+from kombify.sim.engine import SimEngine, validate_spec
 from kombify.sim.image import ensure_httpd_image, ensure_node_image
 from kombify.sim.models import SimulationInfo, SimulationSpec
 
@@ -70,6 +70,7 @@ def _status(message: str) -> Any:
 
 
 def _create(spec: SimulationSpec, *, wait: bool, json_output: bool) -> None:
+    validate_spec(spec)  # before the image build, which can take a minute on a fresh machine
     engine = _engine()
     with _status("preparing the node image (first time: about a minute)"):
         engine.ensure_image()

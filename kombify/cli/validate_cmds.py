@@ -15,22 +15,25 @@ from typing import Annotated
 import typer
 
 from kombify.cli.output import fail
+from kombify.errors import SpecError
 from kombify.specs import Problem, schema_text, validate_text
+from kombify.specs.source import read_document
 
 FileArg = Annotated[Path, typer.Argument(help="The kombination file (kombination.yaml).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print problems as JSON on stdout.")]
 
 
 def read_spec(path: Path) -> str:
-    """The file's text; a missing or unreadable file is a usage error (exit 2)."""
+    """The file's text, read with the size bound before any parsing.
+
+    A missing, unreadable, oversized or binary file is a usage error (exit 2).
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        return read_document(path)
     except FileNotFoundError:
         fail(f"`{path}` does not exist", code=2)
-    except UnicodeDecodeError:
-        fail(f"`{path}` is not UTF-8 text", code=2)
-    except OSError as exc:
-        fail(f"cannot read `{path}`: {exc.strerror or exc}", code=2)
+    except SpecError as exc:
+        fail(exc.message, code=2)
 
 
 def report(path: Path, problems: list[Problem], *, as_json: bool) -> None:

@@ -8,7 +8,10 @@ method is idempotent, so a retried activity never makes anything twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +25,7 @@ from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
 from kombify.names import check_simulation_name
 from kombify.sim import labels
 from kombify.sim.image import ensure_node_image
-from kombify.sim.keys import SimKeys, ensure_keys, remove_keys
+from kombify.sim.keys import SimKeys, ensure_keys, remove_keys, sim_dir
 from kombify.sim.models import (
     LOOPBACK,
     NODE_TYPES,
@@ -86,8 +89,49 @@ def node_run_options(
     }
 
 
+# Docker's own floor for --cpus; below it the engine answers a raw 400.
+MIN_CPUS = 0.01
+MIN_MEMORY_MB = 64
+
+
+def host_cpus() -> int:
+    """CPUs of this machine: the most a node may be given (Docker refuses more)."""
+    return os.cpu_count() or 1
+
+
+def host_memory_mb() -> int:
+    """Memory of this machine in MiB: the most a node may be given."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):  # no sysconf names on this platform: no upper bound known
+        return 2**40
+
+
+def _limit_problems(node: NodeSpec) -> list[str]:
+    problems: list[str] = []
+    cpus, most = node.cpus, host_cpus()
+    if not isinstance(cpus, (int, float)) or not math.isfinite(cpus) or not (
+        MIN_CPUS <= cpus <= most
+    ):
+        problems.append(
+            f"node `{node.name}`: cpus must be a number from {MIN_CPUS} to {most} "
+            f"(this machine's CPUs), got {cpus}"
+        )
+    memory, memory_most = node.memory_mb, host_memory_mb()
+    if not isinstance(memory, int) or not MIN_MEMORY_MB <= memory <= memory_most:
+        problems.append(
+            f"node `{node.name}`: memory must be from {MIN_MEMORY_MB} MiB to {memory_most} MiB "
+            f"(this machine's memory), got {memory} MiB"
+        )
+    return problems
+
+
 def validate_spec(spec: SimulationSpec) -> None:
     """Reject a spec Docker would choke on, before anything is made.
+
+    The one check of a :class:`SimulationSpec`, whoever wrote it (CLI options, an API request,
+    a template): a node's cpus are finite, at least Docker's 0.01 and at most this machine's
+    CPU count; its memory is at least 64 MiB and at most this machine's memory.
 
     Raises:
         SpecError: A bad name, type, limit, or a duplicate node.
@@ -108,8 +152,7 @@ def validate_spec(spec: SimulationSpec) -> None:
             problems.append(f"group `{node.group}` of node `{node.name}` must be a DNS label")
         if node.type not in NODE_TYPES:
             problems.append(f"node `{node.name}`: type must be one of {', '.join(NODE_TYPES)}")
-        if node.cpus <= 0 or node.memory_mb < 64:
-            problems.append(f"node `{node.name}`: cpus must be > 0 and memory at least 64 MiB")
+        problems += _limit_problems(node)
     if problems:
         raise SpecError("; ".join(problems))
 
@@ -157,12 +200,31 @@ class SimEngine:
             on_started: Called (from a worker thread) with each node as soon as it runs, so a
                 caller can wait for its SSH while the other nodes are still starting.
 
+        A create that fails removes what it made (networks, volumes, containers, the key
+        folder) and keeps what was there before it, so nothing is left that ``list`` does not
+        show and a retry still finds an earlier attempt's objects.
+
         Raises:
             SpecError: The spec is invalid.
             ConflictError: A container name is taken by something that is not this node.
             DockerError: The engine failed.
         """
         validate_spec(spec)
+        before = self.leftovers(spec.name)
+        had_keys = sim_dir(spec.name).exists()
+        try:
+            return self._create(spec, start=start, on_started=on_started)
+        except BaseException:
+            self._remove_made(spec.name, before, keep_keys=had_keys)
+            raise
+
+    def _create(
+        self,
+        spec: SimulationSpec,
+        *,
+        start: bool,
+        on_started: Callable[[NodeInfo], None] | None,
+    ) -> SimulationInfo:
         keys = ensure_keys(spec.name)
         image = self.ensure_image()
         wanted: dict[str, dict[str, str]] = {
@@ -200,6 +262,31 @@ class SimEngine:
             for job in jobs:
                 job.result()  # re-raises the first failure once every job has ended
         return self.info(spec.name)
+
+    def _remove_made(self, name: str, before: dict[str, list[str]], *, keep_keys: bool) -> None:
+        """Remove the objects of ``name`` that are not in ``before`` (best effort)."""
+        if not keep_keys:
+            remove_keys(name)
+        try:
+            now = self.leftovers(name)
+        except docker.errors.DockerException:
+            return  # the engine is gone; the create's own error says so
+        removals: list[tuple[str, Callable[..., Any], str, dict[str, Any]]] = [
+            ("remove", self.api.remove_container, c, {"force": True, "v": True})
+            for c in now["containers"] if c not in before["containers"]
+        ]
+        removals += [
+            ("remove network", self.api.remove_network, n, {})
+            for n in now["networks"] if n not in before["networks"]
+        ]
+        removals += [
+            ("remove volume", self.api.remove_volume, v, {"force": True})
+            for v in now["volumes"] if v not in before["volumes"]
+        ]
+        for what, method, target, options in removals:
+            # The create's own error is what the caller needs; a failed cleanup must not hide it.
+            with contextlib.suppress(DockerError):
+                self._call(what, method, target, **options)
 
     def _ensure_node(
         self,

@@ -8,7 +8,6 @@ problem is reported as ``FILE:LINE: path: message``, all at once, before anythin
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -28,28 +27,26 @@ from kombify.sim.models import (
     NodeSpec,
     SimulationSpec,
 )
+from kombify.specs.problem import Problem, sort_problems
+from kombify.specs.quantities import MIB, SHORT_UNITS, parse_size
+from kombify.specs.schema import schema_problems
+from kombify.specs.source import Source, join, load_source, read_document
 
-_MEMORY_RE = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[mMgG])$")
+MIN_MEMORY_MB = 64
 
 
 @dataclass(frozen=True)
-class TemplateProblem:
-    """One validation problem.
+class TemplateProblem(Problem):
+    """One validation problem: a kombination :class:`Problem` that knows its file.
 
     Attributes:
-        file: The file (or ``<string>``).
-        line: 1-based line of the offending value.
-        path: Dotted path of the offending field (``groups[0].nodes[1].memory``).
-        message: What is wrong and what was expected.
+        file: The file (or ``<string>``); ``str()`` gives ``FILE:LINE: path: message``.
     """
 
-    file: str
-    line: int
-    path: str
-    message: str
+    file: str = "<string>"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path or '(top)'}: {self.message}"
+        return self.format(self.file)
 
 
 class TemplateError(SpecError):
@@ -100,15 +97,23 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
 def parse_memory(value: int | str) -> int:
-    """Memory in MiB from ``512`` (MiB), ``"512m"`` or ``"1.5g"``."""
-    if isinstance(value, int):
+    """Memory in MiB from ``512`` (MiB), ``"512m"`` or ``"1.5g"`` (Docker's suffixes).
+
+    Raises:
+        ValueError: ``value`` is not a size.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _MEMORY_RE.match(value)
-    if not match:
+    size = parse_size(value, units=SHORT_UNITS)
+    if size is None:
         raise ValueError(f"bad memory size `{value}`")
-    number = float(match["number"])
-    return int(number * 1024) if match["unit"].lower() == "g" else int(number)
+    return size // MIB
 
 
 def format_memory(memory_mb: int) -> str:
@@ -119,65 +124,64 @@ def format_memory(memory_mb: int) -> str:
 def load_text(text: str, *, file: str = "<string>") -> SimulationSpec:
     """Validate template YAML and return the simulation it describes.
 
+    The YAML is read by the kombination's loader (aliases, depth and size bounded; duplicate
+    keys reported) and checked by the same schema translation, so both files answer alike.
+
     Raises:
         TemplateError: Every problem, as ``FILE:LINE: path: message``.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise TemplateError([TemplateProblem(file, line, "", f"invalid YAML: {problem}")]) from exc
-    if not isinstance(data, dict) or root is None:
-        raise TemplateError([TemplateProblem(file, 1, "", "expected a mapping with `name` and "
-                                             "`groups`")])
-    validator = jsonschema.Draft202012Validator(schema())
-    problems = [
-        TemplateProblem(file, _error_line(root, error),
-                        _dotted(list(error.absolute_path)), _message(error))
-        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    ]
-    if not problems:
-        problems = _semantic_problems(data, root, file)
+    source = load_source(text, expected="a template")
+    problems = list(source.problems)
+    if source.data is not None and not isinstance(source.data, dict):
+        problems.append(Problem("", 1, "expected a mapping with `name` and `groups`"))
+    elif source.data is not None:
+        found = schema_problems(source, validator=_validator())
+        problems += found or _semantic_problems(source)
     if problems:
-        raise TemplateError(sorted(problems, key=lambda p: (p.line, p.path)))
-    return _to_spec(data)
+        raise TemplateError([_in_file(problem, file) for problem in sort_problems(problems)])
+    assert isinstance(source.data, dict)
+    return _to_spec(source.data)
 
 
 def load_file(path: Path) -> SimulationSpec:
-    """:func:`load_text` for a file.
+    """:func:`load_text` for a file, read with the kombination's size bound.
 
     Raises:
         TemplateError: The file is invalid.
+        SpecError: It is too large or not UTF-8 text.
         NotFoundError: It does not exist.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_document(path, what="a template")
     except FileNotFoundError as exc:
         raise NotFoundError(f"template file `{path}` does not exist") from exc
     return load_text(text, file=str(path))
 
 
-def _semantic_problems(data: dict[str, Any], root: yaml.Node, file: str) -> list[TemplateProblem]:
-    problems: list[TemplateProblem] = []
+def _in_file(problem: Problem, file: str) -> TemplateProblem:
+    return TemplateProblem(problem.path, problem.line, problem.message, problem.column, file)
+
+
+def _semantic_problems(source: Source) -> list[Problem]:
+    assert isinstance(source.data, dict)
+    problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for g_index, group in enumerate(data["groups"]):
+    for g_index, group in enumerate(source.data["groups"]):
         for n_index, node in enumerate(group["nodes"]):
-            path: list[str | int] = ["groups", g_index, "nodes", n_index, "name"]
+            path = join(join(join(join("", "groups"), g_index), "nodes"), n_index)
+            name_path = join(path, "name")
             if node["name"] in seen:
-                problems.append(TemplateProblem(
-                    file, _line_of(root, path), _dotted(path),
+                problems.append(Problem(
+                    name_path, source.line_of(name_path),
                     f"node name `{node['name']}` is already used at {seen[node['name']]}",
                 ))
             else:
-                seen[node["name"]] = _dotted(path)
-            if "memory" in node and parse_memory(node["memory"]) < 64:
-                memory_path: list[str | int] = [*path[:-1], "memory"]
-                problems.append(TemplateProblem(
-                    file, _line_of(root, memory_path), _dotted(memory_path),
-                    "memory must be at least 64m",
+                seen[node["name"]] = name_path
+            if "memory" in node and parse_memory(node["memory"]) < MIN_MEMORY_MB:
+                memory_path = join(path, "memory")
+                problems.append(Problem(
+                    memory_path, source.line_of(memory_path),
+                    f"memory must be at least {MIN_MEMORY_MB}m",
                 ))
     return problems
 
@@ -198,56 +202,6 @@ def _to_spec(data: dict[str, Any]) -> SimulationSpec:
         for node in group["nodes"]
     ]
     return SimulationSpec(name=data["name"], nodes=nodes, description=data.get("description", ""))
-
-
-def _line_of(root: yaml.Node, path: list[str | int]) -> int:
-    """1-based line of the YAML node at ``path`` (or of its deepest existing parent)."""
-    node = root
-    for part in path:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        if child is None:
-            break
-        node = child
-    return int(node.start_mark.line) + 1
-
-
-def _error_line(root: yaml.Node, error: jsonschema.ValidationError) -> int:
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        # Point at the first unexpected key, not at the mapping that holds it.
-        known = _subschema(error).get("properties", {})
-        extra = [key for key in error.instance if key not in known]
-        if extra:
-            return _line_of(root, [*path, extra[0]])
-    return _line_of(root, path)
-
-
-def _dotted(path: list[Any]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _subschema(error: jsonschema.ValidationError) -> dict[str, Any]:
-    return error.schema if isinstance(error.schema, dict) else {}
-
-
-def _message(error: jsonschema.ValidationError) -> str:
-    sub = _subschema(error)
-    if error.validator == "pattern" and sub.get("description"):
-        return f"{error.instance!r} is invalid: expected {sub['description']}"
-    if error.validator == "oneOf" and "memory" in [str(p) for p in error.absolute_path]:
-        return f"{error.instance!r} is not a size: expected MiB as a number, or like 512m, 1g"
-    if error.validator == "not" and error.instance == 22:
-        return "port 22 is SSH, which every node publishes already"
-    if error.validator == "additionalProperties":
-        return f"{error.message} (allowed: {', '.join(sorted(sub.get('properties', {})))})"
-    return str(error.message)
 
 
 # --------------------------------------------------------------------------- discovery

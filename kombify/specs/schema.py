@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -16,6 +17,11 @@ from kombify.specs.problem import Problem
 from kombify.specs.source import Source, join
 
 SCHEMA_FILE = "kombination.schema.json"
+# Error text stays bounded whatever the input: a value is shown up to this many characters,
+# and at most MAX_ERRORS schema errors are read (an alias-expanded list can hold thousands).
+MAX_SHOWN = 60
+MAX_MESSAGE = 300
+MAX_ERRORS = 100
 
 
 @lru_cache(maxsize=1)
@@ -42,12 +48,27 @@ def suggest(word: str, candidates: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def schema_problems(source: Source) -> list[Problem]:
-    """Every schema violation in ``source.data``, one Problem per field."""
+def schema_problems(
+    source: Source, *, validator: Draft202012Validator | None = None
+) -> list[Problem]:
+    """Every schema violation in ``source.data``, one Problem per field.
+
+    Args:
+        source: The parsed document.
+        validator: The schema to check against; default the kombination's. KombiSim templates
+            pass theirs, so both files get the same messages (``x-hint`` says what is expected).
+
+    Returns:
+        The problems (at most :data:`MAX_ERRORS`, then one saying more are not shown), each bounded.
+    """
     problems: list[Problem] = []
     suggested: set[str] = set()  # paths a "did you mean" already points at
-    for error in _validator().iter_errors(source.data):
+    errors = (validator or _validator()).iter_errors(source.data)
+    for error in itertools.islice(errors, MAX_ERRORS + 1):
         problems.extend(_translate(error, source, suggested))
+    if len(problems) > MAX_ERRORS:
+        shown = f"more problems not shown (the first {MAX_ERRORS} are)"
+        problems = [*problems[:MAX_ERRORS], Problem("", None, shown)]
     # "unknown field nodez (did you mean nodes?)" already says what "nodes is missing" would.
     return [p for p in problems if not (p.path in suggested and p.message.startswith("missing"))]
 
@@ -72,7 +93,8 @@ def _translate(error: ValidationError, source: Source, suggested: set[str]) -> I
             if hint:
                 suggested.add(join(path, hint.split('"')[1]))
             child = join(path, str(key))
-            yield Problem(child, source.line_of(child), f'unknown field "{key}"{hint}')
+            unknown = _bounded(str(key), MAX_SHOWN)
+            yield Problem(child, source.line_of(child), f'unknown field "{unknown}"{hint}')
         return
     if error.validator == "required" and isinstance(instance, dict):
         for name in _as_list(error.validator_value):
@@ -83,7 +105,8 @@ def _translate(error: ValidationError, source: Source, suggested: set[str]) -> I
     if "propertyNames" in error.schema_path and isinstance(instance, str):
         # jsonschema reports a bad key at the mapping's path; point at the key itself.
         child = join(path, instance)
-        yield Problem(child, source.line_of(child), f'name "{instance}" must be {_hint(schema)}')
+        message = f"name {_shown(instance)} must be {_hint(schema)}"
+        yield Problem(child, source.line_of(child), message)
         return
     yield Problem(path, source.line_of(path), _message(error, schema))
 
@@ -97,9 +120,13 @@ def _hint(schema: dict[str, Any]) -> str:
     return str(hint) if hint else "valid"
 
 
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _shown(value: object) -> str:
     if isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(_bounded(value, MAX_SHOWN))
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -108,10 +135,14 @@ def _shown(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return str(value)
+    return _bounded(str(value), MAX_SHOWN)
 
 
 def _message(error: ValidationError, schema: dict[str, Any]) -> str:
+    return _bounded(_words(error, schema), MAX_MESSAGE)
+
+
+def _words(error: ValidationError, schema: dict[str, Any]) -> str:
     kind = error.validator
     value: Any = error.validator_value
     got = _shown(error.instance)
@@ -129,7 +160,7 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
         name = error.instance.split("@", 1)[0]
         hint = suggest(name, schema["x-known"])
         return f'unknown stackkit "{name}"{hint}; expected {_hint(schema)}'
-    if kind in ("type", "pattern", "maxLength", "minLength"):
+    if kind in ("type", "pattern", "maxLength", "minLength", "oneOf", "anyOf", "not"):
         if "x-hint" in schema:
             return f"expected {_hint(schema)}, got {got}"
         if kind == "type":

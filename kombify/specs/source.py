@@ -8,14 +8,19 @@ duplicate keys, which ``safe_load`` silently drops, can be reported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
+from kombify.errors import SpecError
 from kombify.specs.problem import Problem
 
 # Guards against alias bombs ("billion laughs") and absurd inputs: validation must always answer.
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+# A 200-node kombination is about 60 KiB; 1 MiB leaves room and keeps a parse well under a
+# second. Checked before parsing, on bytes read with a bound (a device like /dev/zero never ends).
+MAX_BYTES = 1024 * 1024
 # libyaml's parser is about 10x faster than PyYAML's pure-Python one (it dominates the time
 # of validating a 200-node file); both give the same nodes and marks.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -105,20 +110,70 @@ class _Builder:
         return result
 
 
-def load_source(text: str) -> Source:
+def size_words(size: int) -> str:
+    """``1048576`` -> ``1 MiB``: how a limit is named in messages."""
+    for unit, factor in (("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def too_large_message(limit: int = MAX_BYTES) -> str:
+    """The one wording of the size limit, for files and texts alike."""
+    return f"the document is larger than {size_words(limit)}, the limit"
+
+
+def read_document(path: Path, *, what: str = "a kombination", limit: int = MAX_BYTES) -> str:
+    """The UTF-8 text of ``path``, read with a bound: at most ``limit`` + 1 bytes.
+
+    Args:
+        path: The file (or device, or pipe).
+        what: What the file should be, for messages (``a kombination``, ``a template``).
+        limit: Largest size accepted, in bytes.
+
+    Raises:
+        FileNotFoundError: It does not exist (callers word that one themselves).
+        SpecError: It is larger than ``limit``, is not UTF-8 text, or cannot be read.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SpecError(f"cannot read `{path}`: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise SpecError(
+            f"`{path}` is larger than {size_words(limit)}, the limit for {what} file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"`{path}` is not UTF-8 text (byte {exc.start + 1}): expected {what} in YAML"
+        ) from exc
+
+
+def load_source(text: str, *, expected: str = "a kombination") -> Source:
     """Parse ``text`` as one YAML document; never raises.
+
+    Args:
+        text: The YAML text; more than :data:`MAX_BYTES` (UTF-8) is refused unparsed.
+        expected: What the document should be, for the message about an empty one.
 
     Returns:
         The data with line positions; ``problems`` holds syntax errors (with line and column),
         duplicate keys and size-limit violations. ``data`` is ``None`` if nothing could be read.
     """
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        return Source(None, {}, [Problem("", 1, too_large_message())])
     try:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 return Source(
-                    None, {}, [Problem("", 1, "the file is empty: expected a kombination")]
+                    None, {}, [Problem("", 1, f"the file is empty: expected {expected}")]
                 )
             builder = _Builder(loader)
             data = builder.build(node, "", 0)

@@ -37,6 +37,7 @@ from kombify.workflows.deploy_models import (
     RolloutInput,
     StepState,
 )
+from kombify.workflows.failures import unhealthy_text
 
 with workflow.unsafe.imports_passed_through():
     # The converter resolves dataclass field hints through sys.modules of the sandbox, so the
@@ -279,12 +280,11 @@ class DeployKombination(_RunBase):
         rollouts = await asyncio.gather(
             *(self._rollout(request, prepared, n) for n in prepared.nodes)
         )
-        problems = [
-            f"{r.node}/{s.name}: {s.reason}" for r in rollouts for s in r.services if not s.healthy
-        ]
-        if problems:
-            self._finish("rollout", "; ".join(problems), state="failed")
-            raise _Failed(f"{len(problems)} service(s) unhealthy: " + "; ".join(problems))
+        failed = [(r.node, s.name, s.reason) for r in rollouts for s in r.services if not s.healthy]
+        if failed:
+            text = unhealthy_text(failed)
+            self._finish("rollout", text, state="failed")
+            raise _Failed(text)
         self._finish("rollout")
 
     async def _plan(self, prepared: PreparedDeploy) -> TofuPlanResult:

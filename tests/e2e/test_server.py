@@ -117,6 +117,17 @@ def _apply_status_destroy_through_the_cli(env: dict[str, str], home: Path) -> No
     file = home / "lab.yaml"
     file.write_text(example.read_text().replace("name: rehearsal", f"name: {name}"))
     try:
+        # No terminal to ask on: a distinct exit code, the id, and the command that approves.
+        waiting = _kombify(env, "apply", str(file))
+        assert waiting.returncode == 3, waiting.stdout + waiting.stderr
+        run_id = waiting.stdout.split()[1]
+        assert waiting.stdout.startswith(f"deployment {run_id} of `{name}`: `kombify logs ")
+        assert f"run `kombify approve {run_id}`" in waiting.stderr
+        approved = _kombify(env, "approve", run_id)
+        assert approved.returncode == 0, approved.stdout + approved.stderr
+        logs = _kombify(env, "logs", run_id, "--follow")
+        assert logs.returncode == 0 and logs.stdout, logs.stderr
+
         applied = _kombify(env, "apply", str(file), "--auto-approve")
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert f"deploy of `{name}` succeeded" in applied.stdout

@@ -177,7 +177,16 @@ async def test_image_the_node_lacks_fails_without_touching_the_service(
         absent = web("127.0.0.1:9/kombify-test/absent:1", port, "never")
         result = await client.apply(pb.Manifest(services=[absent]))
         assert outcomes(result) == {"web": pb.OUTCOME_FAILED}
-        assert "LoadImage" in result.services[0].reason
+        reason = result.services[0].reason
+        # The user's words: what to do, no engine URL and no internal RPC name.
+        assert reason.startswith(
+            "image `127.0.0.1:9/kombify-test/absent:1` is neither on the node nor on the "
+            "machine running kombify, and the node cannot pull it ("
+        ), reason
+        assert reason.endswith(
+            "): pull or build it on the machine running kombify and kombify ships it"
+        )
+        assert "http+docker" not in reason and "LoadImage" not in reason and len(reason) < 400
         assert get(port) == "still here"
         listed = await client.list_services()
         assert [c.container_id for c in listed.containers] == list(good.services[0].container_ids)

@@ -12,8 +12,9 @@ import typer
 from typer.testing import CliRunner, Result
 
 from kombify.cli import sim_cmds
-from kombify.sim.engine import SimEngine, wait_gone
-from kombify.sim.models import SshEndpoint
+from kombify.errors import DockerError
+from kombify.sim.engine import SimEngine, host_cpus, host_memory_mb, wait_gone
+from kombify.sim.models import SimulationSpec, SshEndpoint
 from kombify.sim.ssh import run, wait_for_ssh
 from tests.integration.sim.conftest import unique_name
 
@@ -128,8 +129,54 @@ def test_invalid_template_file_lists_problems_and_exits_1(
     result = _sim(app, "apply", "lab.yaml")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
-        "lab.yaml:6: groups[0].nodes[0].memory: 'lots' is not a size: expected MiB as a "
-        "number, or like 512m, 1g\n"
+        "lab.yaml:6: groups[0].nodes[0].memory: expected a size: MiB as a number (at least "
+        '64), or like 512m, 1g, got "lots"\n'
         "error: template is not valid: 1 problem(s)\n"
     )
     assert engine.find(name) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--cpus", "nan"], "cpus must be a number from 0.01 to {cpus} (this machine's CPUs), "
+         "got nan"),
+        (["--cpus", "inf"], "cpus must be a number from 0.01 to {cpus} (this machine's CPUs), "
+         "got inf"),
+        (["--cpus", "1000"], "cpus must be a number from 0.01 to {cpus} (this machine's CPUs), "
+         "got 1000.0"),
+        (["--memory", "100000g"], "memory must be from 64 MiB to {memory} MiB (this machine's "
+         "memory), got 102400000 MiB"),
+    ],
+)
+def test_create_limits_are_one_line_and_make_nothing(
+    app: typer.Typer, engine: SimEngine, kombify_home: Path, options: list[str], message: str
+) -> None:
+    name = unique_name("kt-cli")
+    result = _sim(app, "create", name, *options)
+    expected = message.format(cpus=host_cpus(), memory=host_memory_mb())
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: node `node1`: {expected}\n"
+    assert not any(engine.leftovers(name).values())
+    assert not (kombify_home / "sims" / name).exists()
+
+
+def test_binary_template_is_one_line(app: typer.Typer, tmp_path: Path) -> None:
+    (tmp_path / "bin.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    result = _sim(app, "apply", str(tmp_path / "bin.yaml"))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: `{tmp_path / 'bin.yaml'}` is not UTF-8 text (byte 1): expected a template in "
+        "YAML\n"
+    )
+
+
+def test_a_failed_create_removes_what_it_made(docker: Any, kombify_home: Path) -> None:
+    # A real engine refusal after networks, volumes and keys exist: the image is missing.
+    broken = SimEngine(docker, image=f"kt-missing-{unique_name()}:none")
+    name = unique_name("kt-fail")
+    spec = SimulationSpec.uniform(name, 2)
+    with pytest.raises(DockerError, match="cannot create node"):
+        broken.create(spec)
+    assert broken.leftovers(name) == {"containers": [], "networks": [], "volumes": []}
+    assert not (kombify_home / "sims" / name).exists()

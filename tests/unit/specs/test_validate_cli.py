@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,38 @@ def test_schema_command_prints_the_shipped_schema(app: typer.Typer) -> None:
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["required"]) == {"apiVersion", "kind", "metadata", "spec"}
+
+
+def test_size_limit_is_checked_before_parsing(app: typer.Typer, files: Path) -> None:
+    # /dev/zero never ends: only a bounded read answers at all.
+    started = time.monotonic()
+    endless = CliRunner().invoke(app, ["validate", "/dev/zero"], env=ENV)
+    assert (endless.exit_code, endless.stdout) == (2, "")
+    assert endless.stderr == (
+        "error: `/dev/zero` is larger than 1 MiB, the limit for a kombination file\n"
+    )
+    (files / "big.yaml").write_text("# padding\n" * 1_000_000)  # 10 MB
+    big = CliRunner().invoke(app, ["validate", "big.yaml"], env=ENV)
+    assert big.exit_code == 2
+    assert big.stderr == (
+        "error: `big.yaml` is larger than 1 MiB, the limit for a kombination file\n"
+    )
+    assert time.monotonic() - started < 2
+
+
+def test_binary_file_is_a_usage_error(app: typer.Typer, files: Path) -> None:
+    (files / "bin.yaml").write_bytes(b"apiVersion: \xff\n")
+    result = CliRunner().invoke(app, ["validate", "bin.yaml"], env=ENV)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: `bin.yaml` is not UTF-8 text (byte 13): expected a kombination in YAML\n"
+    )
+
+
+def test_a_text_over_the_limit_is_refused_unparsed() -> None:
+    from kombify.specs import validate_text
+
+    problems = validate_text("a: b\n" + "#" * (1024 * 1024))
+    assert [p.format("k.yaml") for p in problems] == [
+        "k.yaml:1: the document is larger than 1 MiB, the limit"
+    ]

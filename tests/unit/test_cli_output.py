@@ -1,0 +1,22 @@
+"""Piped CLI output keeps long lines whole (grep needs one log line per line)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_piped_output_is_not_wrapped_at_80_columns() -> None:
+    line = "agent/nas " + "word " * 40 + "END"
+    code = (
+        "from rich.text import Text\n"
+        "from kombify.cli.output import console\n"
+        f"console.print(Text.assemble(('{'agent/nas':>14} ', 'dim'), {line!r}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "NO_COLOR": "1"},
+        timeout=60, check=True,
+    )
+    assert result.stdout == f"{'agent/nas':>14} {line}\n"

@@ -13,6 +13,17 @@ def __getattr__(name: str) -> Any:
 
         try:
             return version("kombify")
-        except PackageNotFoundError:  # a source tree that was never installed (node agents)
-            return "0.0.0"
+        except PackageNotFoundError:  # a node agent's bundle, or a tree never installed
+            return _bundled_version()
     raise AttributeError(f"module 'kombify' has no attribute {name!r}")
+
+
+def _bundled_version() -> str:
+    # The agent bundle carries the control host's version (kombify.agent.bundle).
+    import importlib
+
+    try:
+        module = importlib.import_module("kombify._bundle_version")
+    except ImportError:
+        return "0.0.0"
+    return str(module.VERSION)

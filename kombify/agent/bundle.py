@@ -54,6 +54,7 @@ _NEEDS_REAL_FILES = ("certifi",)
 # Bumped whenever the layout inside the tarball changes, so the digest (the version) does too.
 _LAYOUT = b"lib.zip+native/1"
 ZIP_NAME = "lib.zip"
+VERSION_MODULE = "kombify/_bundle_version.py"
 NATIVE_DIR = "native"
 # Loaded on the control host by tooling around the import, never used by a running agent:
 # the editable-install hook, code generation (the bundle carries generated code) and the CLI.
@@ -151,7 +152,17 @@ def _add_bytes(tar: tarfile.TarFile, arcname: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _pure_zip(members: list[tuple[str, Path]], scratch: Path) -> bytes:
+def control_version() -> str:
+    """kombify's version on this (control) host, which the bundle carries to the node."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kombify")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _pure_zip(members: list[tuple[str, Path]], scratch: Path, version: str) -> bytes:
     """The pure-Python packages as one zip: sources, bytecode beside them (zipimport looks
     for ``module.pyc`` there, not in ``__pycache__``) and data files. Stored, not deflated:
     the tarball around it is compressed anyway, and stored members import faster.
@@ -167,6 +178,8 @@ def _pure_zip(members: list[tuple[str, Path]], scratch: Path) -> bytes:
             archive.writestr(_zip_info(arcname), file.read_bytes())
             if file.suffix == ".py" and (code := _compiled(file, arcname, scratch)) is not None:
                 archive.writestr(_zip_info(arcname + "c"), code)
+        # A node has no package metadata: the version travels as a module of its own.
+        archive.writestr(_zip_info(VERSION_MODULE), f"VERSION = {version!r}\n".encode())
     return buffer.getvalue()
 
 
@@ -179,7 +192,7 @@ def _zip_info(arcname: str) -> zipfile.ZipInfo:
     return info
 
 
-def _pack(members: list[tuple[str, Path, bool]], target: Path) -> None:
+def _pack(members: list[tuple[str, Path, bool]], target: Path, version: str) -> None:
     """Write the tarball: ``lib.zip`` plus ``native/`` (see the module docstring)."""
     with (
         tempfile.TemporaryDirectory() as scratch,
@@ -190,7 +203,7 @@ def _pack(members: list[tuple[str, Path, bool]], target: Path) -> None:
         ) as tar,
     ):
         pure = [(arcname, file) for arcname, file, native in members if not native]
-        _add_bytes(tar, ZIP_NAME, _pure_zip(pure, Path(scratch)))
+        _add_bytes(tar, ZIP_NAME, _pure_zip(pure, Path(scratch), version))
         for arcname, file, native in members:
             if not native:
                 continue
@@ -215,12 +228,14 @@ def build_bundle(cache_dir: Path) -> AgentBundle:
     for arcname, file, native in members:
         digest.update(arcname.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
         digest.update(b"native" if native else b"pure")
+    version = control_version()
+    digest.update(b"version\0" + version.encode())
     hexdigest = digest.hexdigest()
     path = cache_dir / f"agent-{hexdigest[:16]}.tar.gz"
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        _pack(members, tmp)
+        _pack(members, tmp, version)
         tmp.replace(path)
     return AgentBundle(path=path, digest=hexdigest)
 

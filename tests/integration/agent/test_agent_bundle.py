@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kombify.agent.bundle import NATIVE_DIR, ZIP_NAME, build_bundle, python_path
+from kombify.agent.bundle import NATIVE_DIR, ZIP_NAME, build_bundle, control_version, python_path
 from tests.support.agent import Pki, agent_process
 from tests.support.ports import free_port
 
@@ -65,6 +65,18 @@ def test_imports_come_from_the_bundle(unpacked: Path) -> None:
     assert any(f.startswith(str(unpacked / ZIP_NAME) + "/kombify/agent/") for f in out)
     # No compiled code: the same bundle must run on an ARM node.
     assert [f for f in out if f.startswith(str(unpacked)) and f.endswith(".so")] == []
+
+
+def test_the_bundle_knows_kombifys_version(unpacked: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", "import kombify; print(kombify.__version__)"],
+        env=_isolated_env(unpacked),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout.strip()
+    assert out == control_version() != "0.0.0"
 
 
 @pytest.mark.docker

@@ -55,6 +55,8 @@ async def test_deploy_runs_services_that_answer(kombify: KombifyEnv, stack: str)
     logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
     sources = {line["source"] for line in logs["data"]}
     assert {"tofu", "agent/box"} <= sources
+    noise = [line["message"] for line in logs["data"] if "not found" in line["message"]]
+    assert noise == []  # e.g. `systemctl: not found` on a node without systemd
 
 
 def test_what_kombify_keeps_is_the_owners_alone(kombify: KombifyEnv, stack: str) -> None:

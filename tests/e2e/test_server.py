@@ -18,6 +18,8 @@ import pytest
 from tests.support.ports import free_port
 from tests.support.procs import pids_with_env
 
+pytestmark = pytest.mark.docker  # deploys onto a simulated node
+
 
 def _wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
     assert proc.stdout is not None

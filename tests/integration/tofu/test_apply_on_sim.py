@@ -21,6 +21,7 @@ from kombify.sim.ssh import run as ssh_run
 from kombify.specs import load_kombination
 from kombify.tofu import TofuRunner
 from kombify.unifier import unify, write_plan
+from kombify.unifier.changes import plan_lines
 
 pytestmark = pytest.mark.docker
 
@@ -107,6 +108,17 @@ async def test_generated_config_applies_to_a_sim_node_and_converges(
     )
     moved = await runner.plan(workdir)
     assert (moved.add, moved.change, moved.destroy) == (0, 0, 0), moved.resources
+    assert plan_lines(moved, ["box"])[0] == "node box: no change"
+    # A changed bootstrap does replace the node, and the plan says why.
+    main = json.loads((workdir / "main.tf.json").read_text())
+    main["resource"]["terraform_data"]["node_box"]["triggers_replace"]["bootstrap"] = "sha256:0"
+    (workdir / "main.tf.json").write_text(json.dumps(main))
+    rebootstrap = await runner.plan(workdir)
+    assert [r.replaced_by for r in rebootstrap.resources] == [["triggers_replace.bootstrap"]]
+    assert (
+        plan_lines(rebootstrap, ["box"])[0] == "node box: re-bootstrap (bootstrap script changed)"
+    )
+    write_plan(plan, workdir)
     tfvars.write_text(json.dumps({"node_box_host": sim_node.host, "node_box_port": sim_node.port}))
     await runner.plan(workdir)  # a fresh saved plan for the re-apply below
     reapplied = await runner.apply(workdir)

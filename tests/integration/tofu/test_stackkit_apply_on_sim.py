@@ -63,6 +63,7 @@ async def test_plan_then_apply_bootstraps_the_node_and_reapply_changes_nothing(
     code, out = await asyncio.to_thread(cli, "plan")
     assert code == 0, out
     assert "Plan: 1 to add, 0 to change, 0 to destroy." in out
+    assert "node nas: create\n" in out  # per node, what changes
 
     code, out = await asyncio.to_thread(cli, "apply", "--yes", "--json")
     assert code == 0, out
@@ -72,3 +73,5 @@ async def test_plan_then_apply_bootstraps_the_node_and_reapply_changes_nothing(
 
     code, out = await asyncio.to_thread(cli, "plan")
     assert code == 0 and "Plan: 0 to add, 0 to change, 0 to destroy." in out, out
+    assert "node nas: no change\n" in out
+    assert "services: changed through the node agent in the rollout step" in out

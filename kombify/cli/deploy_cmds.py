@@ -95,7 +95,8 @@ def _render(run: dict[str, Any]) -> Group:
         nodes.add_row(node["name"], node["state"], services or "-")
     title = Text(f"{run['kind']} {run['stack']} (revision {run['revision']}): ", style="bold")
     title.append(progress.get("state", run["state"]))
-    return Group(title, steps, nodes)
+    plan = Text("\n".join(f"  {line}" for line in progress.get("plan_lines") or []), style="dim")
+    return Group(title, steps, plan, nodes) if plan else Group(title, steps, nodes)
 
 
 def _print_logs(client: ApiClient, run_id: str, cursor: int, *, quiet: bool) -> int:
@@ -117,6 +118,8 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
     for node in (run.get("progress") or {}).get("nodes", []):
         if node.get("host_key"):
             console.print(f"node {node['name']}: SSH host key {node['host_key']} (pinned)")
+    for line in (run.get("progress") or {}).get("plan_lines") or []:
+        console.print(line, markup=False, highlight=False)
     if not sys.stdin.isatty():
         err_console.print(
             f"waiting for approval of the plan ({summary}): run `kombify approve {run['id']}` "

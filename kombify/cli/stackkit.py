@@ -289,11 +289,14 @@ def _plan_line(summary: Any) -> str:
     return f"Plan: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
 
 
-def _summary_dict(summary: Any) -> dict[str, Any]:
+def _summary_dict(summary: Any, nodes: list[str]) -> dict[str, Any]:
+    from kombify.unifier.changes import node_changes
+
     return {
         "add": summary.add,
         "change": summary.change,
         "destroy": summary.destroy,
+        "nodes": [c.as_dict() for c in node_changes(summary, nodes)],
         "resources": [{"address": r.address, "action": r.action} for r in summary.resources],
     }
 
@@ -303,17 +306,18 @@ def plan(
     file: FileArg, workdir: WorkdirOpt = None, verbose: VerboseOpt = False, as_json: JsonOpt = False
 ) -> None:
     """Generate, then ``init`` + ``plan``: print what apply would add, change and destroy."""
+    from kombify.unifier.changes import plan_lines
+
     with _user_errors():
-        _, target, _ = _generate(file, workdir, "json")
+        generated, target, _ = _generate(file, workdir, "json")
         summary = asyncio.run(_init_and_plan(target, verbose))
+    nodes = list(generated.manifests)
     if as_json:
-        print_json(_summary_dict(summary))
+        print_json(_summary_dict(summary, nodes))
         return
-    for change in summary.resources:
-        typer.echo(f"  {change.action:<8} {change.address}")
-    typer.echo(
-        f"Plan: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
-    )
+    for line in plan_lines(summary, nodes):
+        typer.echo(line)
+    typer.echo(_plan_line(summary))
 
 
 @app.command()
@@ -326,11 +330,15 @@ def apply(
 ) -> None:
     """Generate, plan, then apply exactly that plan (asks first unless --yes)."""
     from kombify.tofu import TofuRunner
+    from kombify.unifier.changes import plan_lines
 
     with _user_errors():
-        _, target, _ = _generate(file, workdir, "json")
+        generated, target, _ = _generate(file, workdir, "json")
         summary = asyncio.run(_init_and_plan(target, verbose))
+        nodes = list(generated.manifests)
         if not as_json:
+            for line in plan_lines(summary, nodes):
+                typer.echo(line)
             typer.echo(_plan_line(summary))
         if not (yes or as_json) and not typer.confirm("Apply this plan?", default=False):
             typer.echo("not applied", err=True)
@@ -340,7 +348,7 @@ def apply(
     if as_json:
         print_json(
             {
-                "plan": _summary_dict(summary),
+                "plan": _summary_dict(summary, nodes),
                 "added": result.added,
                 "changed": result.changed,
                 "destroyed": result.destroyed,

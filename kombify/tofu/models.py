@@ -47,6 +47,8 @@ class ResourceChange:
         actions: The CLI's action list (``["create"]``, ``["delete", "create"]``, ``["no-op"]``).
         action: One word for the change: create, update, delete, replace, read or no-op.
         action_reason: Why a replace or delete happens (``replace_by_triggers``), if given.
+        replaced_by: For a replace, the attributes that force it, down to the changed keys
+            of a map (``triggers_replace.bootstrap``): names only, never values.
     """
 
     address: str
@@ -55,6 +57,7 @@ class ResourceChange:
     actions: list[str]
     action: str
     action_reason: str | None = None
+    replaced_by: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class ApplyResult:
     """What an apply did and the root outputs it left.
 
     Attributes:
-        added: Resources created, from the CLI's ``Apply complete!`` line.
+        added: Resources created, from the CLI's ``change_summary`` event.
         changed: Resources updated in place.
         destroyed: Resources deleted.
         outputs: Values of the non-sensitive root outputs.

@@ -1,4 +1,9 @@
-"""Turn the CLI's output (JSON documents and human-readable error blocks) into values.
+"""Turn the CLI's output into values: its JSON documents and ``-json`` event streams.
+
+Counts and errors come from the machine-readable output only (``change_summary`` and
+``diagnostic`` events, ``show -json``, ``validate -json``). The human-readable ``Error:``
+blocks are parsed only for what the CLI prints outside a JSON stream (``init``, which has no
+``-json`` before Terraform 1.9 / OpenTofu 1.9, and messages printed before the stream starts).
 
 Pure functions, no I/O, so every quirk of the formats is pinned by unit tests.
 """
@@ -19,7 +24,6 @@ _WITH = re.compile(r"^\s*with .+,\s*$")
 # The box the CLI draws around diagnostics when it thinks it has a terminal; -no-color drops
 # it, but a user-supplied env may still bring it back, so it is stripped rather than trusted.
 _BOX = re.compile(r"^[╷╵│] ?")
-_COUNT = re.compile(r"(\d+) (added|changed|destroyed)")
 
 STATE_LOCKED_MARKER = "Error acquiring the state lock"
 PLAN_STALE_MARKER = "Saved plan is stale"
@@ -55,22 +59,48 @@ def parse_validate_json(document: Mapping[str, Any]) -> list[Diagnostic]:
         Every diagnostic, sorted by file, line and column, unplaced ones last (the CLI
         checks in parallel, so its own order changes from run to run).
     """
-    diagnostics: list[Diagnostic] = []
-    for raw in document.get("diagnostics") or []:
-        rng = raw.get("range") or {}
-        start = rng.get("start") or {}
-        diagnostics.append(
-            Diagnostic(
-                severity=str(raw.get("severity", "error")),
-                summary=str(raw.get("summary", "")),
-                detail=str(raw.get("detail") or ""),
-                file=rng.get("filename"),
-                line=start.get("line"),
-                column=start.get("column"),
-            )
-        )
+    diagnostics = [_diagnostic(raw) for raw in document.get("diagnostics") or []]
     return sorted(
         diagnostics, key=lambda d: (d.file is None, d.file or "", d.line or 0, d.column or 0)
+    )
+
+
+def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
+    """One diagnostic in the shape ``validate -json`` and ``diagnostic`` events share."""
+    rng = raw.get("range") or {}
+    start = rng.get("start") or {}
+    return Diagnostic(
+        severity=str(raw.get("severity", "error")),
+        summary=str(raw.get("summary", "")),
+        detail=str(raw.get("detail") or ""),
+        file=rng.get("filename"),
+        line=start.get("line"),
+        column=start.get("column"),
+    )
+
+
+def parse_diagnostic_events(events: Iterable[Mapping[str, Any]]) -> list[Diagnostic]:
+    """The errors and warnings of a ``-json`` stream (its ``diagnostic`` events), in order."""
+    return [
+        _diagnostic(event.get("diagnostic") or {})
+        for event in events
+        if event.get("type") == "diagnostic"
+    ]
+
+
+def parse_change_summary(events: Iterable[Mapping[str, Any]]) -> ApplyResult:
+    """Counts from the last ``change_summary`` event of an apply or destroy (0 if none).
+
+    ``{"changes": {"add": 1, "change": 0, "remove": 0, "operation": "apply"}}``.
+    """
+    changes: Mapping[str, Any] = {}
+    for event in events:
+        if event.get("type") == "change_summary":
+            changes = event.get("changes") or {}
+    return ApplyResult(
+        added=int(changes.get("add", 0)),
+        changed=int(changes.get("change", 0)),
+        destroyed=int(changes.get("remove", 0)),
     )
 
 
@@ -115,6 +145,7 @@ def parse_plan_json(document: Mapping[str, Any], *, destroy_plan: bool = False) 
                 actions=actions,
                 action=action,
                 action_reason=raw.get("action_reason"),
+                replaced_by=_replaced_by(raw.get("change") or {}) if action == "replace" else [],
             )
         )
     output_changes = sorted(
@@ -132,6 +163,43 @@ def parse_plan_json(document: Mapping[str, Any], *, destroy_plan: bool = False) 
     )
 
 
+def _replaced_by(change: Mapping[str, Any]) -> list[str]:
+    """The attributes forcing a replace; for a map (``triggers_replace``), its changed keys.
+
+    Only names leave this function: the values may be secrets.
+    """
+    before = change.get("before") or {}
+    after = change.get("after") or {}
+    unknown = change.get("after_unknown") or {}
+    found: list[str] = []
+    for path in change.get("replace_paths") or []:
+        name = ".".join(str(p) for p in path)
+        old, new = _at(before, path), _at(after, path)
+        if isinstance(old, dict) and isinstance(new, dict):
+            # after_unknown marks values known only after apply: {"key": true}.
+            later = _at(unknown, path)
+            pending = {k for k, v in (later if isinstance(later, dict) else {}).items() if v}
+            keys = sorted(
+                k for k in set(old) | set(new) | pending if k in pending or old.get(k) != new.get(k)
+            )
+            if keys:
+                found += [f"{name}.{k}" for k in keys]
+                continue
+        found.append(name)
+    return found
+
+
+def _at(data: Any, path: list[Any]) -> Any:
+    for step in path:
+        if isinstance(data, dict) and isinstance(step, str):
+            data = data.get(step)
+        elif isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data):
+            data = data[step]
+        else:
+            return None
+    return data
+
+
 def parse_outputs_json(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split ``output -json`` into non-sensitive values and the names of sensitive ones."""
     values: dict[str, Any] = {}
@@ -142,18 +210,6 @@ def parse_outputs_json(document: Mapping[str, Any]) -> tuple[dict[str, Any], lis
         else:
             values[name] = raw.get("value")
     return values, sensitive
-
-
-def parse_apply_counts(lines: Iterable[str]) -> ApplyResult:
-    """Counts from the CLI's ``Apply complete!``/``Destroy complete!`` line (0 if absent)."""
-    counts = {"added": 0, "changed": 0, "destroyed": 0}
-    for line in lines:
-        if line.startswith(("Apply complete!", "Destroy complete!")):
-            for number, kind in _COUNT.findall(line):
-                counts[kind] = int(number)
-    return ApplyResult(
-        added=counts["added"], changed=counts["changed"], destroyed=counts["destroyed"]
-    )
 
 
 def parse_human_diagnostics(lines: Iterable[str]) -> list[Diagnostic]:

@@ -1,5 +1,10 @@
 """Run one CLI command: stream its lines as they come, stop it cleanly when cancelled.
 
+With ``json_events`` the command's stdout is read as the CLI's machine-readable stream (one
+JSON object a line, from ``plan``/``apply``/``destroy -json``): every string in it is masked,
+the callback receives the readable ``@message`` (never the raw JSON), and the events of the
+types asked for are kept for the caller to parse.
+
 The CLI runs in a session (and process group) of its own. That keeps a Ctrl-C meant for the
 worker away from it, and lets a stop reach the whole tree: ``local-exec`` and ssh children
 included, just as a terminal's Ctrl-C would. The stop is the CLI's documented one: SIGINT,
@@ -11,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from typing import Any
 from kombify.settings import PRIVATE_UMASK
 
 LineCallback = Callable[[str], None]
+Event = dict[str, Any]
 
 # Lines longer than this (a huge JSON blob in a provisioner's output) are cut, not buffered.
 _LINE_LIMIT = 1 << 20
@@ -40,6 +47,7 @@ class Completed:
         stdout: Captured stdout, when capture was asked for ("" otherwise).
         stdout_lines: Every streamed stdout line (masked), when not captured.
         stderr_tail: The last stderr lines, masked.
+        events: The kept JSON events (masked), in order, when ``json_events`` was given.
     """
 
     args: tuple[str, ...]
@@ -47,6 +55,7 @@ class Completed:
     stdout: str
     stdout_lines: tuple[str, ...]
     stderr_tail: tuple[str, ...]
+    events: tuple[Event, ...] = ()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -68,10 +77,54 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
             await proc.wait()
 
 
+def _mask_data(data: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(data, str):
+        return mask(data)
+    if isinstance(data, list):
+        return [_mask_data(v, mask) for v in data]
+    if isinstance(data, dict):
+        return {k: _mask_data(v, mask) for k, v in data.items()}
+    return data
+
+
+def event_lines(event: Event) -> list[str]:
+    """What a user reads of one JSON event: its ``@message``, and a diagnostic's detail.
+
+    The source snippet of a diagnostic is left out (it quotes configuration, not news).
+    """
+    lines = str(event.get("@message", "")).splitlines() or [""]
+    if event.get("type") == "diagnostic":
+        detail = str((event.get("diagnostic") or {}).get("detail") or "")
+        lines += [f"  {line}" for line in detail.splitlines() if line.strip()]
+    return lines
+
+
+class _JsonLines:
+    """Turns each stdout line of a ``-json`` command into readable, masked lines."""
+
+    def __init__(self, mask: Callable[[str], str], kinds: Collection[str]) -> None:
+        self.mask = mask
+        self.kinds = kinds
+        self.events: list[Event] = []
+
+    def __call__(self, text: str) -> list[str]:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):  # not part of the stream (a crash, a warning)
+            return [self.mask(text)]
+        # Parsed first, masked after: a secret escaped inside JSON is matched as its value.
+        event = _mask_data(event, self.mask)
+        if event.get("type") in self.kinds:
+            self.events.append(event)
+        return event_lines(event)
+
+
 async def _pump(
     stream: asyncio.StreamReader,
     *,
-    mask: Callable[[str], str],
+    render: Callable[[str], list[str]],
     on_line: LineCallback | None,
     keep: deque[str] | list[str],
 ) -> None:
@@ -87,10 +140,10 @@ async def _pump(
             raw = b"[kombify: line too long, left out]\n"
         if not raw:
             return
-        line = mask(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-        keep.append(line)
-        if on_line is not None:
-            on_line(line)
+        for line in render(raw.decode("utf-8", errors="replace").rstrip("\r\n")):
+            keep.append(line)
+            if on_line is not None:
+                on_line(line)
 
 
 async def run_cli(
@@ -101,6 +154,7 @@ async def run_cli(
     mask: Callable[[str], str],
     on_line: LineCallback | None = None,
     capture_stdout: bool = False,
+    json_events: Collection[str] | None = None,
     grace: float = 10.0,
 ) -> Completed:
     """Run a command to completion, streaming masked output lines to ``on_line``.
@@ -114,6 +168,8 @@ async def run_cli(
         capture_stdout: Collect stdout whole instead of streaming it (JSON documents); it is
             then neither masked nor handed to ``on_line``, so only use it for output that is
             parsed, never shown.
+        json_events: Read stdout as the CLI's JSON stream: ``on_line`` gets each event's
+            masked ``@message``; events of these types are kept in ``Completed.events``.
         grace: Seconds between SIGINT and SIGKILL when the run is cancelled.
 
     Returns:
@@ -137,15 +193,20 @@ async def run_cli(
     assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs, see above
     stdout_lines: list[str] = []
     stderr_tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def plain(text: str) -> list[str]:
+        return [mask(text)]
+
+    stream = _JsonLines(mask, json_events) if json_events is not None else None
     out_task: asyncio.Future[Any]
     if capture_stdout:
         out_task = asyncio.ensure_future(proc.stdout.read())
     else:
         out_task = asyncio.ensure_future(
-            _pump(proc.stdout, mask=mask, on_line=on_line, keep=stdout_lines)
+            _pump(proc.stdout, render=stream or plain, on_line=on_line, keep=stdout_lines)
         )
     err_task: asyncio.Future[Any] = asyncio.ensure_future(
-        _pump(proc.stderr, mask=mask, on_line=on_line, keep=stderr_tail)
+        _pump(proc.stderr, render=plain, on_line=on_line, keep=stderr_tail)
     )
     wait_task: asyncio.Future[Any] = asyncio.ensure_future(proc.wait())
     readers = {out_task, err_task}
@@ -174,4 +235,5 @@ async def run_cli(
         stdout=stdout.decode("utf-8", errors="replace") if isinstance(stdout, bytes) else "",
         stdout_lines=tuple(stdout_lines),
         stderr_tail=tuple(stderr_tail),
+        events=tuple(stream.events) if stream is not None else (),
     )

@@ -40,7 +40,8 @@ from kombify.tofu.parse import (
     STATE_LOCKED_MARKER,
     TofuOutputError,
     load_json,
-    parse_apply_counts,
+    parse_change_summary,
+    parse_diagnostic_events,
     parse_human_diagnostics,
     parse_outputs_json,
     parse_plan_json,
@@ -50,6 +51,8 @@ from kombify.tofu.process import TAIL_LINES, Completed, LineCallback, run_cli
 from kombify.tofu.redact import Redactor, discover_secrets
 
 PLAN_FILE = Path(".kombify") / "tfplan"
+# The events of a ``-json`` stream kept for parsing; the rest is only shown (``@message``).
+_KEPT_EVENTS = frozenset({"diagnostic", "change_summary"})
 # What the last successful ``init`` saw (see ``ensure_init``).
 INIT_STAMP = Path(".kombify") / "init.sha256"
 
@@ -269,7 +272,7 @@ class TofuRunner:
             _private_dir(plan_path.parent)
             # A failed plan must not leave an older one behind for apply to pick up.
             plan_path.unlink(missing_ok=True)
-            args = ["-input=false", "-no-color", "-lock-timeout=0s", f"-out={plan_path}"]
+            args = ["-input=false", "-json", "-no-color", "-lock-timeout=0s", f"-out={plan_path}"]
             if destroy:
                 args.append("-destroy")
             await self._checked(workdir, "plan", args, on_line, secrets)
@@ -315,7 +318,7 @@ class TofuRunner:
         """
         plan_path = self.plan_file(workdir)
         async with stack_lock(workdir, operation="apply", timeout=self.lock_timeout):
-            args = ["-input=false", "-no-color", "-lock-timeout=0s", "-auto-approve"]
+            args = ["-input=false", "-json", "-no-color", "-lock-timeout=0s", "-auto-approve"]
             use_plan = plan_path.exists()
             if use_plan:
                 args.append(str(plan_path))
@@ -326,7 +329,7 @@ class TofuRunner:
                 raise
             if use_plan:
                 plan_path.unlink(missing_ok=True)
-            counts = parse_apply_counts(completed.stdout_lines)
+            counts = parse_change_summary(completed.events)
             # `output -json` is one more CLI start; callers that do not use outputs skip it.
             outputs, sensitive = (
                 await self._outputs(workdir, secrets) if read_outputs else ({}, [])
@@ -354,7 +357,7 @@ class TofuRunner:
         """
         async with stack_lock(workdir, operation="destroy", timeout=self.lock_timeout):
             self.plan_file(workdir).unlink(missing_ok=True)  # stale once anything is destroyed
-            args = ["-input=false", "-no-color", "-lock-timeout=0s", "-auto-approve"]
+            args = ["-input=false", "-json", "-no-color", "-lock-timeout=0s", "-auto-approve"]
             await self._checked(workdir, "destroy", args, on_line, secrets)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -385,6 +388,9 @@ class TofuRunner:
                 mask=mask or Redactor(),
                 on_line=on_line,
                 capture_stdout=capture_stdout,
+                # Machine-readable output wherever the CLI offers it: counts and errors are
+                # read from events, and users see each event's message, never raw JSON.
+                json_events=_KEPT_EVENTS if "-json" in args and not capture_stdout else None,
                 grace=self.kill_grace,
             )
         except (FileNotFoundError, PermissionError) as exc:
@@ -431,20 +437,24 @@ class TofuRunner:
     def _check(self, completed: Completed, verb: str, workdir: Path, mask: Redactor) -> None:
         if completed.exit_code == 0:
             return
+        # The JSON stream's diagnostics when the command had one; the human-readable blocks
+        # on stderr only for what the CLI printed outside it.
+        found = parse_diagnostic_events(completed.events) or parse_human_diagnostics(
+            completed.stderr_tail
+        )
+        diagnostics = [_mask_diagnostic(d, mask) for d in found]
+        summaries = {d.summary for d in diagnostics}
         text = "\n".join(completed.stderr_tail)
-        diagnostics = [
-            _mask_diagnostic(d, mask) for d in parse_human_diagnostics(completed.stderr_tail)
-        ]
         error_type: type[TofuCommandError] = _FAILURES.get(verb, TofuCommandError)
-        if STATE_LOCKED_MARKER in text:
+        if STATE_LOCKED_MARKER in summaries or STATE_LOCKED_MARKER in text:
             error_type = TofuLockedError
-        elif PLAN_STALE_MARKER in text:
+        elif PLAN_STALE_MARKER in summaries or PLAN_STALE_MARKER in text:
             error_type = TofuPlanStale
         raise error_type(
             _message(completed, verb, workdir, diagnostics),
             command=completed.args,
             exit_code=completed.exit_code,
-            stderr_tail="\n".join(completed.stderr_tail[-TAIL_LINES:]),
+            stderr_tail=_tail(completed, diagnostics),
             diagnostics=diagnostics,
         )
 
@@ -459,7 +469,7 @@ class TofuRunner:
             _message(completed, verb, workdir, diagnostics, invalid=True),
             command=completed.args,
             exit_code=completed.exit_code,
-            stderr_tail="\n".join(completed.stderr_tail),
+            stderr_tail=_tail(completed, diagnostics),
             diagnostics=diagnostics,
         )
 
@@ -484,6 +494,13 @@ def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         path.chmod(0o700)
+
+
+def _tail(completed: Completed, diagnostics: Sequence[Diagnostic]) -> str:
+    """What went wrong, as lines: stderr, then the diagnostics (a ``-json`` run reports its
+    errors in the stream, so its stderr is often empty). Both are masked already."""
+    lines = [*completed.stderr_tail, *(str(d) for d in diagnostics)]
+    return "\n".join(lines[-TAIL_LINES:])
 
 
 def _mask_diagnostic(diagnostic: Diagnostic, mask: Redactor) -> Diagnostic:

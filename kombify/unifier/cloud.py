@@ -61,8 +61,13 @@ def add_cloud_node(
     variant_cloud: Mapping[str, Mapping[str, str]],
     tcp: list[int],
     udp: list[int],
-) -> tuple[str, str]:
-    """Add the provider resources for ``node``; return (host expression, SSH user)."""
+) -> tuple[str, str, str]:
+    """Add the provider resources for ``node``.
+
+    Returns:
+        The host expression, the SSH user and the address of the server resource
+        (``hcloud_server.node_a``).
+    """
     kind, location = (
         node.type or DEFAULTS[node.provider][0],
         node.location or DEFAULTS[node.provider][1],
@@ -86,7 +91,7 @@ def _hetzner(
     image: Mapping[str, str],
     tcp: list[int],
     udp: list[int],
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
     cfg.provider("hetzner", {"token": "${var.hcloud_token}"})
     cfg.variables["hcloud_token"] = {
         "type": "string",
@@ -123,7 +128,7 @@ def _hetzner(
             "labels": _tags(cfg, node),
         },
     )
-    return f"${{hcloud_server.{name}.ipv4_address}}", node.ssh.user
+    return f"${{hcloud_server.{name}.ipv4_address}}", node.ssh.user, f"hcloud_server.{name}"
 
 
 def _aws(
@@ -134,7 +139,7 @@ def _aws(
     image: Mapping[str, str],
     tcp: list[int],
     udp: list[int],
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
     alias = ident(region)
     provider = f"aws.{alias}"
     cfg.provider("aws", {"alias": alias, "region": region})
@@ -238,7 +243,7 @@ def _aws(
     )
     # AMIs log in as their distribution's user; an explicit ssh.user still wins.
     user = image["user"] if node.ssh.user == "root" else node.ssh.user
-    return f"${{aws_instance.{name}.public_ip}}", user
+    return f"${{aws_instance.{name}.public_ip}}", user, f"aws_instance.{name}"
 
 
 def _azure(
@@ -249,7 +254,7 @@ def _azure(
     image: Mapping[str, str],
     tcp: list[int],
     udp: list[int],
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
     cfg.provider("azure", {"features": {}, "subscription_id": "${var.azure_subscription_id}"})
     cfg.variables["azure_subscription_id"] = {
         "type": "string",
@@ -361,4 +366,5 @@ def _azure(
             "tags": _tags(cfg, node),
         },
     )
-    return f"${{azurerm_linux_virtual_machine.{name}.public_ip_address}}", user
+    vm = f"azurerm_linux_virtual_machine.{name}"
+    return f"${{{vm}.public_ip_address}}", user, vm

@@ -1,8 +1,12 @@
 """Build the OpenTofu JSON configuration (main, variables, outputs) for a resolved stack.
 
 Every node gets a ``terraform_data`` resource that logs in over SSH, uploads its bootstrap
-script and manifest, and runs the script. ``triggers_replace`` holds a hash of both, so an
-unchanged node is left alone and a changed one is bootstrapped again.
+script and runs it. ``triggers_replace`` holds only what the bootstrap installs (a hash of the
+script) and, for a cloud node, the server it runs on: a node is bootstrapped again only when
+one of those changes. How kombify reaches the node (address, port, pinned host key) is
+connection detail, not a trigger, so a simulated node whose published SSH port moved after a
+restart is left alone. Services are not OpenTofu's business at all: their manifests go to the
+node agent during the rollout.
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ from kombify.unifier.canonical import digest, ident, literal
 from kombify.unifier.cloud import Config, add_cloud_node
 
 BOOTSTRAP_PATH = "/tmp/kombify-bootstrap.sh"
-MANIFEST_PATH = "/tmp/kombify-manifest.json"
 REQUIRED_VERSION = ">= 1.6.0"
+# The keys of ``triggers_replace`` and why a change of each re-bootstraps a node (shown in
+# plans: ``node box: re-bootstrap (bootstrap script changed)``).
+TRIGGER_REASONS = {
+    "node": "node renamed",
+    "bootstrap": "bootstrap script changed",
+    "machine": "new server",
+}
 
 
 def bootstrap_file(node: str) -> str:
@@ -29,17 +39,19 @@ def manifest_file(node: str) -> str:
     return f"manifests/{node}.json"
 
 
-def build(stack: ResolvedStack, manifests: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+def build(stack: ResolvedStack) -> dict[str, dict[str, Any]]:
     """The three configuration documents: ``main``, ``variables``, ``outputs``."""
     cfg = Config(stack.kombination.metadata.name)
     outputs: dict[str, Any] = {}
     for rnode in stack.nodes:
         node = rnode.node
+        triggers: dict[str, str] = {"node": node.name, "bootstrap": digest(rnode.bootstrap)}
         if node.is_cloud:
             tcp = _split_ports(rnode.settings["firewall"]["tcp_list"])
             udp = _split_ports(rnode.settings["firewall"]["udp_list"])
-            host, user = add_cloud_node(cfg, node, stack.variant.cloud, tcp, udp)
+            host, user, machine = add_cloud_node(cfg, node, stack.variant.cloud, tcp, udp)
             port: Any = node.ssh_port
+            triggers["machine"] = f"${{{machine}.id}}"  # a new server needs its bootstrap
         else:
             host, port, user = _local_target(cfg, rnode)
         connection = {"type": "ssh", "host": host, "port": port, "user": user, "timeout": "2m"}
@@ -48,34 +60,18 @@ def build(stack: ResolvedStack, manifests: dict[str, bytes]) -> dict[str, dict[s
             # The node's pinned (or stated) key: OpenTofu refuses a node presenting another.
             # A connection setting, not a trigger: a re-trusted key replaces nothing.
             connection["host_key"] = literal(HostKey.parse(node.ssh.host_key).line)
-        fingerprint = digest(
-            {
-                "bootstrap": rnode.bootstrap,
-                "manifest": manifests[node.name].decode(),
-            }
-        )
         sudo = "" if user == "root" else "sudo -n "
         cfg.resource(
             "terraform_data",
             ident("node", node.name),
             {
-                "triggers_replace": {
-                    "node": node.name,
-                    "content": fingerprint,
-                    "target": f"{host}:{port}",
-                },
+                "triggers_replace": triggers,
                 "connection": connection,
                 "provisioner": [
                     {
                         "file": {
                             "source": f"${{path.module}}/{bootstrap_file(node.name)}",
                             "destination": BOOTSTRAP_PATH,
-                        }
-                    },
-                    {
-                        "file": {
-                            "source": f"${{path.module}}/{manifest_file(node.name)}",
-                            "destination": MANIFEST_PATH,
                         }
                     },
                     {"remote-exec": {"inline": [f"{sudo}sh {BOOTSTRAP_PATH}"]}},

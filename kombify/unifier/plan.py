@@ -70,7 +70,7 @@ def unify(
     stack = resolved or resolve(k)
     manifests = {n.node.name: node_manifest(stack, n) for n in stack.nodes}
     manifest_bytes = {name: dumps(m) for name, m in manifests.items()}
-    config = build(stack, manifest_bytes)
+    config = build(stack)
     files = {f"{name}.tf.json": dumps(config[name]) for name in CONFIG_NAMES}
     for rnode in stack.nodes:
         files[bootstrap_file(rnode.node.name)] = rnode.bootstrap.encode()

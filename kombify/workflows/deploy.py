@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TofuPlanInput,
         TofuPlanResult,
     )
+    from kombify.unifier.changes import plan_lines
 
 ORGANISATION = SearchAttributeKey.for_keyword("KombifyOrganisation")
 STACK = SearchAttributeKey.for_keyword("KombifyStack")
@@ -298,6 +299,7 @@ class DeployKombination(_RunBase):
         )
         s = planned.summary
         self._progress.plan = {"add": s.add, "change": s.change, "destroy": s.destroy}
+        self._progress.plan_lines = plan_lines(s, [n.name for n in prepared.nodes])
         self._finish("plan", f"{s.add} to add, {s.change} to change, {s.destroy} to destroy")
         return planned
 

@@ -129,6 +129,9 @@ class DeployProgress:
     nodes: list[NodeProgress] = field(default_factory=list)
     plan: dict[str, int] | None = None
     error: str | None = None
+    # Per node what OpenTofu changes and why (``node box: no change``), then where service
+    # changes go; names and reasons only.
+    plan_lines: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

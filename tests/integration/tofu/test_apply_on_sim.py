@@ -21,6 +21,7 @@ from kombify.sim.ssh import run as ssh_run
 from kombify.specs import load_kombination
 from kombify.tofu import TofuRunner
 from kombify.unifier import unify, write_plan
+from kombify.unifier.changes import plan_lines
 
 pytestmark = pytest.mark.docker
 
@@ -69,9 +70,8 @@ async def test_generated_config_applies_to_a_sim_node_and_converges(
     workdir = tmp_path / "stack"
     write_plan(plan, workdir)
     # Where this simulation's sshd is published (the config's defaults are for real nodes).
-    (workdir / "sim.auto.tfvars.json").write_text(
-        json.dumps({"node_box_host": sim_node.host, "node_box_port": sim_node.port})
-    )
+    tfvars = workdir / "sim.auto.tfvars.json"
+    tfvars.write_text(json.dumps({"node_box_host": sim_node.host, "node_box_port": sim_node.port}))
     runner = TofuRunner(binary=tofu_binary, kill_grace=5.0)
     lines: list[str] = []
 
@@ -85,14 +85,42 @@ async def test_generated_config_applies_to_a_sim_node_and_converges(
     assert applied.added == 1
     assert applied.outputs["node_box"]["port"] == sim_node.port
     output = "\n".join(lines)
-    assert "kombify: manifest" in output  # the bootstrap ran on the node, streamed back
+    assert "kombify: docker-engine" in output  # the bootstrap ran on the node, streamed back
     assert "BEGIN OPENSSH PRIVATE KEY" not in output and private_key not in output
-
-    manifest = json.loads(await ssh_run(sim_node, "cat /etc/kombify/manifest.json"))
-    assert manifest == plan.manifests["box"]
+    assert not any(line.lstrip().startswith("{") for line in lines)  # messages, not raw JSON
+    # Services reach the node through its agent only: the bootstrap leaves no manifest copy.
+    left = await ssh_run(
+        sim_node, "ls /etc/kombify/manifest.json /tmp/kombify-manifest.json 2>&1 || true"
+    )
+    assert left.count("No such file") == 2, left
 
     again = await runner.plan(workdir)
     assert not again.has_changes
+
+    # A changed service and a moved SSH port (a restarted simulated node) replace nothing.
+    changed = KOMBINATION.replace("USER", sim_node.user).replace("httpd:1", "httpd:2")
+    changed += "      env: {GREETING: hello}\n"
+    write_plan(
+        unify(load_kombination(changed), secrets_ref={"ssh_private_key": private_key}), workdir
+    )
+    tfvars.write_text(
+        json.dumps({"node_box_host": sim_node.host, "node_box_port": sim_node.port + 1})
+    )
+    moved = await runner.plan(workdir)
+    assert (moved.add, moved.change, moved.destroy) == (0, 0, 0), moved.resources
+    assert plan_lines(moved, ["box"])[0] == "node box: no change"
+    # A changed bootstrap does replace the node, and the plan says why.
+    main = json.loads((workdir / "main.tf.json").read_text())
+    main["resource"]["terraform_data"]["node_box"]["triggers_replace"]["bootstrap"] = "sha256:0"
+    (workdir / "main.tf.json").write_text(json.dumps(main))
+    rebootstrap = await runner.plan(workdir)
+    assert [r.replaced_by for r in rebootstrap.resources] == [["triggers_replace.bootstrap"]]
+    assert (
+        plan_lines(rebootstrap, ["box"])[0] == "node box: re-bootstrap (bootstrap script changed)"
+    )
+    write_plan(plan, workdir)
+    tfvars.write_text(json.dumps({"node_box_host": sim_node.host, "node_box_port": sim_node.port}))
+    await runner.plan(workdir)  # a fresh saved plan for the re-apply below
     reapplied = await runner.apply(workdir)
     assert (reapplied.added, reapplied.changed, reapplied.destroyed) == (0, 0, 0)
 

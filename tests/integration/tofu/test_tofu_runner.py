@@ -284,3 +284,58 @@ async def test_a_missing_binary_is_a_config_error(tmp_path: Path) -> None:
 async def test_version(runner: TofuRunner) -> None:
     version = await runner.version()
     assert version[0].isdigit() and version.count(".") == 2
+
+
+async def test_output_is_the_json_streams_messages_and_counts_come_from_it(
+    runner: TofuRunner, make_stack: StackFactory
+) -> None:
+    workdir = make_stack(GOOD_CONFIG)
+    await runner.init(workdir)
+    lines: list[str] = []
+    summary = await runner.plan(workdir, on_line=lines.append)
+    assert (summary.add, summary.change, summary.destroy) == (2, 0, 0)
+    result = await runner.apply(workdir, on_line=lines.append)
+    assert (result.added, result.changed, result.destroyed) == (2, 0, 0)
+    # One readable line per event (its @message), never the raw JSON.
+    assert "terraform_data.a: Plan to create" in lines
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in lines
+    assert "Apply complete! Resources: 2 added, 0 changed, 0 destroyed." in lines
+    assert not [line for line in lines if line.lstrip().startswith("{") or '"@level"' in line]
+
+
+async def test_errors_come_from_diagnostic_events_masked_even_when_json_escaped(
+    runner: TofuRunner, make_stack: StackFactory
+) -> None:
+    # The JSON stream writes <, > and & as \u003c, \u003e, \u0026: a mask applied to the raw
+    # line would miss this secret; it is masked after parsing.
+    secret = "s3cr<e>t&value"
+    workdir = make_stack(
+        """
+        variable "token" {
+          type      = string
+          sensitive = true
+        }
+
+        resource "terraform_data" "bad" {
+          provisioner "local-exec" {
+            command = "echo 'got ${nonsensitive(var.token)}'; exit 3"
+          }
+        }
+        """,
+        secrets__auto__tfvars__json=json.dumps({"token": secret}),
+    )
+    await runner.init(workdir)
+    lines: list[str] = []
+    with pytest.raises(TofuApplyFailed) as info:
+        await runner.apply(workdir, on_line=lines.append)
+    error = info.value
+    [diagnostic] = error.diagnostics
+    assert diagnostic.summary == "local-exec provisioner error"
+    assert (diagnostic.file, diagnostic.line, diagnostic.column) == ("main.tf", 8, 28)
+    assert "exit status 3" in diagnostic.detail and MASK in diagnostic.detail
+    assert "Error: local-exec provisioner error" in lines
+    assert any(line.startswith("  Error running command") for line in lines)  # the detail
+    assert f"got {MASK}" in "\n".join(lines)
+    for text in (*lines, str(error), error.stderr_tail, diagnostic.detail):
+        assert secret not in text and "s3cr" not in text, text
+    assert "local-exec provisioner error" in error.stderr_tail

@@ -1,6 +1,9 @@
-"""Parsing of the CLI's JSON documents and human-readable error blocks (samples are real)."""
+"""Parsing of the CLI's JSON documents, ``-json`` event streams and human-readable error
+blocks (samples are real, from Terraform 1.11)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -8,7 +11,8 @@ from kombify.tofu.models import Diagnostic, PlanSummary
 from kombify.tofu.parse import (
     TofuOutputError,
     load_json,
-    parse_apply_counts,
+    parse_change_summary,
+    parse_diagnostic_events,
     parse_human_diagnostics,
     parse_outputs_json,
     parse_plan_json,
@@ -133,18 +137,87 @@ def test_outputs_split_sensitive_from_values() -> None:
     assert sensitive == ["tok"]
 
 
+def _summary(add: int, change: int, remove: int, operation: str) -> dict[str, object]:
+    return {
+        "@level": "info",
+        "@message": "…",
+        "type": "change_summary",
+        "changes": {
+            "add": add,
+            "change": change,
+            "import": 0,
+            "remove": remove,
+            "operation": operation,
+        },
+    }
+
+
 @pytest.mark.parametrize(
-    ("line", "expected"),
+    ("events", "expected"),
     [
-        ("Apply complete! Resources: 2 added, 0 changed, 1 destroyed.", (2, 0, 1)),
-        ("Apply complete! Resources: 1 imported, 3 added, 4 changed, 0 destroyed.", (3, 4, 0)),
-        ("Destroy complete! Resources: 5 destroyed.", (0, 0, 5)),
-        ("terraform_data.a: Creation complete after 0s", (0, 0, 0)),
+        ([_summary(2, 0, 1, "apply")], (2, 0, 1)),
+        ([_summary(9, 9, 9, "plan"), _summary(3, 4, 0, "apply")], (3, 4, 0)),  # the last one
+        ([_summary(0, 0, 5, "destroy")], (0, 0, 5)),
+        ([{"type": "apply_complete", "@message": "Apply complete! Resources: 7 added"}], (0, 0, 0)),
     ],
 )
-def test_apply_counts(line: str, expected: tuple[int, int, int]) -> None:
-    result = parse_apply_counts(["", line, ""])
+def test_counts_come_from_the_change_summary_event(
+    events: list[dict[str, object]], expected: tuple[int, int, int]
+) -> None:
+    result = parse_change_summary(events)
     assert (result.added, result.changed, result.destroyed) == expected
+
+
+PROVISIONER_ERROR_EVENT = json.loads(
+    r"""{"@level":"error","@message":"Error: local-exec provisioner error","@module":"terraform.ui",
+    "diagnostic":{"severity":"error","summary":"local-exec provisioner error",
+    "detail":"Error running command 'exit 3': exit status 3.",
+    "address":"terraform_data.bad","range":{"filename":"main.tf.json",
+    "start":{"line":2,"column":136,"byte":221},"end":{"line":2,"column":137,"byte":222}},
+    "snippet":{"context":"resource.terraform_data.bad","code":"x","start_line":2,
+    "highlight_start_offset":135,"highlight_end_offset":136,"values":[]}},"type":"diagnostic"}"""
+)
+
+
+def test_diagnostic_events_keep_place_and_detail() -> None:
+    stale = {
+        "type": "diagnostic",
+        "diagnostic": {"severity": "error", "summary": "Saved plan is stale", "detail": "…"},
+    }
+    events = [{"type": "version", "@message": "Terraform 1.11.4"}, PROVISIONER_ERROR_EVENT, stale]
+    assert parse_diagnostic_events(events) == [
+        Diagnostic(
+            severity="error",
+            summary="local-exec provisioner error",
+            detail="Error running command 'exit 3': exit status 3.",
+            file="main.tf.json",
+            line=2,
+            column=136,
+        ),
+        Diagnostic(severity="error", summary="Saved plan is stale", detail="…"),
+    ]
+
+
+def test_a_replace_names_the_trigger_keys_that_changed_never_values() -> None:
+    change = {
+        "address": "terraform_data.node_box",
+        "type": "terraform_data",
+        "name": "node_box",
+        "action_reason": "replace_because_cannot_update",
+        "change": {
+            "actions": ["delete", "create"],
+            "before": {"triggers_replace": {"bootstrap": "sha256:aa", "node": "box"}},
+            "after": {"triggers_replace": {"bootstrap": "sha256:bb", "node": "box"}},
+            "after_unknown": {"id": True, "triggers_replace": {"machine": True}},
+            "replace_paths": [["triggers_replace"]],
+        },
+    }
+    [resource] = parse_plan_json({"resource_changes": [change]}).resources
+    assert resource.action == "replace"
+    assert resource.replaced_by == ["triggers_replace.bootstrap", "triggers_replace.machine"]
+    assert "sha256" not in repr(resource)
+    plain = {**change, "change": {**change["change"], "replace_paths": [["image"]]}}
+    assert parse_plan_json({"resource_changes": [plain]}).resources[0].replaced_by == ["image"]
 
 
 PROVISIONER_ERROR = """

@@ -39,27 +39,91 @@ def test_local_nodes_use_only_builtin_resources() -> None:
     node = main["resource"]["terraform_data"]["node_m3"]
     assert node["connection"]["type"] == "ssh"
     assert node["connection"]["user"] == "admin"
-    assert [next(iter(p)) for p in node["provisioner"]] == ["file", "file", "remote-exec"]
-    assert node["provisioner"][2]["remote-exec"]["inline"] == [
+    # Only the bootstrap script is uploaded: services reach the node through its agent.
+    assert [next(iter(p)) for p in node["provisioner"]] == ["file", "remote-exec"]
+    assert node["provisioner"][1]["remote-exec"]["inline"] == [
         "sudo -n sh /tmp/kombify-bootstrap.sh"
     ]
-    assert node["triggers_replace"]["content"].startswith("sha256:")
+    assert set(node["triggers_replace"]) == {"node", "bootstrap"}
+    assert node["triggers_replace"]["bootstrap"].startswith("sha256:")
     variables = json.loads(plan.files["variables.tf.json"])["variable"]
     assert variables["node_m3_port"]["default"] == 2222
     assert variables["node_m1_host"]["default"] == "10.0.0.11"
 
 
-def test_triggers_change_only_for_the_changed_node() -> None:
-    text = (DATA / "modern-homelab.yaml").read_text()
-    before = json.loads(unify(load_kombination(text)).files["main.tf.json"])["resource"][
-        "terraform_data"
-    ]
-    changed = text.replace("replicas: 2", "replicas: 3")
-    after = json.loads(unify(load_kombination(changed)).files["main.tf.json"])["resource"][
-        "terraform_data"
-    ]
-    assert before["node_worker_a"]["triggers_replace"] != after["node_worker_a"]["triggers_replace"]
-    assert before["node_main"]["triggers_replace"] == after["node_main"]["triggers_replace"]
+def _nodes(text: str) -> dict[str, Any]:
+    main = json.loads(unify(load_kombination(text)).files["main.tf.json"])
+    return dict(main["resource"]["terraform_data"])
+
+
+def test_triggers_change_only_for_the_node_whose_bootstrap_changed() -> None:
+    text = """apiVersion: kombify.io/v1
+kind: Kombination
+metadata: {name: lab}
+spec:
+  stackkit: modern-homelab
+  nodes:
+    - {name: a, provider: local, role: main, address: 10.0.0.1}
+    - {name: b, provider: local, role: worker, address: 10.0.0.2}
+"""
+    # A host port on b opens b's firewall: b's bootstrap changes, a's does not.
+    changed = (
+        text
+        + "  services:\n    web: {image: a/b:1, node: b, ports: [{container: 80, host: 8080}]}\n"
+    )
+    before, after = _nodes(text), _nodes(changed)
+    assert before["node_b"]["triggers_replace"] != after["node_b"]["triggers_replace"]
+    assert before["node_a"]["triggers_replace"] == after["node_a"]["triggers_replace"]
+
+
+def _sim_box(
+    *, image: str = "kombify-test/httpd:1", env: str = "A", port: int = 32768, key: str = ""
+) -> Any:
+    """A one-node stack rewritten the way a deploy reaches its simulated node."""
+    k = load_kombination(f"""apiVersion: kombify.io/v1
+kind: Kombination
+metadata: {{name: lab}}
+spec:
+  stackkit: base-homelab
+  nodes: [{{name: box, provider: sim, role: main}}]
+  services:
+    web: {{image: {image}, node: box, ports: [{{container: 80, host: 8080}}], env: {{A: {env}}}}}
+""")
+    node = k.spec.nodes[0]
+    ssh = node.ssh.model_copy(update={"port": 22, "host_key": key or None})
+    node = node.model_copy(update={"address": f"127.0.0.1:{port}", "ssh": ssh})
+    return k.model_copy(update={"spec": k.spec.model_copy(update={"nodes": [node]})})
+
+
+def test_service_changes_leave_the_opentofu_configuration_alone() -> None:
+    before = unify(_sim_box())
+    for changed in (_sim_box(image="kombify-test/httpd:2"), _sim_box(env="B")):
+        after = unify(changed)
+        assert after.manifests != before.manifests  # the agent gets the change ...
+        for name in ("main.tf.json", "variables.tf.json", "bootstrap/box.sh"):
+            assert after.files[name] == before.files[name]  # ... OpenTofu does not
+
+
+def test_the_connection_address_and_host_key_are_not_triggers() -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    before = unify(_sim_box())
+    moved = unify(_sim_box(port=40001, key=key))
+    resource = json.loads(moved.files["main.tf.json"])["resource"]["terraform_data"]["node_box"]
+    assert resource["connection"]["host_key"] == key  # the pin is connection detail ...
+    old = json.loads(before.files["main.tf.json"])["resource"]["terraform_data"]["node_box"]
+    assert resource["triggers_replace"] == old["triggers_replace"]  # ... and no trigger
+    # Nor through a variable: OpenTofu would see the new port in the evaluated value.
+    assert not any("${" in v for v in resource["triggers_replace"].values())
+    variables = json.loads(moved.files["variables.tf.json"])["variable"]
+    assert variables["node_box_port"]["default"] == 40001
+
+
+def test_cloud_nodes_are_re_bootstrapped_on_a_new_server() -> None:
+    nodes = _nodes((DATA / "modern-homelab.yaml").read_text())
+    assert (
+        nodes["node_worker_b"]["triggers_replace"]["machine"] == "${aws_instance.node_worker_b.id}"
+    )
+    assert "machine" not in nodes["node_main"]["triggers_replace"]
 
 
 def test_manifests_list_what_runs_on_each_node() -> None:

@@ -125,6 +125,7 @@ def _validated_deployment_id(value: str) -> str:
 # Annotated types for pydantic models and FastAPI parameters: the same rule, with the message.
 Name = Annotated[str, _documented(NAME_MAX), _validated("name")]
 StackName = Annotated[str, _documented(NAME_MAX), _validated("stack name")]
+NodeName = Annotated[str, _documented(NAME_MAX), _validated("node name")]
 SimulationName = Annotated[
     str, _documented(SIMULATION_NAME_MAX), _validated("simulation name", SIMULATION_NAME_MAX)
 ]

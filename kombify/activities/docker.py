@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -157,12 +158,26 @@ class SimActivities:
     """KombiSim activities bound to one Docker client.
 
     Args:
-        client: A ``docker.DockerClient``; tests hand in their own.
+        client: A ``docker.DockerClient`` (tests hand in their own), or a function that makes
+            one: then the engine is first contacted by the first activity that needs it, so a
+            worker starts (and runs deploys of real nodes) on a machine without Docker.
         image: Node image to use instead of building/finding the default one.
     """
 
-    def __init__(self, client: Any, *, image: str | None = None) -> None:
-        self.engine = SimEngine(client, image=image)
+    def __init__(self, client: Any | Callable[[], Any], *, image: str | None = None) -> None:
+        self._client = client
+        self._image = image
+        self._engine: SimEngine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> SimEngine:
+        """The engine, with its client made on first use."""
+        with self._lock:
+            if self._engine is None:
+                client = self._client() if callable(self._client) else self._client
+                self._engine = SimEngine(client, image=self._image)
+            return self._engine
 
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
         """Run blocking engine work in a thread, heartbeating, mapping kombify errors."""

@@ -12,8 +12,9 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from kombify.cli.api_client import ApiClient
+from kombify.cli.api_client import ApiClient, api_path
 from kombify.cli.output import console, fail, print_json
+from kombify.cli.params import NodeArg, StackArg
 from kombify.settings import get_settings
 
 
@@ -47,10 +48,10 @@ def _client() -> ApiClient:
 
 @nodes_app.command("list")
 def list_(
-    stack: Annotated[str, typer.Argument(help="The stack.")], json_output: JsonOpt = False
+    stack: StackArg, json_output: JsonOpt = False
 ) -> None:
     """List the stack's nodes: address, pinned host key fingerprint, how it was pinned."""
-    page: dict[str, Any] = _client().request("GET", f"/v1/stacks/{stack}/nodes")
+    page: dict[str, Any] = _client().request("GET", api_path("v1", "stacks", stack, "nodes"))
     if json_output:
         print_json(page)
         return
@@ -70,8 +71,8 @@ def list_(
 
 @nodes_app.command("trust")
 def trust(
-    stack: Annotated[str, typer.Argument(help="The stack.")],
-    node: Annotated[str, typer.Argument(help="The node whose key changed.")],
+    stack: StackArg,
+    node: NodeArg,
     fingerprint: Annotated[
         str | None,
         typer.Option(help="The SHA256:... fingerprint you checked on the node; no question."),
@@ -90,8 +91,9 @@ def trust(
     """
     client = _client()
     params = {} if simulate is None else {"simulate": simulate}
-    path = f"/v1/stacks/{stack}/nodes/{node}"
-    check: dict[str, Any] = client.request("GET", f"{path}/host-key", params=params)
+    check: dict[str, Any] = client.request(
+        "GET", api_path("v1", "stacks", stack, "nodes", node, "host-key"), params=params
+    )
     if not json_output:
         console.print(f"node `{node}` of `{stack}` at {check['address']}", markup=False)
         console.print(f"  pinned:    {check['pinned'] or '(nothing yet)'}", markup=False)
@@ -115,7 +117,10 @@ def trust(
             typer.confirm("Did you check this fingerprint on the node? Trust it?", abort=True)
         fingerprint = check["presented"]
     result = client.request(
-        "POST", f"{path}/trust", params=params, json={"fingerprint": fingerprint}
+        "POST",
+        api_path("v1", "stacks", stack, "nodes", node, "trust"),
+        params=params,
+        json={"fingerprint": fingerprint},
     )
     if json_output:
         print_json(result)

@@ -43,7 +43,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     tofu = TofuActivities(
         TofuRunner(binary=settings.tofu_bin, home=settings.home), log_sink=deploy.tofu_sink
     )
-    sim = SimActivities(unchecked_docker_client())
+    sim = SimActivities(unchecked_docker_client)
     return [
         probe_worker,
         *tofu.all(),

@@ -23,7 +23,9 @@ PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
-PATH_VALUES = {"name": "lab", "action": "start", "deployment_id": "0123456789abcdef" * 2}
+PATH_VALUES = {
+    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2
+}
 
 
 @pytest.fixture

@@ -64,6 +64,9 @@ CLI_COMMANDS = [
     ["approve", "{}"],
     ["cancel", "{}"],
     ["logs", "{}"],
+    ["nodes", "{}"],
+    ["nodes", "trust", "{}", "box"],
+    ["nodes", "trust", "lab", "{}"],
 ]
 
 
@@ -110,6 +113,10 @@ ROUTES = [
     ("POST", "/v1/simulations/{}/stop"),
     ("GET", "/v1/simulations/{}/stats"),
     ("GET", "/v1/simulations/{}/export"),
+    ("GET", "/v1/stacks/{}/nodes"),
+    ("GET", "/v1/stacks/lab/nodes/{}/host-key"),
+    ("POST", "/v1/stacks/lab/nodes/{}/trust"),
+    ("POST", "/v1/stacks/{}/nodes/box/trust"),
     ("GET", "/v1/simulation-runs/{}"),
     ("POST", "/v1/simulation-runs/{}/stop"),
 ]

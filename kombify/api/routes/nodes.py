@@ -27,6 +27,7 @@ from kombify.db.models import (
 )
 from kombify.errors import ConflictError, NotFoundError
 from kombify.hostkeys import HostKey
+from kombify.names import NodeName, StackName
 from kombify.settings import Settings
 from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
@@ -63,7 +64,7 @@ def _last_simulated(session: Session, stack: Stack) -> bool:
 
 
 @router.get("", responses=_ERRORS)
-def list_nodes(name: str, session: SessionDep) -> HostKeysPublic:
+def list_nodes(name: StackName, session: SessionDep) -> HostKeysPublic:
     """The stack's nodes with their pinned host keys (a node never contacted has none)."""
     stack, k = _load(session, name)
     rows = [
@@ -149,8 +150,8 @@ async def _check(
 
 @router.get("/{node}/host-key", responses=_ERRORS)
 async def check_host_key(
-    name: str,
-    node: str,
+    name: StackName,
+    node: NodeName,
     session: SessionDep,
     settings: SettingsDep,
     simulate: bool | None = SimulateQuery,
@@ -162,8 +163,8 @@ async def check_host_key(
 
 @router.post("/{node}/trust", responses=_ERRORS)
 async def trust_host_key(
-    name: str,
-    node: str,
+    name: StackName,
+    node: NodeName,
     body: HostKeyTrust,
     session: SessionDep,
     settings: SettingsDep,

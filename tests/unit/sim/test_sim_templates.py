@@ -182,12 +182,12 @@ def test_binary_and_oversized_files_are_one_line_errors(tmp_path: Path) -> None:
     binary.write_bytes(b"name: \xff\xfe\x00\x01\n")
     with pytest.raises(SpecError, match=r"^`.*bin\.yaml` is not UTF-8 text \(byte 7\): "
                        "expected a template in YAML$"):
-        get_template(str(binary))
+        template_file(binary)
     big = tmp_path / "big.yaml"
     big.write_text("# x\n" * 300_000)
     with pytest.raises(SpecError, match=r"`.*big\.yaml` is larger than 1 MiB, the limit for a "
                        "template file$"):
-        get_template(str(big))
+        template_file(big)
 
 
 def test_one_size_parser_serves_templates_and_kombinations() -> None:

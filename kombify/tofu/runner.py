@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -526,6 +527,15 @@ def _message(
 ) -> str:
     name = Path(completed.args[0]).name if completed.args else "tofu"
     errors = [d for d in diagnostics if d.severity == "error"] or list(diagnostics)
+    unreachable = _providers_unreachable(errors)
+    if verb == "init" and unreachable:
+        return (
+            f"`{name} init` cannot download the provider(s) {', '.join(unreachable)}: their "
+            "registry cannot be reached from this machine. Plan where it can, or put the "
+            "providers into a filesystem mirror or the plugin cache (kombify's OpenTofu "
+            "settings are in $KOMBIFY_HOME/tofu/cli.tfrc); `stackkit generate` and "
+            "`stackkit validate` work offline"
+        )
     if invalid:
         head = f"the configuration in {workdir} is invalid ({len(errors)} error(s))"
     else:
@@ -536,3 +546,20 @@ def _message(
         return f"{head}: {where}{first.summary}"
     tail = next((line for line in reversed(completed.stderr_tail) if line.strip()), "")
     return f"{head}: {tail}" if tail else head
+
+
+_PROVIDER_IN_DETAIL = re.compile(r"provider\s+([\w.-]+/[\w.-]+/?[\w.-]*)")
+_UNREACHABLE = ("Failed to query available provider packages", "Failed to install provider")
+
+
+def _providers_unreachable(errors: Sequence[Diagnostic]) -> list[str]:
+    """Providers ``init`` could not fetch (no registry here), by name; empty for other errors."""
+    found: list[str] = []
+    for error in errors:
+        if not error.summary.startswith(_UNREACHABLE):
+            continue
+        match = _PROVIDER_IN_DETAIL.search(error.detail.replace("\n", " "))
+        name = match.group(1).rstrip(":") if match else "they need"
+        if name not in found:
+            found.append(name)
+    return found

@@ -34,7 +34,9 @@ def test_unreachable_registry_names_the_provider_and_what_to_do() -> None:
     diagnostics = parse_human_diagnostics(STDERR)
     message = _message(_completed(), "init", Path("/w"), diagnostics)
 
-    assert message.startswith("`terraform init` cannot download the provider(s) hetznercloud/hcloud")
+    assert message.startswith(
+        "`terraform init` cannot download the provider(s) hetznercloud/hcloud"
+    )
     assert "stackkit generate" in message and "\n" not in message
 
 

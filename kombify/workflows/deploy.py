@@ -8,6 +8,7 @@ resolve them, so no secret ever enters a workflow history.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
@@ -447,8 +448,9 @@ class DeployKombination(_RunBase):
     ) -> NodeRollout:
         """Retry the rollout of a node that went away until it is back or the wait is over.
 
-        Each try makes sure of the agent first: a node that rebooted without a supervisor
-        for it comes back without its agent.
+        Each try finds the node anew (a simulated node publishes its SSH port afresh when it
+        starts) and makes sure of its agent: a node that rebooted without a supervisor for it
+        comes back without its agent.
 
         Raises:
             _Failed: The node stayed unreachable; it is marked ``needs-repair``.
@@ -461,13 +463,24 @@ class DeployKombination(_RunBase):
             else NODE_REPAIR_WAIT
         )
         deadline = workflow.now() + wait
-        pause, last = _NODE_RETRY_FIRST, lost
+        pause, last = _NODE_RETRY_FIRST, _error_text(lost)
         while (remaining := deadline - workflow.now()) > timedelta(0):
             progress.state = "unreachable"
-            progress.detail = f"waiting for the node, retrying: {_error_text(last)}"
+            progress.detail = f"waiting for the node, retrying: {last}"
             await workflow.sleep(min(pause, remaining))
             pause = min(pause * 2, _NODE_RETRY_MAX)
             try:
+                found: PreparedDeploy = await workflow.execute_activity_method(
+                    DeployActivities.stack_nodes,
+                    _prepare_input(request),
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=_ONCE,
+                )
+                node = next((n for n in found.nodes if n.name == name), None)
+                if node is None:
+                    last = "the node is not running"
+                    continue
+                rollout = dataclasses.replace(rollout, node=node)
                 await workflow.execute_activity_method(
                     AgentActivities.install_agent,
                     rollout,
@@ -479,12 +492,12 @@ class DeployKombination(_RunBase):
             except ActivityError as exc:
                 if not _unreachable(exc) and not _agent_absent(exc):
                     raise
-                last = exc
+                last = _error_text(exc)
         seconds = int(wait.total_seconds())
         progress.state = "needs-repair"
         progress.detail = (
-            f"unreachable for {seconds}s mid-rollout ({_error_text(last)}); once it runs again "
-            "its agent puts the previous revision back, and the next apply converges it"
+            f"unreachable for {seconds}s mid-rollout ({last}); once it runs again its agent "
+            "puts the previous revision back, and the next apply converges it"
         )
         raise _Failed(f"node `{name}` needs repair: {progress.detail}")
 

@@ -156,11 +156,11 @@ _START_AGENT = f"""
 if {_HAS_SYSTEMD}; then
     # An agent started before kombify used the unit is stopped first (it holds the port).
     systemctl is-active --quiet {UNIT_NAME} || {{ {_STOP_AGENT}; }}
-    install -m 644 {REMOTE_ETC}/{UNIT_NAME} {REMOTE_UNIT}
-    systemctl daemon-reload
-    systemctl enable --quiet {UNIT_NAME}
-    systemctl restart {UNIT_NAME}
-    echo systemd
+    install -m 644 {REMOTE_ETC}/{UNIT_NAME} {REMOTE_UNIT} \\
+        && systemctl daemon-reload \\
+        && systemctl enable --quiet {UNIT_NAME} \\
+        && systemctl restart {UNIT_NAME} \\
+        && echo systemd
 elif {_SUPERVISED}; then
     {_STOP_AGENT}
     kill -HUP "$sup"

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from kombify.activities.agent import REMOTE_RUN, run_script, systemd_unit
+from kombify.activities.agent import (
+    _START_AGENT,
+    _UNINSTALL_AGENT,
+    REMOTE_RUN,
+    run_script,
+    systemd_unit,
+)
 from kombify.sim.bootfiles import AGENT_SUPERVISOR, NODE_INIT
 
 
@@ -37,7 +43,9 @@ def test_systemd_verifies_the_unit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "script", [run_script(), AGENT_SUPERVISOR, NODE_INIT], ids=["run", "supervisor", "init"]
+    "script",
+    [run_script(), AGENT_SUPERVISOR, NODE_INIT, _START_AGENT, _UNINSTALL_AGENT],
+    ids=["run", "supervisor", "init", "start", "uninstall"],
 )
 def test_shell_scripts_parse(script: str) -> None:
     result = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Token the API requires; default: generated into $KOMBIFY_HOME/admin-token.",
     )
     debug: bool = Field(default=False, description="Show tracebacks for unexpected errors.")
+    node_wait_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="How long a deploy waits for a node that went away mid-rollout before it "
+        "marks it needs-repair (0: 180 s).",
+    )
     tofu_bin: str | None = Field(
         default=None,
         description="OpenTofu CLI to run (name on PATH or path). Unset: `tofu`, else `terraform`.",

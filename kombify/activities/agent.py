@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import secrets
 import shlex
 import threading
@@ -27,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 from kombify.activities.deploy import AGENT_PORT, DeployActivities
 from kombify.activities.ssh import NodeSession, node_session
 from kombify.agent.bundle import AgentBundle, build_bundle, python_path
-from kombify.errors import AgentError, KombifyError
+from kombify.errors import AgentError, HostKeyChangedError, KombifyError, SshError
 from kombify.names import contained
 from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
@@ -47,27 +48,152 @@ REMOTE_ETC = "/etc/kombify/agent"
 REMOTE_STATE = "/var/lib/kombify/agent"
 REMOTE_PID = "/run/kombify-agent.pid"
 REMOTE_LOG = "/var/log/kombify-agent.log"
+# How the agent starts, written at every install; the systemd unit, a KombiSim node's init
+# and the fallback below all run this one script.
+REMOTE_RUN = f"{REMOTE_ETC}/run"
+UNIT_NAME = "kombify-agent.service"
+REMOTE_UNIT = f"/etc/systemd/system/{UNIT_NAME}"
+# Written by a KombiSim node's init (kombify.sim.bootfiles): the agent's supervisor there.
+REMOTE_SUPERVISOR_PID = "/run/kombify/agent-supervisor.pid"
 CONTROL_CERT = "control"
 _HEALTH_WAIT = 45.0
 # A refused attempt costs the node next to nothing (the port is closed until the agent is up).
 _HEALTH_POLL = 0.05
 _END_CERT = b"-----END CERTIFICATE-----\n"
-_AGENT_ALIVE = f"test -f {REMOTE_PID} && kill -0 $(cat {REMOTE_PID}) 2>/dev/null"
+# The pid file may be a stale one of an earlier boot whose number another process has now.
+_AGENT_ALIVE = (
+    f"test -f {REMOTE_PID} && grep -qa kombify.agent /proc/$(cat {REMOTE_PID})/cmdline 2>/dev/null"
+)
+# systemd is pid 1 (its runtime directory exists) and its CLI is there.
+_HAS_SYSTEMD = "test -d /run/systemd/system && command -v systemctl >/dev/null 2>&1"
+_SUPERVISED = (
+    f"sup=$(cat {REMOTE_SUPERVISOR_PID} 2>/dev/null) && [ -n \"$sup\" ] "
+    '&& kill -0 "$sup" 2>/dev/null'
+)
+# Stops an agent that runs outside systemd and waits (5 s at most) until it is gone.
+_STOP_AGENT = (
+    f"if {_AGENT_ALIVE}; then pid=$(cat {REMOTE_PID}); kill $pid 2>/dev/null; "
+    "for i in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; fi"
+)
 _LIST_MANAGED = "docker ps -aq --no-trunc --filter label=io.kombify.managed=true"
 _REMOVE_MANAGED = f"ids=$({_LIST_MANAGED}); [ -z \"$ids\" ] || docker rm -f -v $ids >/dev/null"
+# The start script goes first, so that no supervisor starts the agent again.
 _UNINSTALL_AGENT = (
-    f"if {_AGENT_ALIVE}; then kill $(cat {REMOTE_PID}); fi; "
+    f"rm -f {REMOTE_RUN}; "
+    f"if {_HAS_SYSTEMD} && test -f {REMOTE_UNIT}; then "
+    f"systemctl disable --now --quiet {UNIT_NAME}; rm -f {REMOTE_UNIT}; systemctl daemon-reload; "
+    f"fi; {_STOP_AGENT}; "
     f"rm -rf {REMOTE_ROOT} {REMOTE_STATE} {REMOTE_ETC} {REMOTE_PID}"
 )
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
 _PROBE_SEPARATOR = "\n--kombify--\n"
+
+
+
+def _agent_argv() -> list[str]:
+    return [
+        "python3",
+        # No site: the bundle and the standard library are all the agent imports, so
+        # Python packages installed on the node can neither shadow nor break it.
+        "-S",
+        "-m",
+        "kombify.agent",
+        "--listen",
+        f"127.0.0.1:{AGENT_PORT}",
+        "--cert",
+        f"{REMOTE_ETC}/agent.crt",
+        "--key",
+        f"{REMOTE_ETC}/agent.key",
+        "--ca",
+        f"{REMOTE_ETC}/ca.crt",
+        "--state-dir",
+        REMOTE_STATE,
+    ]
+
+
+def run_script() -> str:
+    """The node's ``/etc/kombify/agent/run``: starts the agent in the foreground.
+
+    Its pid is the agent's (``exec``), written where kombify looks for it whichever
+    supervisor started it; its output goes to one log file in every case.
+    """
+    command = " ".join(shlex.quote(a) for a in _agent_argv())
+    return (
+        "#!/bin/sh\n"
+        "# Written by kombify at every agent install: how the node agent starts. Run by the\n"
+        f"# systemd unit {UNIT_NAME}, by a KombiSim node's init, or else by kombify itself.\n"
+        f"mkdir -p {REMOTE_STATE}\n"
+        "cd /\n"
+        f"exec >>{REMOTE_LOG} 2>&1 </dev/null\n"
+        f"echo $$ >{REMOTE_PID}\n"
+        f"PYTHONPATH={python_path(REMOTE_ROOT + '/current')} exec {command}\n"
+    )
+
+
+def systemd_unit() -> str:
+    """The unit that starts the agent at boot and again after any exit, however it ended."""
+    return (
+        "[Unit]\n"
+        "Description=kombify node agent\n"
+        "After=network.target docker.service\n"
+        # Never give up restarting: the agent is how kombify reaches the node at all.
+        "StartLimitIntervalSec=0\n"
+        "\n"
+        "[Service]\n"
+        f"ExecStart={REMOTE_RUN}\n"
+        "Restart=always\n"
+        "RestartSec=1\n"
+        "TimeoutStopSec=15\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+_RUN_SHA = hashlib.sha256(run_script().encode()).hexdigest()
+# Restarts (or first starts) the agent under the best supervisor the node has; prints which.
+_START_AGENT = f"""
+if {_HAS_SYSTEMD}; then
+    # An agent started before kombify used the unit is stopped first (it holds the port).
+    systemctl is-active --quiet {UNIT_NAME} || {{ {_STOP_AGENT}; }}
+    install -m 644 {REMOTE_ETC}/{UNIT_NAME} {REMOTE_UNIT} \\
+        && systemctl daemon-reload \\
+        && systemctl enable --quiet {UNIT_NAME} \\
+        && systemctl restart {UNIT_NAME} \\
+        && echo systemd
+elif {_SUPERVISED}; then
+    {_STOP_AGENT}
+    kill -HUP "$sup"
+    echo "the node's init"
+else
+    {_STOP_AGENT}
+    cd / && setsid nohup {REMOTE_RUN} >/dev/null 2>&1 </dev/null &
+    echo "nothing (no systemd, no supervising init: it is not restarted after a crash)"
+fi
+"""
 _PROBE_INSTALL = (
     f"cat {REMOTE_ROOT}/current/VERSION 2>/dev/null; echo; echo --kombify--; "
     f"{_AGENT_ALIVE} && echo running; "
+    f'[ "$(sha256sum < {REMOTE_RUN} 2>/dev/null)" = "{_RUN_SHA}  -" ] && echo supervised; '
     f"echo; echo --kombify--; {_READ_CERTS} || true"
+)
+# The ApplicationError type of a rollout that lost its node (connection, tunnel or agent
+# gone): the deploy waits for the node and retries, where other failures end the run.
+NODE_UNREACHABLE = "node-unreachable"
+_GONE = re.compile(
+    r"\((UNAVAILABLE|DEADLINE_EXCEEDED|CANCELLED)\)|TLS handshake failed|ended without a result"
 )
 # Certificates are replaced on the first deploy within this window of their expiry.
 RENEW_WITHIN = timedelta(days=30)
+
+
+def _rollout_error_type(exc: KombifyError) -> str:
+    """``NODE_UNREACHABLE`` when the node (or its agent) went away, else the error's code."""
+    if isinstance(exc, HostKeyChangedError):
+        return exc.code  # reachable, but not the node it was: the user has to look
+    if isinstance(exc, SshError) or (isinstance(exc, AgentError) and _GONE.search(exc.message)):
+        return NODE_UNREACHABLE
+    return exc.code
 
 
 def node_identity(organisation: str, stack: str, node: str) -> str:
@@ -275,34 +401,16 @@ class AgentActivities:
         result = await session.run(_AGENT_ALIVE, check=False, sudo=True)
         return result.exit_status == 0
 
-    async def _start_agent(self, session: NodeSession) -> None:
-        argv = [
-            "python3",
-            # No site: the bundle and the standard library are all the agent imports, so
-            # Python packages installed on the node can neither shadow nor break it.
-            "-S",
-            "-m",
-            "kombify.agent",
-            "--listen",
-            f"127.0.0.1:{AGENT_PORT}",
-            "--cert",
-            f"{REMOTE_ETC}/agent.crt",
-            "--key",
-            f"{REMOTE_ETC}/agent.key",
-            "--ca",
-            f"{REMOTE_ETC}/ca.crt",
-            "--state-dir",
-            REMOTE_STATE,
-        ]
-        command = " ".join(shlex.quote(a) for a in argv)
-        await session.run(
-            f"if test -f {REMOTE_PID}; then pid=$(cat {REMOTE_PID}); kill $pid 2>/dev/null; "
-            f"for i in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; fi; "
-            f"mkdir -p {REMOTE_STATE} && cd / && "
-            f"PYTHONPATH={python_path(REMOTE_ROOT + '/current')} "
-            f"setsid nohup {command} >>{REMOTE_LOG} 2>&1 </dev/null & echo $! > {REMOTE_PID}",
-            sudo=True,
+    async def _start_agent(self, session: NodeSession) -> str:
+        """(Re)start the agent under the node's supervisor; which supervisor that is."""
+        await session.write_files(
+            [
+                (REMOTE_RUN, run_script().encode(), 0o755),
+                (f"{REMOTE_ETC}/{UNIT_NAME}", systemd_unit().encode(), 0o644),
+            ]
         )
+        result = await session.run(_START_AGENT, sudo=True)
+        return result.stdout.strip()
 
     @asynccontextmanager
     async def agent(
@@ -354,13 +462,14 @@ class AgentActivities:
             async with node_session(request.node) as session:
                 # What the node has, in one round trip: bundle version, agent alive, certs.
                 probe = await session.run(_PROBE_INSTALL, check=False, sudo=True)
-                version, running_word, certs = (probe.stdout.split(_PROBE_SEPARATOR) + [""] * 3)[:3]
+                version, liveness, certs = (probe.stdout.split(_PROBE_SEPARATOR) + [""] * 3)[:3]
                 # Independent, so they share the connection at once (one SSH channel each).
                 shipped, renewed = await asyncio.gather(
                     self._ensure_bundle(session, bundle, version.strip()),
                     self._ensure_node_cert(session, identity, current=certs.lstrip("\n")),
                 )
-                running = running_word.strip() == "running"
+                running = "running" in liveness.split()
+                supervised = "supervised" in liveness.split()
                 if shipped:
                     size = bundle.path.stat().st_size / 1e6
                     self.deploy.log(
@@ -369,18 +478,22 @@ class AgentActivities:
                         f"agent {bundle.version} copied and unpacked ({size:.1f} MB) "
                         f"in {time.monotonic() - started:.2f}s",
                     )
-                if shipped or renewed or not running:
+                if shipped or renewed or not running or not supervised:
                     why = (
                         "new version"
                         if shipped
                         else "new certificate"
                         if renewed
                         else "not running"
+                        if not running
+                        else "not supervised yet"
                     )
+                    by = await self._start_agent(session)
                     self.deploy.log(
-                        request.deployment_id, source, f"starting agent {bundle.version} ({why})"
+                        request.deployment_id,
+                        source,
+                        f"started agent {bundle.version} ({why}), supervised by {by}",
                     )
-                    await self._start_agent(session)
                 health = await self._wait_healthy(session, identity)
         except KombifyError as exc:
             raise ApplicationError(
@@ -565,7 +678,7 @@ class AgentActivities:
             )
         except KombifyError as exc:
             raise ApplicationError(
-                exc.message, type=exc.code, non_retryable=exc.permanent
+                exc.message, type=_rollout_error_type(exc), non_retryable=exc.permanent
             ) from exc
         reports = [
             ServiceReport(

@@ -7,7 +7,9 @@ Rules (docs/agent.md has the long form):
   name until the new ones pass their health check, then removed;
 - a new revision that fails its health check is removed and the parked containers are
   renamed back and started: the previous revision serves again, and the outcome says why;
-- containers of services no longer in the manifest are stopped and removed.
+- containers of services no longer in the manifest are stopped and removed;
+- what a replacement parks is written to the rollout journal first, so an agent that died
+  midway (killed, node stopped) undoes the replacement when it starts again (``recover``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from kombify.agent import manifest as mf
 from kombify.agent.engine import Engine, Managed
 from kombify.agent.health import Probe, describe, health_word, wait_healthy
 from kombify.agent.proto import pb
-from kombify.agent.state import ManifestStore
+from kombify.agent.state import ManifestStore, Parked, RolloutJournal
 from kombify.errors import DockerError
 
 Emit = Callable[[pb.ApplyEvent], None]
@@ -65,6 +67,56 @@ class Converger:
         self.engine = engine
         self.store = store
         self.health = health
+        self.journal = RolloutJournal(store.dir)
+
+    async def recover(self, emit: Emit) -> int:
+        """Settles the replacements an earlier agent left unfinished; how many there were.
+
+        An unfinished replacement is undone: the containers it created are removed and the
+        parked ones get their names back and run again, as a failed health check would have
+        done. One whose new containers had passed already only removes the parked leftovers.
+
+        Raises:
+            DockerError: The engine does not answer (yet); the journal is kept for a retry.
+        """
+        entries = self.journal.entries()
+        for entry in entries:
+            await self._recover_service(entry, emit)
+            self.journal.end(entry.service)
+        return len(entries)
+
+    async def _recover_service(self, entry: Parked, emit: Emit) -> None:
+        items = await self._run(self.engine.containers, entry.service)
+        if entry.committed:
+            for item in items:
+                if item.id in entry.parked:
+                    await self._stop_remove(item)
+            return
+        for item in items:  # what the interrupted replacement created
+            if item.id not in entry.parked and item.id not in entry.kept:
+                await self._stop_remove(item)
+        restored = []
+        for item in items:
+            original = entry.parked.get(item.id)
+            if original is None:
+                continue
+            if item.name != original:
+                try:
+                    await self._run(self.engine.rename, item.id, original)
+                except DockerError:  # two leftovers claimed one name: keep the first
+                    await self._stop_remove(item)
+                    continue
+            if not item.running:
+                await self._run(self.engine.start, item.id)
+            restored.append(item.id)
+        emit(
+            event(
+                pb.ApplyEvent.ROLLED_BACK,
+                entry.service,
+                "an interrupted replacement was undone: the previous revision runs again",
+                sorted(restored),
+            )
+        )
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(fn, *args)
@@ -77,6 +129,7 @@ class Converger:
             DockerError: The engine cannot even list containers.
         """
         mf.validate(manifest)
+        await self.recover(emit)  # a journal the start-up could not settle yet (engine down)
         revision = mf.manifest_revision(manifest)
         before = {s.name: s for s in (self.store.current() or pb.Manifest()).services}
         existing: dict[str, list[Managed]] = defaultdict(list)
@@ -184,6 +237,14 @@ class Converger:
     ) -> pb.ServiceOutcome:
         # Before anything is stopped: an image the node lacks fails the service untouched.
         await self._run(self.engine.ensure_image, spec.image)
+        if stale:  # on disk before the first stop: an agent that dies midway undoes it
+            self.journal.begin(
+                Parked(
+                    service=spec.name,
+                    parked={item.id: item.name.split(_PARKED)[0] for item in stale},
+                    kept=tuple(kept),
+                )
+            )
         parked = await self._park(stale)
         emit(event(pb.ApplyEvent.CREATING, spec.name, f"creating {len(missing)} container(s)"))
         created: list[Managed] = []
@@ -195,8 +256,11 @@ class Converger:
         except DockerError as exc:
             probe = Probe(False, exc.message)
         if probe.ok:
+            if parked:
+                self.journal.commit(spec.name)
             for item, _ in parked:
                 await self._run(self.engine.remove, item.id)
+            self.journal.end(spec.name)
             ids = sorted([*kept, *(c.id for c in created)])
             return _outcome(spec, pb.OUTCOME_UPDATED if existing else pb.OUTCOME_CREATED, ids)
 
@@ -211,7 +275,9 @@ class Converger:
             why = f"new service is unhealthy and there is no previous revision: {reason}"
             emit(event(pb.ApplyEvent.FAILED, spec.name, why))
             return _outcome(spec, pb.OUTCOME_FAILED, kept, why)
-        return await self._rollback(spec, parked, kept, old_spec, reason, emit)
+        outcome = await self._rollback(spec, parked, kept, old_spec, reason, emit)
+        self.journal.end(spec.name)
+        return outcome
 
     def _create(self, spec: pb.ServiceSpec, replica: int, revision: str) -> Managed:
         return self.engine.create(spec, replica, revision=revision)

@@ -85,6 +85,8 @@ class AgentServer:
         self._server = server
         self.port = port
         self.service = service
+        # Rollouts an earlier run left half done are undone as soon as the engine answers.
+        self._recovery = asyncio.create_task(service.recover(), name="agent-recovery")
 
     @classmethod
     async def start(
@@ -124,6 +126,8 @@ class AgentServer:
         running = set(self.service.background)
         if running and grace:
             await asyncio.wait(running, timeout=grace)
+        self._recovery.cancel()
+        await asyncio.gather(self._recovery, return_exceptions=True)
         self._server.close()
         await self._server.wait_closed()
 

@@ -8,6 +8,7 @@ that status and message.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -28,6 +29,11 @@ from kombify.agent.state import ManifestStore
 from kombify.errors import DockerError
 
 _SENTINEL = None
+log = logging.getLogger("kombify.agent")
+# How often a start-up recovery asks an engine that does not answer yet (a booting node
+# starts its dockerd beside the agent): quickly at first, then every few seconds.
+_RECOVER_FIRST_WAIT = 0.5
+_RECOVER_MAX_WAIT = 5.0
 
 
 class AgentService(agent_base()):  # type: ignore[misc]
@@ -53,6 +59,29 @@ class AgentService(agent_base()):  # type: ignore[misc]
         self.lock = asyncio.Lock()
         # Converges running on their own, so that a dropped caller cannot cut one short.
         self.background: set[asyncio.Task[None]] = set()
+
+    async def recover(self) -> None:
+        """Undoes the replacements an earlier run of the agent left unfinished.
+
+        Runs at start-up, holding the lock between attempts only, so an apply that comes
+        first finds the journal and settles it itself. Waits for the engine as long as it
+        takes: a rebooting node starts its engine beside the agent.
+        """
+        wait = _RECOVER_FIRST_WAIT
+        while self.converger.journal.entries():
+            async with self.lock:
+                try:
+                    count = await self.converger.recover(
+                        lambda e: log.info("recovery: %s: %s", e.service, e.message)
+                    )
+                except DockerError as exc:
+                    log.info("recovery waits for the engine: %s", exc.message)
+                else:
+                    if count:
+                        log.info("recovery: %d interrupted replacement(s) undone", count)
+                    return
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _RECOVER_MAX_WAIT)
 
     async def _engine(self, fn: Any, *args: Any) -> Any:
         try:

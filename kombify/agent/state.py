@@ -1,10 +1,13 @@
-"""The agent's memory on disk: the manifest in effect and the one before it."""
+"""The agent's memory on disk: the manifests (in effect, previous) and rollouts under way."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -51,3 +54,83 @@ class ManifestStore:
         if self.current_path.exists():
             os.replace(self.current_path, self.previous_path)
         os.replace(tmp, self.current_path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replaces ``path`` with ``text``: a crash leaves the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Parked:
+    """One service's replacement in progress, as written before anything was stopped.
+
+    Attributes:
+        service: The service being replaced.
+        parked: Container id -> the name it had (and gets back on a rollback).
+        kept: Ids of the service's containers that stay as they are either way.
+        committed: The new containers passed their health check; only the removal of the
+            parked ones may be left to do.
+    """
+
+    service: str
+    parked: dict[str, str]
+    kept: tuple[str, ...] = ()
+    committed: bool = False
+
+
+class RolloutJournal:
+    """What rollouts under way parked, in ``rollout.json`` of the state directory.
+
+    Written before the old containers are stopped and cleared once the service's outcome is
+    settled, so an agent that died in between (killed, node stopped or rebooted) knows at its
+    next start what to put back: the replacement is undone and the parked containers run again.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir
+        self.path = state_dir / "rollout.json"
+
+    def entries(self) -> list[Parked]:
+        """Replacements not settled yet, by service name."""
+        if not self.path.exists():
+            return []
+        raw: dict[str, Any] = json.loads(self.path.read_text() or "{}")
+        return [
+            Parked(
+                service=name,
+                parked=dict(entry.get("parked", {})),
+                kept=tuple(entry.get("kept", ())),
+                committed=bool(entry.get("committed", False)),
+            )
+            for name, entry in sorted(raw.items())
+        ]
+
+    def _save(self, entries: list[Parked]) -> None:
+        if not entries:
+            self.path.unlink(missing_ok=True)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            e.service: {"parked": e.parked, "kept": list(e.kept), "committed": e.committed}
+            for e in entries
+        }
+        _write_atomically(self.path, json.dumps(data, indent=2, sort_keys=True))
+
+    def begin(self, entry: Parked) -> None:
+        """Records a replacement before its old containers are touched."""
+        self._save([e for e in self.entries() if e.service != entry.service] + [entry])
+
+    def commit(self, service: str) -> None:
+        """The new containers are healthy: from now on the parked ones only need removing."""
+        entries = self.entries()
+        self._save([replace(e, committed=True) if e.service == service else e for e in entries])
+
+    def end(self, service: str) -> None:
+        """The service's outcome is settled; nothing is left to undo."""
+        self._save([e for e in self.entries() if e.service != service])

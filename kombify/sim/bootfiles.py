@@ -11,7 +11,8 @@ DEFAULT_USER = "kombify"
 # Runs at every container start under docker-init (``--init``), which reaps the processes sshd
 # leaves behind. Only per-node work happens here: everything shared is done at build time.
 NODE_INIT = r"""#!/bin/sh
-# kombify node boot: unique host key, authorized key, sshd first (fast), then dockerd.
+# kombify node boot: unique host key, authorized key, sshd first (fast), then dockerd and
+# the supervisor of kombify's node agent.
 set -u
 if [ ! -s /etc/ssh/ssh_host_ed25519_key ]; then
   ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
@@ -55,6 +56,11 @@ if [ "${KOMBIFY_DOCKERD:-1}" = 1 ]; then
   dockerd >/var/log/dockerd.log 2>&1 &
   dockerd_pid=$!
 fi
+# The node's init supervises kombify's agent as systemd does on a real node: it starts at
+# boot once installed, and again after a crash. The pid file is from the last boot.
+rm -f /run/kombify-agent.pid
+/usr/local/sbin/kombify-agent-supervisor &
+supervisor_pid=$!
 (
   i=0
   while [ -n "$dockerd_pid" ] && [ ! -S /var/run/docker.sock ] && [ "$i" -lt 600 ]; do
@@ -62,7 +68,8 @@ fi
     i=$((i + 1))
   done
   for pass in 1 2; do  # twice: a thread made during the first pass may have missed it
-    for pid in $$ $dockerd_pid $(cat /run/dbus/pid /run/avahi-daemon/pid 2>/dev/null); do
+    for pid in $$ $dockerd_pid $supervisor_pid \
+      $(cat /run/dbus/pid /run/avahi-daemon/pid 2>/dev/null); do
       for proc in "$pid" $(pgrep -P "$pid"); do
         for task in /proc/"$proc"/task/*; do renice -n 0 -p "${task##*/}" >/dev/null 2>&1; done
       done
@@ -71,6 +78,7 @@ fi
   done
 ) &
 stop() {
+  kill -TERM "$supervisor_pid" 2>/dev/null  # the agent first: it stops its engine calls
   # Let the inner engine shut down cleanly so its volume stays consistent across stop/start.
   if [ -n "$dockerd_pid" ]; then
     kill -TERM "$dockerd_pid" 2>/dev/null
@@ -82,6 +90,51 @@ trap stop TERM INT
 while :; do
   sleep 3600 &
   wait $!
+done
+"""
+
+# Started by NODE_INIT; runs what the control plane installs as /etc/kombify/agent/run (the
+# same script a real node's systemd unit runs) and starts it again whenever it ends. kombify
+# restarts the agent (new version, new certificate) by stopping it and sending this a HUP.
+AGENT_SUPERVISOR = r"""#!/bin/sh
+# kombify node: keeps kombify's node agent running once it is installed.
+set -u
+run=/etc/kombify/agent/run
+mkdir -p /run/kombify
+echo $$ >/run/kombify/agent-supervisor.pid
+child=""
+sleeper=""
+wake=0
+pause=1
+trap 'wake=1; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null' HUP
+trap '[ -z "$child" ] || kill -TERM "$child" 2>/dev/null; exit 0' TERM INT
+while :; do
+  if [ -x "$run" ]; then
+    started=$(date +%s)
+    "$run" </dev/null >/dev/null 2>&1 &
+    child=$!
+    # A HUP ends `wait` early while the agent still runs: wait again.
+    while kill -0 "$child" 2>/dev/null; do wait "$child"; done
+    child=""
+    # An agent that ends within 10 s of its start waits longer each time, up to 10 s.
+    if [ $(($(date +%s) - started)) -lt 10 ]; then
+      pause=$((pause * 2 > 10 ? 10 : pause * 2))
+    else
+      pause=1
+    fi
+  else
+    pause=5  # not installed (yet, or any more): kombify's HUP wakes this at once
+  fi
+  if [ "$wake" = 1 ]; then
+    wake=0
+    pause=1
+    continue
+  fi
+  sleep "$pause" &
+  sleeper=$!
+  wait "$sleeper"
+  sleeper=""
+  [ "$wake" = 1 ] && pause=1 && wake=0
 done
 """
 
@@ -105,7 +158,7 @@ rm -f /etc/ssh/ssh_host_*
 # pam_loginuid cannot write the audit login uid in every container runtime; keep logins working.
 sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' /etc/pam.d/sshd
 mkdir -p /run/sshd /run/kombify
-chmod 0755 /usr/local/sbin/kombify-node-init
+chmod 0755 /usr/local/sbin/kombify-node-init /usr/local/sbin/kombify-agent-supervisor
 rm -f /etc/machine-id /var/lib/dbus/machine-id
 # avahi: every node's avahi-daemon runs as the same uid on one kernel, so its default
 # rlimit-nproc=3 would let only the first node or two start it.
@@ -119,6 +172,7 @@ rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /tmp/*
 
 DOCKERFILE = """FROM {base}
 COPY kombify-node-init /usr/local/sbin/kombify-node-init
+COPY kombify-agent-supervisor /usr/local/sbin/kombify-agent-supervisor
 COPY sshd-kombify.conf /etc/ssh/sshd_config.d/kombify.conf
 COPY setup.sh /tmp/kombify-setup.sh
 RUN sh /tmp/kombify-setup.sh && rm -f /tmp/kombify-setup.sh

@@ -93,6 +93,7 @@ class NodeImageRecipe:
             {
                 "base": self.base_hash(),
                 "init": bootfiles.NODE_INIT,
+                "supervisor": bootfiles.AGENT_SUPERVISOR,
                 "sshd": bootfiles.SSHD_CONFIG,
                 "setup": bootfiles.SETUP,
                 "dockerfile": bootfiles.DOCKERFILE,
@@ -299,6 +300,7 @@ def _build_node(client: Any, recipe: NodeImageRecipe) -> None:
     files = {
         "Dockerfile": bootfiles.DOCKERFILE.format(base=recipe.base_tag),
         "kombify-node-init": bootfiles.NODE_INIT,
+        "kombify-agent-supervisor": bootfiles.AGENT_SUPERVISOR,
         "sshd-kombify.conf": bootfiles.SSHD_CONFIG,
         "setup.sh": bootfiles.SETUP,
     }

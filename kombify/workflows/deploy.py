@@ -8,6 +8,7 @@ resolve them, so no secret ever enters a workflow history.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
 )
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.deploy_models import (
@@ -43,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     # The converter resolves dataclass field hints through sys.modules of the sandbox, so the
     # modules defining result types must be imported here, not only transitively.
     import kombify.tofu.models  # noqa: F401
-    from kombify.activities.agent import AgentActivities
+    from kombify.activities.agent import NODE_UNREACHABLE, AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.tofu import (
         TofuActivities,
@@ -64,6 +65,15 @@ DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # recorded before it still replay (tests/unit/test_workflow_replay.py).
 _AGENT_BESIDE_PLAN = "agent-install-beside-plan"
 _STAGE_IMAGES = "stage-images-beside-agent"
+_WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
+
+# A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
+# with growing pauses, before the run fails naming it as needing repair. Its agent puts the
+# previous revision back by itself once it runs again; the next apply converges the node.
+NODE_REPAIR_WAIT = timedelta(minutes=3)
+_NODE_RETRY_FIRST = timedelta(seconds=2)
+_NODE_RETRY_MAX = timedelta(seconds=30)
+_ONCE = RetryPolicy(maximum_attempts=1)
 
 # Quick steps: retry transient failures a few times. User mistakes are non-retryable anyway.
 _QUICK = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
@@ -208,6 +218,20 @@ def _fingerprint(host_key: str) -> str:
         return fingerprint_of(host_key)
     except ValueError:
         return ""
+
+
+def _unreachable(exc: ActivityError) -> bool:
+    """The activity lost its node: the connection went, or the node stopped answering."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return cause.type == NODE_UNREACHABLE and not cause.non_retryable
+    return isinstance(cause, TimeoutError)
+
+
+def _agent_absent(exc: ActivityError) -> bool:
+    """InstallNodeAgent found the node but its agent did not answer (yet): try again."""
+    cause = exc.cause
+    return isinstance(cause, ApplicationError) and cause.type in ("ssh-error", "agent-error")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -390,19 +414,19 @@ class DeployKombination(_RunBase):
     async def _rollout(
         self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget
     ) -> NodeRollout:
-        result: NodeRollout = await workflow.execute_activity_method(
-            AgentActivities.rollout,
-            RolloutInput(
-                request.deployment_id,
-                prepared.stack_id,
-                prepared.workdir,
-                node,
-                images_staged=node.name in self._staged,
-            ),
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=_MACHINE,
+        rollout = RolloutInput(
+            request.deployment_id,
+            prepared.stack_id,
+            prepared.workdir,
+            node,
+            images_staged=node.name in self._staged,
         )
+        try:
+            result = await self._rollout_once(rollout, _MACHINE)
+        except ActivityError as exc:
+            if not _unreachable(exc) or not workflow.patched(_WAIT_FOR_NODE):
+                raise
+            result = await self._wait_for_node(request, rollout, exc)
         progress = self._node(node.name)
         progress.services = {s.name: s.state for s in result.services}
         progress.healthy = {s.name: s.healthy for s in result.services}
@@ -410,6 +434,74 @@ class DeployKombination(_RunBase):
         progress.state = "rolled-out" if all(s.healthy for s in result.services) else "failed"
         progress.detail = "; ".join(s.reason for s in result.services if s.reason)
         return result
+
+    async def _rollout_once(self, rollout: RolloutInput, retry: RetryPolicy) -> NodeRollout:
+        result: NodeRollout = await workflow.execute_activity_method(
+            AgentActivities.rollout,
+            rollout,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=retry,
+        )
+        return result
+
+    async def _wait_for_node(
+        self, request: DeployInput, rollout: RolloutInput, lost: ActivityError
+    ) -> NodeRollout:
+        """Retry the rollout of a node that went away until it is back or the wait is over.
+
+        Each try finds the node anew (a simulated node publishes its SSH port afresh when it
+        starts) and makes sure of its agent: a node that rebooted without a supervisor for it
+        comes back without its agent.
+
+        Raises:
+            _Failed: The node stayed unreachable; it is marked ``needs-repair``.
+        """
+        name = rollout.node.name
+        progress = self._node(name)
+        wait = (
+            timedelta(seconds=request.node_wait_seconds)
+            if request.node_wait_seconds
+            else NODE_REPAIR_WAIT
+        )
+        deadline = workflow.now() + wait
+        pause, last = _NODE_RETRY_FIRST, _error_text(lost)
+        while (remaining := deadline - workflow.now()) > timedelta(0):
+            progress.state = "unreachable"
+            progress.detail = f"waiting for the node, retrying: {last}"
+            await workflow.sleep(min(pause, remaining))
+            pause = min(pause * 2, _NODE_RETRY_MAX)
+            try:
+                found: PreparedDeploy = await workflow.execute_activity_method(
+                    DeployActivities.stack_nodes,
+                    _prepare_input(request),
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=_ONCE,
+                )
+                node = next((n for n in found.nodes if n.name == name), None)
+                if node is None:
+                    last = "the node is not running"
+                    continue
+                rollout = dataclasses.replace(rollout, node=node)
+                await workflow.execute_activity_method(
+                    AgentActivities.install_agent,
+                    rollout,
+                    start_to_close_timeout=timedelta(minutes=10),
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=_ONCE,
+                )
+                return await self._rollout_once(rollout, _ONCE)
+            except ActivityError as exc:
+                if not _unreachable(exc) and not _agent_absent(exc):
+                    raise
+                last = _error_text(exc)
+        seconds = int(wait.total_seconds())
+        progress.state = "needs-repair"
+        progress.detail = (
+            f"unreachable for {seconds}s mid-rollout ({last}); once it runs again its agent "
+            "puts the previous revision back, and the next apply converges it"
+        )
+        raise _Failed(f"node `{name}` needs repair: {progress.detail}")
 
 
 @workflow.defn(name="DestroyKombination")

@@ -19,6 +19,8 @@ class DeployInput:
     revision: int
     auto_approve: bool = False
     simulate: bool = False
+    # How long a rollout waits for a node that became unreachable; 0: NODE_REPAIR_WAIT.
+    node_wait_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ class NodeProgress:
     """Where one node is in a run."""
 
     name: str
-    state: str = "pending"  # pending | bootstrapped | agent-ready | rolled-out | failed
+    # pending | bootstrapped | agent-ready | rolled-out | failed | unreachable | needs-repair
+    state: str = "pending"
     provider: str = ""
     role: str = ""
     services: dict[str, str] = field(default_factory=dict)

@@ -84,18 +84,40 @@ async def test_a_stopped_node_is_named_with_the_reason(kombify: KombifyEnv, stac
     assert node["services"]["web"]["desired_replicas"] == 1
 
 
-async def test_destroy_after_a_node_restart_removes_what_runs(
-    kombify: KombifyEnv, stack: str
-) -> None:
+async def _answered(kombify: KombifyEnv, stack: str) -> dict[str, Any]:
+    """The node's status once it answers again (30 s at most)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        (node,) = (await _status(kombify, stack))["nodes"]
+        if node["answered"] or asyncio.get_running_loop().time() > deadline:
+            assert node["answered"] is True, node.get("error")
+            return dict(node)
+        await asyncio.sleep(0.5)
+
+
+async def _sim(action: str, stack: str) -> None:
     client = docker_client()
     try:
-        await asyncio.to_thread(SimEngine(client).start, stack)
+        await asyncio.to_thread(getattr(SimEngine(client), action), stack)
     finally:
         client.close()
-    await asyncio.sleep(3)  # sshd and the node's dockerd come back
-    # The agent did not come back with the node (nothing supervises it yet); status says so.
-    (node,) = (await _status(kombify, stack))["nodes"]
-    assert node["answered"] is False and "agent is not running" in node["error"]
+
+
+async def test_after_a_node_restart_the_agent_answers_and_destroy_removes_all(
+    kombify: KombifyEnv, stack: str
+) -> None:
+    # No apply in between: the node's init starts the agent again each time.
+    await _sim("start", stack)
+    node = await _answered(kombify, stack)
+    (web_id,) = (await kombify.containers(stack, "box"))["web"]
+    assert node["services"]["web"]["state"] == "exited"  # killed above; Docker leaves it so
+    await kombify.on_node(stack, "box", f"sudo docker start {web_id}")
+
+    await _sim("restart", stack)  # `kombify sim restart`: a running service comes back too
+    node = await _answered(kombify, stack)
+
+    web = node["services"]["web"]
+    assert web["state"] == "running" and web["containers"][0].startswith(web_id)
 
     run = await kombify.destroy(stack)
 
@@ -105,3 +127,5 @@ async def test_destroy_after_a_node_restart_removes_what_runs(
         stack, "box", "sudo ls -A /var/lib/kombify /etc/kombify 2>/dev/null; true"
     )
     assert "bundles" not in left and "agent" not in left
+    # Removed for good: nothing supervises an agent back, even after another restart.
+    assert not (await kombify.on_node(stack, "box", "pgrep -f kombify[.]agent; true")).strip()

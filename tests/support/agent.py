@@ -65,8 +65,16 @@ class RunningAgent:
         )
 
 
+@dataclass
+class AgentProcess:
+    """An agent running as ``python -m kombify.agent``: the process and its first Health."""
+
+    proc: asyncio.subprocess.Process
+    health: Any
+
+
 @asynccontextmanager
-async def agent_process(
+async def agent_subprocess(
     pki: Pki,
     workdir: Path,
     *,
@@ -76,10 +84,11 @@ async def agent_process(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     within: float = 15.0,
-) -> AsyncIterator[Any]:
-    """``python -m kombify.agent`` in a subprocess, once it answers Health: its reply.
+) -> AsyncIterator[AgentProcess]:
+    """``python -m kombify.agent`` in a subprocess, once it answers Health.
 
-    On exit the agent gets SIGTERM and must stop cleanly (exit code 0).
+    On exit the agent gets SIGTERM and must stop cleanly (exit code 0), unless the test
+    killed it already.
     """
     cert, key, ca = pki.ca.issue_server(node, ip_addresses=["127.0.0.1"]).write(workdir, "agent")
     proc = await asyncio.create_subprocess_exec(
@@ -109,7 +118,37 @@ async def agent_process(
                     if loop.time() > deadline:
                         raise
                     await asyncio.sleep(0.1)
-        yield reply
+        yield AgentProcess(proc=proc, health=reply)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
+
+
+@asynccontextmanager
+async def agent_process(
+    pki: Pki,
+    workdir: Path,
+    *,
+    node: str,
+    port: int,
+    python_flags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    within: float = 15.0,
+) -> AsyncIterator[Any]:
+    """``python -m kombify.agent`` in a subprocess, once it answers Health: its reply.
+
+    On exit the agent gets SIGTERM and must stop cleanly (exit code 0).
+    """
+    async with agent_subprocess(
+        pki,
+        workdir,
+        node=node,
+        port=port,
+        python_flags=python_flags,
+        env=env,
+        cwd=cwd,
+        within=within,
+    ) as running:
+        yield running.health

@@ -119,6 +119,7 @@ async def _start(
         revision=revision,
         auto_approve=options.auto_approve,
         simulate=options.simulate,
+        node_wait_seconds=settings.node_wait_seconds,
     )
     workflow = DeployKombination.run if kind == "deploy" else DestroyKombination.run
     try:

@@ -9,6 +9,7 @@ created when missing, whose nodes stand in for the real ones under the same name
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,9 +173,15 @@ class DeployActivities:
         return [n for n in k.spec.nodes if simulate or n.provider == "sim"]
 
     def _ensure_simulation(
-        self, k: Kombination, nodes: list[SpecNode], host_ports: dict[str, list[int]]
+        self,
+        k: Kombination,
+        nodes: list[SpecNode],
+        host_ports: dict[str, list[int]],
+        report: Callable[[str], None] | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Create (or find) the stack's simulation; SSH endpoints and containers by node."""
+        """Create the stack's simulation, or make the one there match the stack (ports,
+        limits, this home's key: see :meth:`SimEngine.create`); SSH endpoints and containers
+        by node."""
         from kombify.sim import SimulationSpec, create_simulation
         from kombify.sim.models import NodeSpec
 
@@ -202,7 +209,9 @@ class DeployActivities:
             nodes=specs,
             description=f"rehearsal of stack {k.metadata.name}",
         )
-        info = create_simulation(spec.name, spec, wait=True, timeout=180)
+        info = create_simulation(
+            spec.name, spec, wait=True, timeout=180, converge=True, report=report
+        )
         return (
             {n.name: n.ssh for n in info.nodes if n.ssh is not None},
             {n.name: n.container_id for n in info.nodes},
@@ -226,7 +235,12 @@ class DeployActivities:
         )
 
     def _targets(
-        self, k: Kombination, simulate: bool, *, create: bool
+        self,
+        k: Kombination,
+        simulate: bool,
+        *,
+        create: bool,
+        report: Callable[[str], None] | None = None,
     ) -> tuple[Kombination, list[NodeTarget], dict[str, str]]:
         """The nodes to reach, the kombination rewritten to reach simulated ones, and the
         container of each simulated node."""
@@ -237,7 +251,7 @@ class DeployActivities:
             if create:
                 plan0 = unify(k)
                 endpoints, instances = self._ensure_simulation(
-                    k, simulated, _host_ports(plan0.manifests)
+                    k, simulated, _host_ports(plan0.manifests), report
                 )
             else:
                 endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
@@ -334,7 +348,12 @@ class DeployActivities:
     def _prepare(self, request: PrepareInput, *, create: bool) -> PreparedDeploy:
         try:
             stack, k = self._load(request)
-            rewritten, targets, instances = self._targets(k, request.simulate, create=create)
+            rewritten, targets, instances = self._targets(
+                k,
+                request.simulate,
+                create=create,
+                report=lambda line: self.log(request.deployment_id, "kombisim", line),
+            )
             rewritten, targets, pin_lines = self._pin(stack, rewritten, targets, instances)
             plan = unify(rewritten)
             workdir = stack_workdir(self.settings, request.organisation, request.stack)

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from kombify.activities.event_log import EventLog
+from kombify.activities.heartbeat import heartbeating
 from kombify.activities.hostkeys import pin_targets
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
@@ -375,13 +376,19 @@ class DeployActivities:
 
     @activity.defn(name="PrepareDeployment")
     async def prepare(self, request: PrepareInput) -> PreparedDeploy:
-        """Validate the revision, reach or create its nodes, write the unified plan."""
-        return await asyncio.to_thread(self._prepare, request, create=True)
+        """Validate the revision, reach or create its nodes, write the unified plan.
+
+        Building the node image or waiting for new nodes' SSH takes minutes at times: the
+        activity heartbeats all along, so only a dead worker runs into its heartbeat timeout.
+        """
+        async with heartbeating("preparing"):
+            return await asyncio.to_thread(self._prepare, request, create=True)
 
     @activity.defn(name="ResolveStackNodes")
     async def stack_nodes(self, request: PrepareInput) -> PreparedDeploy:
         """The nodes of a deployed stack, as they can be reached now (for destroy)."""
-        return await asyncio.to_thread(self._prepare, request, create=False)
+        async with heartbeating("resolving nodes"):
+            return await asyncio.to_thread(self._prepare, request, create=False)
 
     @staticmethod
     def _last_good_deploy(session: Session, stack: Stack) -> Deployment | None:

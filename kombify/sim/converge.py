@@ -99,13 +99,13 @@ def drift(attrs: dict[str, Any], node: NodeSpec, keys: SimKeys) -> Drift:
     if _env(attrs).get("KOMBIFY_AUTHORIZED_KEY", "").strip() != keys.public_key.strip():
         made_with = tags.get(labels.IDENTITY, "an unknown key")
         reasons.append(
-            f"re-keyed for this kombify home: it accepted a key this home does not have "
-            f"(`{made_with}`)"
+            "accept this KOMBIFY_HOME's key (it accepted one this home does not hold, "
+            f"`{made_with}`)"
         )
     # Labels say what a node is (type, user, group, role): a node that is something else is
     # made again, so what the engine reports about it stays true.
     if _identity(current) != _identity(node):
-        reasons.append("its type, login user, group or role changed")
+        reasons.append("change its type, login user, group or role")
     host = attrs.get("HostConfig") or {}
     nano_cpus, memory = int(node.cpus * 1e9), node.memory_mb * MIB
     limits: list[str] = []

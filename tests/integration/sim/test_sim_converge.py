@@ -130,7 +130,7 @@ def test_a_node_of_another_home_is_rekeyed(
     try:
         _home(mp, tmp_path / "other-home")  # a wiped or another home: no key of this sim
         again, lines = _converge(engine, _spec(name, ports=[81]))
-        assert len(lines) == 1 and "re-keyed for this kombify home" in lines[0], lines
+        assert len(lines) == 1 and "accept this KOMBIFY_HOME's key" in lines[0], lines
         box = again.node("box")
         assert box is not None and box.ssh is not None
         assert box.ssh.identity_file == str(tmp_path / "other-home" / "sims" / name / "id_ed25519")

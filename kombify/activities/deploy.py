@@ -9,6 +9,7 @@ created when missing, whose nodes stand in for the real ones under the same name
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,22 @@ def _host_ports(plan_manifests: dict[str, dict[str, Any]]) -> dict[str, list[int
         )
         ports[node] = found
     return ports
+
+
+def _check_keys(stack: str, endpoints: dict[str, Any], simulate: bool) -> None:
+    """Refuse a simulation whose key this home cannot read, naming the command that re-keys it.
+
+    Raises:
+        SpecError: A node's key file cannot be read.
+    """
+    for node, endpoint in sorted(endpoints.items()):
+        if not os.access(endpoint.identity_file, os.R_OK):
+            flag = " --simulate" if simulate else ""
+            raise SpecError(
+                f"node `{node}`: simulation `{stack}` was made by another KOMBIFY_HOME (its key "
+                f"`{endpoint.identity_file}` cannot be read here); re-key it with "
+                f"`kombify apply{flag} <the stack's kombination file>`, then run this again"
+            )
 
 
 class DeployActivities:
@@ -256,6 +273,7 @@ class DeployActivities:
                 )
             else:
                 endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
+                _check_keys(k.metadata.name, endpoints, simulate)
         targets: list[NodeTarget] = []
         nodes: list[SpecNode] = []
         for node in k.spec.nodes:

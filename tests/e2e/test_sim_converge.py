@@ -117,10 +117,20 @@ async def test_a_simulation_whose_key_is_gone_is_rekeyed(kombify: KombifyEnv) ->
     spec = SimulationSpec(name=stack, nodes=[node])
     await asyncio.to_thread(create_simulation, stack, spec, timeout=120)
     shutil.rmtree(other_home / "sims" / stack)
+    await kombify.store(one_node(stack))
+
+    refused = await kombify.destroy(stack)  # destroy reaches nodes as they are: no re-key
+    assert refused["state"] == "failed", refused
+    assert (
+        f"simulation `{stack}` was made by another KOMBIFY_HOME" in refused["progress"]["error"]
+    ), refused["progress"]["error"]
+    assert "re-key it with `kombify apply <the stack's kombination file>`" in (
+        refused["progress"]["error"]
+    )
 
     run = await kombify.deploy(one_node(stack))
 
-    assert run["state"] == "succeeded", run
+    assert run["state"] == "succeeded", run["progress"]["error"]
     (line,) = await _log(kombify, run, "kombisim")
     assert line.startswith("node `box` re-created to accept this KOMBIFY_HOME's key"), line
     assert await _answers(published(stack, "box", 8080))

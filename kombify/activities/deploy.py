@@ -9,6 +9,8 @@ created when missing, whose nodes stand in for the real ones under the same name
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from kombify.activities.event_log import EventLog
+from kombify.activities.heartbeat import heartbeating
 from kombify.activities.hostkeys import pin_targets
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
@@ -87,6 +90,22 @@ def _host_ports(plan_manifests: dict[str, dict[str, Any]]) -> dict[str, list[int
         )
         ports[node] = found
     return ports
+
+
+def _check_keys(stack: str, endpoints: dict[str, Any], simulate: bool) -> None:
+    """Refuse a simulation whose key this home cannot read, naming the command that re-keys it.
+
+    Raises:
+        SpecError: A node's key file cannot be read.
+    """
+    for node, endpoint in sorted(endpoints.items()):
+        if not os.access(endpoint.identity_file, os.R_OK):
+            flag = " --simulate" if simulate else ""
+            raise SpecError(
+                f"node `{node}`: simulation `{stack}` was made by another KOMBIFY_HOME (its key "
+                f"`{endpoint.identity_file}` cannot be read here); re-key it with "
+                f"`kombify apply{flag} <the stack's kombination file>`, then run this again"
+            )
 
 
 class DeployActivities:
@@ -172,9 +191,15 @@ class DeployActivities:
         return [n for n in k.spec.nodes if simulate or n.provider == "sim"]
 
     def _ensure_simulation(
-        self, k: Kombination, nodes: list[SpecNode], host_ports: dict[str, list[int]]
+        self,
+        k: Kombination,
+        nodes: list[SpecNode],
+        host_ports: dict[str, list[int]],
+        report: Callable[[str], None] | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Create (or find) the stack's simulation; SSH endpoints and containers by node."""
+        """Create the stack's simulation, or make the one there match the stack (ports,
+        limits, this home's key: see :meth:`SimEngine.create`); SSH endpoints and containers
+        by node."""
         from kombify.sim import SimulationSpec, create_simulation
         from kombify.sim.models import NodeSpec
 
@@ -202,7 +227,9 @@ class DeployActivities:
             nodes=specs,
             description=f"rehearsal of stack {k.metadata.name}",
         )
-        info = create_simulation(spec.name, spec, wait=True, timeout=180)
+        info = create_simulation(
+            spec.name, spec, wait=True, timeout=180, converge=True, report=report
+        )
         return (
             {n.name: n.ssh for n in info.nodes if n.ssh is not None},
             {n.name: n.container_id for n in info.nodes},
@@ -226,7 +253,12 @@ class DeployActivities:
         )
 
     def _targets(
-        self, k: Kombination, simulate: bool, *, create: bool
+        self,
+        k: Kombination,
+        simulate: bool,
+        *,
+        create: bool,
+        report: Callable[[str], None] | None = None,
     ) -> tuple[Kombination, list[NodeTarget], dict[str, str]]:
         """The nodes to reach, the kombination rewritten to reach simulated ones, and the
         container of each simulated node."""
@@ -237,10 +269,11 @@ class DeployActivities:
             if create:
                 plan0 = unify(k)
                 endpoints, instances = self._ensure_simulation(
-                    k, simulated, _host_ports(plan0.manifests)
+                    k, simulated, _host_ports(plan0.manifests), report
                 )
             else:
                 endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
+                _check_keys(k.metadata.name, endpoints, simulate)
         targets: list[NodeTarget] = []
         nodes: list[SpecNode] = []
         for node in k.spec.nodes:
@@ -334,7 +367,12 @@ class DeployActivities:
     def _prepare(self, request: PrepareInput, *, create: bool) -> PreparedDeploy:
         try:
             stack, k = self._load(request)
-            rewritten, targets, instances = self._targets(k, request.simulate, create=create)
+            rewritten, targets, instances = self._targets(
+                k,
+                request.simulate,
+                create=create,
+                report=lambda line: self.log(request.deployment_id, "kombisim", line),
+            )
             rewritten, targets, pin_lines = self._pin(stack, rewritten, targets, instances)
             plan = unify(rewritten)
             workdir = stack_workdir(self.settings, request.organisation, request.stack)
@@ -356,13 +394,19 @@ class DeployActivities:
 
     @activity.defn(name="PrepareDeployment")
     async def prepare(self, request: PrepareInput) -> PreparedDeploy:
-        """Validate the revision, reach or create its nodes, write the unified plan."""
-        return await asyncio.to_thread(self._prepare, request, create=True)
+        """Validate the revision, reach or create its nodes, write the unified plan.
+
+        Building the node image or waiting for new nodes' SSH takes minutes at times: the
+        activity heartbeats all along, so only a dead worker runs into its heartbeat timeout.
+        """
+        async with heartbeating("preparing"):
+            return await asyncio.to_thread(self._prepare, request, create=True)
 
     @activity.defn(name="ResolveStackNodes")
     async def stack_nodes(self, request: PrepareInput) -> PreparedDeploy:
         """The nodes of a deployed stack, as they can be reached now (for destroy)."""
-        return await asyncio.to_thread(self._prepare, request, create=False)
+        async with heartbeating("resolving nodes"):
+            return await asyncio.to_thread(self._prepare, request, create=False)
 
     @staticmethod
     def _last_good_deploy(session: Session, stack: Stack) -> Deployment | None:

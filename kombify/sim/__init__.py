@@ -77,6 +77,8 @@ def create_simulation(
     memory_mb: int = 512,
     wait: bool = True,
     timeout: float = 120.0,
+    converge: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> SimulationInfo:
     """Create (idempotently) a simulation and wait until every node answers SSH.
 
@@ -89,6 +91,9 @@ def create_simulation(
         memory_mb: Memory limit per node in MiB.
         wait: Wait for an SSH handshake with every node before returning.
         timeout: Seconds to wait for SSH.
+        converge: Make existing nodes match the spec (ports, limits, key; see
+            :meth:`SimEngine.create`), keeping their disks.
+        report: Called with one line per node that converge changed.
 
     Returns:
         The simulation; each ``node.ssh`` has host (127.0.0.1), port, user, identity_file.
@@ -108,9 +113,11 @@ def create_simulation(
     try:
         engine = SimEngine(client)
         if not wait:
-            return engine.create(spec)
+            return engine.create(spec, converge=converge, report=report)
         # Each node's SSH wait starts as soon as it runs, while the others still start.
-        info, _ = asyncio.run(create_and_wait(engine, spec, timeout=timeout))
+        info, _ = asyncio.run(
+            create_and_wait(engine, spec, timeout=timeout, converge=converge, report=report)
+        )
     finally:
         client.close()
     return info

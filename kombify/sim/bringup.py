@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from kombify.sim.engine import SimEngine
 from kombify.sim.models import NodeInfo, SimulationInfo, SimulationSpec, SshEndpoint
@@ -17,9 +18,16 @@ from kombify.sim.ssh import wait_for_ssh
 
 
 async def create_and_wait(
-    engine: SimEngine, spec: SimulationSpec, *, timeout: float = 120.0
+    engine: SimEngine,
+    spec: SimulationSpec,
+    *,
+    timeout: float = 120.0,
+    converge: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> tuple[SimulationInfo, dict[str, float]]:
     """:meth:`SimEngine.create` ``spec``, then wait until every running node answers SSH.
+
+    ``converge`` and ``report`` are passed to :meth:`SimEngine.create`.
 
     Returns:
         The simulation as the engine reports it after create, and the seconds each node took
@@ -41,7 +49,9 @@ async def create_and_wait(
             loop.call_soon_threadsafe(begin, node.name, node.ssh)
 
     try:
-        info = await asyncio.to_thread(engine.create, spec, on_started=started)
+        info = await asyncio.to_thread(
+            engine.create, spec, on_started=started, converge=converge, report=report
+        )
         # The callbacks queued by `started` ran before this line: they came first.
         for node in info.nodes:
             if node.ssh is not None:

@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ import docker.errors
 from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
 from kombify.names import check_simulation_name
 from kombify.sim import labels
+from kombify.sim.converge import CARRIED_PATHS, Drift, drift, limits_of
 from kombify.sim.image import ensure_node_image
 from kombify.sim.keys import SimKeys, ensure_keys, remove_keys, sim_dir
 from kombify.sim.models import (
@@ -63,16 +65,23 @@ def node_run_options(
     cpus: float,
     memory_mb: int,
     extra_ports: list[int] | None = None,
+    host_ports: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """Host settings of a node container.
+
+    ``host_ports`` maps container ports to the loopback host port they must keep (when a
+    node is re-created); other ports get one Docker picks.
 
     Besides the inner engine's /var/lib/docker, /var/lib/kombify (where kombify unpacks its
     node agent) is a volume too, so it is written like a real node's disk: the container's
     own overlay root costs about 1 s of kernel time more per agent install (measured).
     """
-    bindings: dict[int, tuple[str]] = {22: (LOOPBACK,)}
-    for port in extra_ports or []:
-        bindings[port] = (LOOPBACK,)  # Docker picks a free host port on loopback
+    keep = host_ports or {}
+    bindings: dict[int, tuple[str] | tuple[str, int]] = {}
+    for port in [22, *(extra_ports or [])]:
+        # Docker picks a free host port on loopback, unless the port is kept from the
+        # container this one replaces (so a recreated node answers where it did before).
+        bindings[port] = (LOOPBACK, keep[port]) if port in keep else (LOOPBACK,)
     return {
         "binds": {
             **CGROUP_BIND,
@@ -183,12 +192,20 @@ class SimEngine:
         *,
         start: bool = True,
         on_started: Callable[[NodeInfo], None] | None = None,
+        converge: bool = False,
+        report: Callable[[str], None] | None = None,
     ) -> SimulationInfo:
         """Make every missing network, volume and container of ``spec``, then start them.
 
-        Idempotent: existing objects are kept (also when their limits differ), so calling it
-        again after a crash finishes the job without duplicates. Nodes that exist but are not
-        in ``spec`` are left alone.
+        Idempotent: existing objects are kept (also when their limits differ, unless
+        ``converge``), so calling it again after a crash finishes the job without duplicates.
+        Nodes that exist but are not in ``spec`` are left alone.
+
+        With ``converge``, an existing node is made to match its spec: new CPU and memory
+        limits are applied in place; other differences (published ports, type, login user,
+        group, role, or a key this ``KOMBIFY_HOME`` does not hold) re-create its container
+        with the same volumes, SSH host key, files under /etc/kombify and /etc/docker, and
+        loopback host ports. A node that matches is not touched.
 
         Everything runs at once: the networks are made while each node's volume is, and each
         node is started as soon as its container exists, so the engine never waits for the
@@ -199,6 +216,8 @@ class SimEngine:
             start: Start the nodes (else leave them created).
             on_started: Called (from a worker thread) with each node as soon as it runs, so a
                 caller can wait for its SSH while the other nodes are still starting.
+            converge: Make existing nodes match ``spec`` (see above).
+            report: Called (from a worker thread) with one line per node changed by converge.
 
         A create that fails removes what it made (networks, volumes, containers, the key
         folder) and keeps what was there before it, so nothing is left that ``list`` does not
@@ -255,7 +274,8 @@ class SimEngine:
                     pool.submit(
                         self._ensure_node, spec.name, node, index=index, image=image,
                         keys=keys, network=network, network_ready=networks[network],
-                        start=start, on_started=on_started,
+                        start=start, on_started=on_started, converge=converge,
+                        report=report,
                     )
                 )
             jobs: list[Future[Any]] = [*networks.values(), *nodes]
@@ -300,10 +320,12 @@ class SimEngine:
         network_ready: Future[str],
         start: bool,
         on_started: Callable[[NodeInfo], None] | None,
+        converge: bool = False,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         container_id = self._ensure_container(
             sim, node, index=index, network=network, network_ready=network_ready, image=image,
-            keys=keys,
+            keys=keys, converge=converge, report=report,
         )
         network_ready.result()  # a container can be made before its network, not started
         if not start:
@@ -479,8 +501,13 @@ class SimEngine:
         return result
 
     def _info_from(self, name: str, containers: list[dict[str, Any]]) -> SimulationInfo:
+        # Limits changed in place are not in the labels: the engine's own settings say them.
+        limits = _parallel(self._limits, [container["Id"] for container in containers])
         nodes = sorted(
-            (self._node_info(container) for container in containers),
+            (
+                self._node_info(container, limits=limit)
+                for container, limit in zip(containers, limits, strict=True)
+            ),
             key=lambda pair: pair[0],
         )
         description = ""
@@ -489,13 +516,21 @@ class SimEngine:
                 description = (network.get("Labels") or {}).get(labels.DESCRIPTION, "")
         return SimulationInfo(name=name, description=description, nodes=[n for _, n in nodes])
 
+    def _limits(self, container_id: str) -> tuple[float, int] | None:
+        attrs = self._call("inspect", self.api.inspect_container, container_id)
+        return limits_of(attrs) if attrs else None
+
     @staticmethod
-    def _node_info(container: dict[str, Any]) -> tuple[int, NodeInfo]:
+    def _node_info(
+        container: dict[str, Any], *, limits: tuple[float, int] | None = None
+    ) -> tuple[int, NodeInfo]:
         tags = container.get("Labels") or {}
         try:
             spec = NodeSpec.from_dict(json.loads(tags.get(labels.SPEC, "{}")))
         except (TypeError, ValueError):
             spec = NodeSpec(name=tags.get(labels.NODE, "?"), group=tags.get(labels.GROUP, "?"))
+        if limits is not None:
+            spec = replace(spec, cpus=limits[0], memory_mb=limits[1])
         published: dict[int, int] = {}
         for port in container.get("Ports") or []:
             # Only loopback bindings count: nodes are never reached through other addresses.
@@ -536,6 +571,8 @@ class SimEngine:
         image: str,
         keys: SimKeys,
         network_ready: Future[str] | None = None,
+        converge: bool = False,
+        report: Callable[[str], None] | None = None,
     ) -> str:
         """The id of ``node``'s container, created (not started) when missing.
 
@@ -546,7 +583,31 @@ class SimEngine:
         name = labels.container_name(sim, node.name)
         existing = self._existing(name, sim, node.name)
         if existing is not None:
-            return existing
+            if not converge:
+                return existing
+            return self._converge(
+                existing, sim, node, index=index, network=network, image=image, keys=keys,
+                network_ready=network_ready, report=report,
+            )
+        return self._create_container(
+            sim, node, index=index, network=network, image=image, keys=keys,
+            network_ready=network_ready,
+        )
+
+    def _create_container(
+        self,
+        sim: str,
+        node: NodeSpec,
+        *,
+        index: int,
+        network: str,
+        image: str,
+        keys: SimKeys,
+        network_ready: Future[str] | None = None,
+        host_ports: dict[int, int] | None = None,
+    ) -> str:
+        """Make ``node``'s volumes (kept when they exist) and its container; its id."""
+        name = labels.container_name(sim, node.name)
         volume = labels.volume_name(sim, node.name)
         state_volume = labels.state_volume_name(sim, node.name)
         for vol in (volume, state_volume):
@@ -572,6 +633,7 @@ class SimEngine:
                 cpus=node.cpus,
                 memory_mb=node.memory_mb,
                 extra_ports=node.ports,
+                host_ports=host_ports,
             ),
         )
         # `--security-opt systempaths=unconfined` is CLI sugar; the API takes empty path lists.
@@ -605,11 +667,130 @@ class SimEngine:
                     return again
             if exc.status_code == 404 and network_ready is not None:
                 network_ready.result()
-                return self._ensure_container(
-                    sim, node, index=index, network=network, image=image, keys=keys
+                return self._create_container(
+                    sim, node, index=index, network=network, image=image, keys=keys,
+                    host_ports=host_ports,
                 )
             raise DockerError(f"cannot create node `{node.name}`: {exc}") from exc
         return str(created["Id"])
+
+    def _converge(
+        self,
+        container_id: str,
+        sim: str,
+        node: NodeSpec,
+        *,
+        index: int,
+        network: str,
+        image: str,
+        keys: SimKeys,
+        network_ready: Future[str] | None,
+        report: Callable[[str], None] | None,
+    ) -> str:
+        """Make an existing node container match ``node`` (see :meth:`create`); its id."""
+        attrs = self._call("inspect", self.api.inspect_container, container_id)
+        if attrs is None:  # removed meanwhile: make it as new
+            return self._create_container(
+                sim, node, index=index, network=network, image=image, keys=keys,
+                network_ready=network_ready,
+            )
+        change = drift(attrs, node, keys)
+        if change.recreate:
+            new_id = self._recreate(
+                attrs, sim, node, index=index, network=network, image=image, keys=keys,
+                network_ready=network_ready, change=change,
+            )
+            if report is not None:
+                report(
+                    f"node `{node.name}` re-created to {'; '.join(change.recreate)} "
+                    "(its disks and SSH host key are kept)"
+                )
+            return new_id
+        if change.limits:
+            self._update_limits(container_id, change)
+            if report is not None:
+                report(f"node `{node.name}`: {', '.join(change.limits)} (changed in place)")
+        return container_id
+
+    def _update_limits(self, container_id: str, change: Drift) -> None:
+        """Apply CPU and memory limits to a running container (the SDK lacks NanoCpus)."""
+        body = {
+            "NanoCpus": change.nano_cpus,
+            "Memory": change.memory,
+            # As at create (`--memory` alone): swap up to the same amount again.
+            "MemorySwap": change.memory * 2,
+        }
+        try:
+            response = self.api._post_json(
+                self.api._url("/containers/{0}/update", container_id), data=body
+            )
+            self.api._raise_for_status(response)
+        except docker.errors.APIError as exc:
+            raise DockerError(
+                f"cannot change the limits of node container {container_id[:12]}: "
+                f"{exc.explanation or exc}"
+            ) from exc
+
+    def _recreate(
+        self,
+        attrs: dict[str, Any],
+        sim: str,
+        node: NodeSpec,
+        *,
+        index: int,
+        network: str,
+        image: str,
+        keys: SimKeys,
+        network_ready: Future[str] | None,
+        change: Drift,
+    ) -> str:
+        """Replace a node's container, keeping its volumes, host key and loopback ports."""
+        old = str(attrs["Id"])
+        running = bool((attrs.get("State") or {}).get("Running"))
+        # Stopped first, gracefully: its dockerd must let go of /var/lib/docker before the new
+        # container mounts the same volume.
+        self._call("stop", self.api.stop, old, timeout=STOP_TIMEOUT)
+        carried = [
+            (path, data) for path in CARRIED_PATHS if (data := self._read_path(old, path))
+        ]
+        # Named volumes survive the removal (only anonymous ones would go with it).
+        self._call("remove", self.api.remove_container, old, force=True)
+        keep = {
+            port: host
+            for port, host in change.host_ports.items()
+            if host and (port == 22 or port in node.ports)
+        }
+        new = self._create_container(
+            sim, node, index=index, network=network, image=image, keys=keys,
+            network_ready=network_ready, host_ports=keep,
+        )
+        self._write_paths(new, carried)
+        if not running:
+            return new
+        if network_ready is not None:
+            network_ready.result()
+        try:
+            self._start_container(new)
+        except DockerError:
+            if not keep:
+                raise
+            # A kept host port was taken meanwhile: publish on ports Docker picks instead.
+            self._call("remove", self.api.remove_container, new, force=True)
+            new = self._create_container(
+                sim, node, index=index, network=network, image=image, keys=keys
+            )
+            self._write_paths(new, carried)
+        return new
+
+    def _read_path(self, container_id: str, path: str) -> bytes:
+        """A tar of ``path`` in the container (empty when it has none)."""
+        found = self._call("read files", self.api.get_archive, container_id, path)
+        return b"".join(found[0]) if found else b""
+
+    def _write_paths(self, container_id: str, carried: list[tuple[str, bytes]]) -> None:
+        for path, data in carried:
+            parent = str(Path(path).parent)
+            self._call("write files", self.api.put_archive, container_id, parent, data)
 
     def _existing(self, name: str, sim: str, node: str) -> str | None:
         try:

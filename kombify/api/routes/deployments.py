@@ -104,6 +104,13 @@ async def _start(
     # the run itself, so a crash of this process in between cannot lose it); a refused run
     # leaves the stack as it was.
     revision, stackkit, staged = _stage(session, stack, options)
+    if kind == "destroy":
+        # Destroy takes down what the last rollout put up: its revision, and its nodes, the
+        # simulated stand-ins when it ran with --simulate (their real nodes were never made).
+        last = runs.last_rollout(session, stack=stack)
+        if last is not None:
+            revision = last.revision
+            options = options.model_copy(update={"simulate": runs.simulated(last)})
     row = runs.create_deployment(
         session,
         stack=stack,

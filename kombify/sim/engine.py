@@ -232,7 +232,9 @@ class SimEngine:
         before = self.leftovers(spec.name)
         had_keys = sim_dir(spec.name).exists()
         try:
-            return self._create(spec, start=start, on_started=on_started)
+            return self._create(
+                spec, start=start, on_started=on_started, converge=converge, report=report
+            )
         except BaseException:
             self._remove_made(spec.name, before, keep_keys=had_keys)
             raise
@@ -243,6 +245,8 @@ class SimEngine:
         *,
         start: bool,
         on_started: Callable[[NodeInfo], None] | None,
+        converge: bool,
+        report: Callable[[str], None] | None,
     ) -> SimulationInfo:
         keys = ensure_keys(spec.name)
         image = self.ensure_image()

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 
 from kombify.cli import deploy_cmds
-from kombify.cli.output import console
+from kombify.cli.output import console, err_console
 
 PLAN_LINES = [
     "node box: re-bootstrap (bootstrap script changed)",
@@ -35,13 +35,14 @@ def _run() -> dict[str, Any]:
 
 
 def test_the_approval_prompt_lists_what_changes_per_node() -> None:
-    with console.capture() as captured:
+    with console.capture() as captured, err_console.capture() as errors:
         asked = deploy_cmds._ask_approval(None, _run())  # type: ignore[arg-type]  # no tty: no call
     assert not asked
     out = captured.get()
     for line in PLAN_LINES:
         assert line in out
-    assert "waiting for approval of the plan (1 to add, 0 to change, 1 to destroy)" in out
+    # Without a terminal the question goes to stderr, with the command that answers it.
+    assert "waiting for approval of the plan (1 to add, 0 to change, 1 to destroy)" in errors.get()
 
 
 def test_the_live_progress_lists_what_changes_per_node() -> None:

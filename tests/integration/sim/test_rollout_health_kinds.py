@@ -8,6 +8,8 @@ caddy package; a failing `cmd` check rolls back to the previous revision.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from kombify import sim
 from kombify.activities.agent import AgentActivities
 from kombify.activities.deploy import simulated_target
+from kombify.activities.hostkeys import read_host_key
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_caddy_image, ensure_httpd_image
 from kombify.sim.models import NodeSpec, SimulationSpec
@@ -48,7 +51,9 @@ def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
     info = sim.create_simulation(name, spec, wait=True, timeout=120)
     try:
         (ssh,) = [n.ssh for n in info.nodes if n.ssh is not None]
-        yield simulated_target("box", "main", ssh)
+        # Every deploy connection is held to the node's host key: pinned here as on first use.
+        key = asyncio.run(read_host_key(ssh.host, ssh.port))
+        yield dataclasses.replace(simulated_target("box", "main", ssh), host_key=key.line)
     finally:
         sim.delete_simulation(name)
 

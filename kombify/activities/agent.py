@@ -28,18 +28,18 @@ from temporalio.exceptions import ApplicationError
 from kombify.activities.deploy import AGENT_PORT, DeployActivities
 from kombify.activities.ssh import NodeSession, node_session
 from kombify.agent.bundle import AgentBundle, build_bundle, python_path
-from kombify.errors import AgentError, HostKeyChangedError, KombifyError, SshError
-from kombify.names import contained
-from kombify.pki.authority import CertificateAuthority, load_or_create_ca
-from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
-from kombify.settings import Settings
-from kombify.workflows.deploy_models import (
+from kombify.contracts.deploy import (
     NodeRollout,
     RenewInput,
     RenewNodeInput,
     RolloutInput,
     ServiceReport,
 )
+from kombify.errors import AgentError, HostKeyChangedError, KombifyError, SshError
+from kombify.names import contained
+from kombify.pki.authority import CertificateAuthority, load_or_create_ca
+from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
+from kombify.settings import Settings
 
 # Unpacked bundles, one immutable directory per version, and `current` linking to the one in
 # use. Under /var/lib like k3s's unpacked data: written by kombify, not by a package manager.

@@ -21,6 +21,13 @@ from temporalio.exceptions import ApplicationError
 from kombify.activities.event_log import EventLog
 from kombify.activities.heartbeat import heartbeating
 from kombify.activities.hostkeys import pin_targets
+from kombify.contracts.deploy import (
+    ListStacksInput,
+    NodeTarget,
+    PreparedDeploy,
+    PrepareInput,
+    RecordInput,
+)
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
 from kombify.db.stacks import promote_revision
@@ -32,13 +39,6 @@ from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
 from kombify.specs.models import Node as SpecNode
 from kombify.unifier import unify, write_plan
-from kombify.workflows.deploy_models import (
-    ListStacksInput,
-    NodeTarget,
-    PreparedDeploy,
-    PrepareInput,
-    RecordInput,
-)
 
 if TYPE_CHECKING:  # kombify.sim (docker SDK and all) is imported where it is used
     from kombify.sim.models import SshEndpoint

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import asyncssh
 from sqlmodel import Session
 
+from kombify.contracts.deploy import NodeTarget
 from kombify.db import hostkeys as store
 from kombify.errors import HostKeyChangedError, SshError
 from kombify.hostkeys import HostKey, trust_command
-from kombify.workflows.deploy_models import NodeTarget
 
 _SCAN_TIMEOUT = 20.0
 # The signature algorithms that make a server present a key of each type.

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from kombify.activities.agent import AgentActivities, node_identity
 from kombify.activities.deploy import simulation_name, user_error
 from kombify.activities.ssh import node_session
+from kombify.contracts.deploy import NodeTarget, PrepareInput
 from kombify.contracts.observe import (
     ContainerSeen,
     NodeSeen,
@@ -28,7 +29,6 @@ from kombify.contracts.observe import (
 )
 from kombify.errors import AgentError, KombifyError, NotFoundError, SpecError
 from kombify.unifier import unify
-from kombify.workflows.deploy_models import NodeTarget, PrepareInput
 
 # One node may take this long to answer (SSH, tunnel, mTLS, a health probe per container).
 NODE_TIMEOUT = 20.0

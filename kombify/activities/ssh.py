@@ -18,9 +18,9 @@ from pathlib import Path
 import asyncssh
 
 from kombify.activities.hostkeys import changed_message, known_hosts, read_host_key
+from kombify.contracts.deploy import NodeTarget
 from kombify.errors import HostKeyChangedError, SshError
 from kombify.hostkeys import HostKey
-from kombify.workflows.deploy_models import NodeTarget
 
 _CONNECT_TIMEOUT = 20.0
 

@@ -31,8 +31,8 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         ScheduleSpec,
     )
 
+    from kombify.contracts.deploy import RenewInput
     from kombify.workflows.certificates import SCHEDULE_ID, WORKFLOW_ID, RenewCertificates
-    from kombify.workflows.deploy_models import RenewInput
 
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(

@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from kombify.workflows.deploy_models import (
+from kombify.contracts.deploy import (
     ListStacksInput,
     PreparedDeploy,
     RenewInput,

@@ -22,8 +22,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
-from kombify.hostkeys import fingerprint_of
-from kombify.workflows.deploy_models import (
+from kombify.contracts.deploy import (
     ApproveSignal,
     CancelSignal,
     DeployInput,
@@ -38,6 +37,7 @@ from kombify.workflows.deploy_models import (
     RolloutInput,
     StepState,
 )
+from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
 
 with workflow.unsafe.imports_passed_through():

@@ -23,10 +23,10 @@ import pytest
 
 from kombify.activities.deploy import simulated_target, stack_workdir
 from kombify.activities.ssh import node_session
+from kombify.contracts.deploy import NodeTarget
 from kombify.errors import HostKeyChangedError
 from kombify.hostkeys import HostKey
 from kombify.sim import SimEngine, connection_info, docker_client
-from kombify.workflows.deploy_models import NodeTarget
 from tests.support.deploy_env import KombifyEnv
 from tests.support.kombinations import one_node
 from tests.support.ports import free_port

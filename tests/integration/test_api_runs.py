@@ -18,13 +18,13 @@ from temporalio.client import Client
 
 from kombify.activities.deploy import DeployActivities
 from kombify.api.app import create_app
+from kombify.contracts.deploy import NodeProgress, PrepareInput, RecordInput
 from kombify.db import stacks as store
 from kombify.db.engine import get_engine
 from kombify.db.migrate import upgrade
 from kombify.db.models import Stack, StackRevision
 from kombify.settings import Settings
 from kombify.workflows.deploy import deploy_workflow_id
-from kombify.workflows.deploy_models import NodeProgress, PrepareInput, RecordInput
 
 EXAMPLE = Path(__file__).parents[1] / "data" / "spec" / "examples" / "sim-single.yaml"
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from sqlmodel import Session
 
 from kombify.activities.deploy import DeployActivities
+from kombify.contracts.deploy import ListStacksInput, NodeProgress, RecordInput
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
 from kombify.db.engine import get_engine
 from kombify.db.migrate import upgrade
 from kombify.db.models import Stack
 from kombify.settings import Settings
-from kombify.workflows.deploy_models import ListStacksInput, NodeProgress, RecordInput
 
 
 def test_a_run_records_outcome_nodes_and_lines(database_url: str, tmp_path: Path) -> None:

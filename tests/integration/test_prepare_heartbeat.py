@@ -19,8 +19,8 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from kombify.activities.deploy import DeployActivities
+from kombify.contracts.deploy import PreparedDeploy, PrepareInput
 from kombify.settings import Settings
-from kombify.workflows.deploy_models import PreparedDeploy, PrepareInput
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 

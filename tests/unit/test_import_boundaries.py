@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _loaded(imports: str, modules: list[str]) -> dict[str, bool]:
@@ -28,3 +29,17 @@ def test_the_cli_talks_to_the_api_without_loading_fastapi() -> None:
 def test_importing_the_agent_protocol_never_runs_the_generator() -> None:
     loaded = _loaded("import kombify.agent.proto", ["kombify.workers.protogen", "grpc_tools"])
     assert loaded == {"kombify.workers.protogen": False, "grpc_tools": False}
+
+
+def test_activities_and_lower_layers_never_import_workflows() -> None:
+    # Workflows decide and import downward (contracts, activity names); the layers that act
+    # share their types with them through kombify.contracts, never by importing upward.
+    root = Path(__file__).resolve().parents[2] / "kombify"
+    upward = [
+        f"{path.relative_to(root.parent)}:{number}"
+        for layer in ("activities", "agent", "sim", "db", "tofu", "unifier", "contracts")
+        for path in sorted((root / layer).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from kombify.workflows", "import kombify.workflows"))
+    ]
+    assert upward == []

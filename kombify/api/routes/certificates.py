@@ -12,9 +12,9 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from kombify.api.deps import SettingsDep, TemporalDep
+from kombify.contracts.deploy import RenewInput
 from kombify.errors import ConflictError
 from kombify.workflows.certificates import WORKFLOW_ID, RenewCertificates
-from kombify.workflows.deploy_models import RenewInput
 
 router = APIRouter(prefix="/v1/certificates", tags=["certificates"])
 

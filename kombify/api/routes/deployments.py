@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
 from kombify.api.status import OBSERVE_WAIT, node_status
+from kombify.contracts.deploy import ApproveSignal, CancelSignal, DeployInput
 from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
@@ -36,7 +37,6 @@ from kombify.workflows.deploy import (
     deploy_workflow_id,
     search_attributes,
 )
-from kombify.workflows.deploy_models import ApproveSignal, CancelSignal, DeployInput
 from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
 
 router = APIRouter(prefix="/v1", tags=["deployments"])

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from kombify.activities.deploy import DeployActivities
 from kombify.activities.hostkeys import read_host_key
 from kombify.api.deps import SessionDep, SettingsDep
+from kombify.contracts.deploy import NodeTarget
 from kombify.db import hostkeys as pins
 from kombify.db import stacks as store
 from kombify.db.models import (
@@ -31,7 +32,6 @@ from kombify.names import NodeName, StackName
 from kombify.settings import Settings
 from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
-from kombify.workflows.deploy_models import NodeTarget
 
 router = APIRouter(prefix="/v1/stacks/{name}/nodes", tags=["nodes"])
 

@@ -22,11 +22,11 @@ from kombify import sim
 from kombify.activities.agent import AgentActivities
 from kombify.activities.deploy import simulated_target
 from kombify.activities.hostkeys import read_host_key
+from kombify.contracts.deploy import NodeRollout, NodeTarget, RolloutInput
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_caddy_image, ensure_httpd_image
 from kombify.sim.models import NodeSpec, SimulationSpec
 from kombify.stackkits.library import load_library
-from kombify.workflows.deploy_models import NodeRollout, NodeTarget, RolloutInput
 from tests.integration.sim.conftest import unique_name
 
 pytestmark = pytest.mark.docker

@@ -22,10 +22,10 @@ from kombify import sim
 from kombify.activities.agent import AgentActivities
 from kombify.activities.deploy import simulated_target
 from kombify.activities.hostkeys import read_host_key
+from kombify.contracts.deploy import NodeTarget, RolloutInput
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_httpd_image
 from kombify.sim.models import NodeSpec, SimulationSpec
-from kombify.workflows.deploy_models import NodeTarget, RolloutInput
 from tests.integration.sim.conftest import unique_name
 
 pytestmark = pytest.mark.docker

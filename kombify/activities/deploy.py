@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -28,9 +28,10 @@ from kombify.contracts.deploy import (
     PrepareInput,
     RecordInput,
 )
+from kombify.db import deployments as runs
+from kombify.db import stacks
 from kombify.db.engine import get_engine
-from kombify.db.models import Deployment, Event, Node, Organisation, Stack, StackRevision, utcnow
-from kombify.db.stacks import promote_revision
+from kombify.db.models import Event, Stack
 from kombify.errors import HostKeyChangedError, KombifyError, NotFoundError, SpecError
 from kombify.hostkeys import HostKey
 from kombify.names import contained
@@ -141,43 +142,22 @@ class DeployActivities:
         deployment_id = self._deployment_of_stack.get(stack_id)
         if deployment_id is None:
             with self._session() as session:
-                row = session.exec(
-                    select(Deployment)
-                    .where(Deployment.stack_id == stack_id)
-                    .order_by(col(Deployment.started_at).desc())
-                ).first()
-            if row is None:
+                deployment_id = runs.newest_deployment_id(session, stack_id=stack_id)
+            if deployment_id is None:
                 return
-            deployment_id = row.id
         self.log(deployment_id, "tofu", line)
 
     def _load(self, request: PrepareInput) -> tuple[Stack, Kombination]:
         with self._session() as session:
-            org = session.exec(
-                select(Organisation).where(Organisation.slug == request.organisation)
-            ).first()
-            if org is None:
-                raise NotFoundError(f"no organisation `{request.organisation}`")
-            stack = session.exec(
-                select(Stack).where(Stack.organisation_id == org.id, Stack.name == request.stack)
-            ).first()
-            if stack is None:
-                raise NotFoundError(f"no stack named `{request.stack}`")
-            revision = session.exec(
-                select(StackRevision).where(
-                    StackRevision.stack_id == stack.id,
-                    StackRevision.revision == request.revision,
-                )
-            ).first()
-            if revision is None:
-                raise NotFoundError(f"stack `{request.stack}` has no revision {request.revision}")
+            org = stacks.get_organisation(session, slug=request.organisation)
+            stack = stacks.get_stack(session, organisation_id=org.id, name=request.stack)
+            source = stacks.get_revision(session, stack=stack, revision=request.revision).source
             session.expunge(stack)
-            source = revision.source
         kombination = load_kombination(source, filename=f"{request.stack}.yaml")
         with self._session() as session:
             # The API makes a newly sent revision current once its run started; doing it here
             # too keeps that true when the API died right after starting the run.
-            promote_revision(
+            stacks.promote_revision(
                 session,
                 stack_id=stack.id,
                 revision=request.revision,
@@ -408,26 +388,13 @@ class DeployActivities:
         async with heartbeating("resolving nodes"):
             return await asyncio.to_thread(self._prepare, request, create=False)
 
-    @staticmethod
-    def _last_good_deploy(session: Session, stack: Stack) -> Deployment | None:
-        """The newest successful deploy, unless a successful destroy came after it."""
-        newest = session.exec(
-            select(Deployment)
-            .where(Deployment.stack_id == stack.id, Deployment.state == "succeeded")
-            .order_by(col(Deployment.started_at).desc())
-        ).first()
-        return newest if newest is not None and newest.kind == "deploy" else None
-
     @activity.defn(name="ListDeployedStacks")
     def deployed_stacks(self, _: ListStacksInput) -> list[PrepareInput]:
         """Every stack that is deployed (no destroy since its last good deploy), as deployed."""
         found: list[PrepareInput] = []
         with self._session() as session:
-            rows = session.exec(
-                select(Stack, Organisation).where(Stack.organisation_id == Organisation.id)
-            ).all()
-            for stack, org in rows:
-                last = self._last_good_deploy(session, stack)
+            for org, stack in stacks.all_stacks(session):
+                last = runs.last_good_deploy(session, stack=stack)
                 if last is None:
                     continue
                 options = last.summary.get("options", {})
@@ -448,45 +415,41 @@ class DeployActivities:
     def record(self, request: RecordInput) -> None:
         """Store the run's outcome and the nodes' last known state."""
         self.events.flush()  # the run's output is complete once its outcome is
-        with self._session() as session:
-            deployment = session.get(Deployment, request.deployment_id)
-            if deployment is None:
-                raise ApplicationError(
-                    f"deployment {request.deployment_id} is not recorded", non_retryable=True
-                )
-            deployment.state = request.state
-            deployment.finished_at = utcnow()
-            deployment.summary = {
-                **deployment.summary,  # keeps the options the run was started with
-                "plan": request.plan,
-                "error": request.error,
-                "nodes": {
-                    n.name: {"state": n.state, "services": n.services, "healthy": n.healthy}
-                    for n in request.nodes
-                },
-            }
-            session.add(deployment)
-            existing = {
-                n.name: n
-                for n in session.exec(select(Node).where(Node.stack_id == deployment.stack_id))
-            }
-            if request.forget_nodes:
-                for row in existing.values():
-                    session.delete(row)
-            for progress in [] if request.forget_nodes else request.nodes:
-                row = existing.get(progress.name) or Node(
-                    stack_id=deployment.stack_id, name=progress.name, provider="", role=""
-                )
-                row.provider, row.role = progress.provider, progress.role
-                row.state = progress.state
-                row.services = {
+        summary = {
+            "plan": request.plan,
+            "error": request.error,
+            "nodes": {
+                n.name: {"state": n.state, "services": n.services, "healthy": n.healthy}
+                for n in request.nodes
+            },
+        }
+        nodes = {
+            n.name: {
+                "provider": n.provider,
+                "role": n.role,
+                "state": n.state,
+                "services": {
                     name: {
                         "state": state,
-                        "healthy": progress.healthy.get(name, False),
-                        "containers": progress.containers.get(name, []),
+                        "healthy": n.healthy.get(name, False),
+                        "containers": n.containers.get(name, []),
                     }
-                    for name, state in progress.services.items()
-                }
-                row.updated_at = utcnow()
-                session.add(row)
-            session.commit()
+                    for name, state in n.services.items()
+                },
+            }
+            for n in request.nodes
+        }
+        try:
+            with self._session() as session:
+                runs.record_outcome(
+                    session,
+                    deployment_id=request.deployment_id,
+                    state=request.state,
+                    summary=summary,
+                    nodes=nodes,
+                    forget_nodes=request.forget_nodes,
+                )
+        except NotFoundError as exc:
+            raise ApplicationError(
+                f"deployment {request.deployment_id} is not recorded", non_retryable=True
+            ) from exc

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from kombify.db.models import Deployment, Event, Node, Stack
+from kombify.db.models import Deployment, Event, Node, Stack, utcnow
 from kombify.errors import NotFoundError
 
 
@@ -57,6 +57,70 @@ def latest_deployment(session: Session, *, stack: Stack) -> Deployment | None:
     """The stack's newest run, if any."""
     rows = list_deployments(session, stack=stack, limit=1)
     return rows[0] if rows else None
+
+
+def newest_deployment_id(session: Session, *, stack_id: str) -> str | None:
+    """The id of the stack's newest run, if any."""
+    query = (
+        select(Deployment.id)
+        .where(Deployment.stack_id == stack_id)
+        .order_by(col(Deployment.started_at).desc())
+    )
+    return session.exec(query).first()
+
+
+def last_good_deploy(session: Session, *, stack: Stack) -> Deployment | None:
+    """The newest successful deploy, unless a successful destroy came after it."""
+    newest = session.exec(
+        select(Deployment)
+        .where(Deployment.stack_id == stack.id, Deployment.state == "succeeded")
+        .order_by(col(Deployment.started_at).desc())
+    ).first()
+    return newest if newest is not None and newest.kind == "deploy" else None
+
+
+def record_outcome(
+    session: Session,
+    *,
+    deployment_id: str,
+    state: str,
+    summary: dict[str, Any],
+    nodes: dict[str, dict[str, Any]],
+    forget_nodes: bool,
+) -> None:
+    """Store a run's outcome, and the stack's nodes as it left them.
+
+    Args:
+        session: Where to write.
+        deployment_id: The run.
+        state: Its final state.
+        summary: Added to the run's summary (which keeps the options it started with).
+        nodes: Per node name: ``provider``, ``role``, ``state`` and ``services``.
+        forget_nodes: Delete the stack's node rows instead (after a destroy).
+
+    Raises:
+        NotFoundError: No such run.
+    """
+    deployment = get_deployment(session, deployment_id=deployment_id)
+    deployment.state = state
+    deployment.finished_at = utcnow()
+    deployment.summary = {**deployment.summary, **summary}
+    session.add(deployment)
+    existing = {
+        n.name: n for n in session.exec(select(Node).where(Node.stack_id == deployment.stack_id))
+    }
+    if forget_nodes:
+        for row in existing.values():
+            session.delete(row)
+    for name, seen in {} if forget_nodes else nodes.items():
+        row = existing.get(name) or Node(
+            stack_id=deployment.stack_id, name=name, provider="", role=""
+        )
+        row.provider, row.role, row.state = seen["provider"], seen["role"], seen["state"]
+        row.services = seen["services"]
+        row.updated_at = utcnow()
+        session.add(row)
+    session.commit()
 
 
 def last_rollout(session: Session, *, stack: Stack) -> Deployment | None:

@@ -141,6 +141,31 @@ def drop_revision(session: Session, *, stack: Stack, revision: int) -> None:
         session.commit()
 
 
+def get_organisation(session: Session, *, slug: str) -> Organisation:
+    """The organisation with this slug; NotFoundError otherwise."""
+    org = session.exec(select(Organisation).where(Organisation.slug == slug)).first()
+    if org is None:
+        raise NotFoundError(f"no organisation `{slug}`")
+    return org
+
+
+def get_revision(session: Session, *, stack: Stack, revision: int) -> StackRevision:
+    """Revision ``revision`` of the stack; NotFoundError otherwise."""
+    query = select(StackRevision).where(
+        StackRevision.stack_id == stack.id, StackRevision.revision == revision
+    )
+    row = session.exec(query).first()
+    if row is None:
+        raise NotFoundError(f"stack `{stack.name}` has no revision {revision}")
+    return row
+
+
+def all_stacks(session: Session) -> list[tuple[Organisation, Stack]]:
+    """Every stack of every organisation, with its organisation."""
+    query = select(Organisation, Stack).where(Stack.organisation_id == Organisation.id)
+    return [(org, stack) for org, stack in session.exec(query).all()]
+
+
 def get_stack_or_none(session: Session, *, organisation_id: str, name: str) -> Stack | None:
     """The stack called ``name`` in the organisation, if any."""
     query = select(Stack).where(Stack.organisation_id == organisation_id, Stack.name == name)

@@ -224,7 +224,9 @@ class Engine:
             L_GRACE: str(grace),
         }
         ports: dict[str, Any] = {}
-        for p in spec.ports:
+        # One Docker engine binds a host port once: the service's first replica publishes it,
+        # the others serve on the node's Docker network (docs/agent.md, "Replicas and ports").
+        for p in spec.ports if replica == 0 else ():
             if p.host_port:
                 key = f"{p.container_port}/{p.protocol or 'tcp'}"
                 ports[key] = (p.host_ip, p.host_port) if p.host_ip else p.host_port

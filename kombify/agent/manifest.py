@@ -81,10 +81,6 @@ def validate(manifest: pb.Manifest) -> None:
                 raise ManifestInvalid(f"{where}: protocol must be tcp or udp")
             if not port.host_port:
                 continue
-            if replicas(spec) > 1:
-                raise ManifestInvalid(
-                    f"{where}: {replicas(spec)} replicas cannot share host port {port.host_port}"
-                )
             bound = (port.protocol or "tcp", port.host_port)
             if bound in host_ports:
                 raise ManifestInvalid(

@@ -279,27 +279,8 @@ def _check_placement(ctx: _Ctx) -> list[Problem]:
     scope = ctx.lib.platforms[ctx.kit.platform].port_scope
     return [
         *_port_clashes(ctx, planned, scope),
-        *_replicas_on_host_ports(ctx, planned),
         *_memory_fit(ctx, planned, nodes),
     ]
-
-
-def _replicas_on_host_ports(ctx: _Ctx, planned: list[PlannedService]) -> Iterator[Problem]:
-    # Every replica of a service runs on each of its nodes (the node agent converges them
-    # there), and a host port can be bound once per node: the agent would refuse the manifest.
-    for service in planned:
-        replicas = service.definition.get("replicas", 1)
-        if not isinstance(replicas, int) or replicas <= 1:
-            continue
-        hosts = [p.get("host") for p in service.definition.get("ports", [])]
-        published = [h for h in hosts if isinstance(h, int)]
-        if not published:
-            continue
-        yield ctx.problem(
-            f"spec.services.{service.name}.replicas",
-            f"{replicas} replicas cannot share host port {published[0]} on one node: "
-            "use replicas: 1, or drop the host port",
-        )
 
 
 def _port_clashes(ctx: _Ctx, planned: list[PlannedService], scope: str) -> Iterator[Problem]:

@@ -201,6 +201,30 @@ async def test_invalid_manifest_is_refused(agent: RunningAgent, test_image: str)
 
 
 @pytest.mark.docker
+async def test_replicas_behind_one_host_port_run_and_answer(
+    agent: RunningAgent, test_image: str, docker_client: docker.DockerClient
+) -> None:
+    port = free_port()
+    spec = web(test_image, port, "many")
+    spec.replicas = 3
+    async with agent.client() as client:
+        first = await client.apply(pb.Manifest(services=[spec]))
+        assert first.ok, first
+        spec.env["GREETING"] = "more"  # a new revision replaces all three, port included
+        second = await client.apply(pb.Manifest(services=[spec]))
+    assert second.ok, second
+    (outcome,) = second.services
+    assert len(outcome.container_ids) == 3
+    published = [
+        docker_client.containers.get(c).attrs["HostConfig"]["PortBindings"] or {}
+        for c in outcome.container_ids
+    ]
+    assert sorted(bool(p) for p in published) == [False, False, True]  # the first replica's
+    assert all(docker_client.containers.get(c).status == "running" for c in outcome.container_ids)
+    assert get(port) == "more"
+
+
+@pytest.mark.docker
 async def test_stopped_container_is_started_not_replaced(
     agent: RunningAgent, test_image: str, docker_client: docker.DockerClient
 ) -> None:

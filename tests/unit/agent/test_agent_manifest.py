@@ -71,17 +71,6 @@ def test_revision_defaults_to_a_content_hash() -> None:
             ],
             "taken by `a`",
         ),
-        (
-            [
-                pb.ServiceSpec(
-                    name="a",
-                    image="i",
-                    replicas=2,
-                    ports=[pb.PortMapping(container_port=80, host_port=8080)],
-                )
-            ],
-            "cannot share host port",
-        ),
         ([pb.ServiceSpec(name="a", image="i", labels={"io.kombify.x": "1"})], "reserved"),
         (
             [checked(pb.HealthCheck(http_url="http://x/", cmd="true"))],

@@ -24,7 +24,6 @@ EXPECTED_LINES = {
     "local-without-address.yaml": 8,
     "missing-nodes.yaml": 5,
     "port-clash.yaml": 11,
-    "replicas-host-port.yaml": 13,
     "typo-field.yaml": 7,
     "unknown-placement.yaml": 10,
     "unknown-stackkit.yaml": 6,

@@ -28,6 +28,7 @@ from kombify.activities.deploy import AGENT_PORT, DeployActivities
 from kombify.activities.ssh import NodeSession, node_session
 from kombify.agent.bundle import AgentBundle, build_bundle, python_path
 from kombify.errors import AgentError, KombifyError
+from kombify.locks import directory_lock
 from kombify.names import contained
 from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
@@ -196,14 +197,17 @@ class AgentActivities:
     def control_cert(self, within: timedelta = RENEW_WITHIN) -> IssuedCert:
         """The control plane's client certificate, issued once and renewed before it expires."""
         crt, key = self.pki_dir / f"{CONTROL_CERT}.crt", self.pki_dir / f"{CONTROL_CERT}.key"
-        ca = self._ca()
-        if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=within):
-            return IssuedCert(
-                cert_pem=crt.read_bytes(), key_pem=key.read_bytes(), ca_pem=ca.cert_pem
-            )
-        issued = ca.issue_client()
-        issued.write(self.pki_dir, CONTROL_CERT)
-        return issued
+        ca = self._ca()  # before the lock: it takes the same one when it makes the CA
+        # Workers sharing a home take turns: one issues, the others read its pair (never a
+        # certificate of one issue with the key of another).
+        with directory_lock(self.pki_dir):
+            if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=within):
+                return IssuedCert(
+                    cert_pem=crt.read_bytes(), key_pem=key.read_bytes(), ca_pem=ca.cert_pem
+                )
+            issued = ca.issue_client()
+            issued.write(self.pki_dir, CONTROL_CERT)
+            return issued
 
     async def _ensure_node_cert(
         self,

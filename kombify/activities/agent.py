@@ -469,9 +469,11 @@ class AgentActivities:
         """Ship the images a node's services need and it lacks, before the rollout needs them.
 
         Runs beside the agent install, over SSH into the node's ``docker load``, so the
-        rollout only creates containers. Skipped when the node's engine does not answer
-        yet (a real node's bootstrap may still be installing it): the rollout then ships
-        them through the agent. Images this host lacks too are left to the agent to pull.
+        rollout only creates containers. Fails (``NodeEngineNotReady``) when the node's
+        engine does not answer yet: a real node's bootstrap may still be installing it, and
+        a fresh simulated node answers SSH before its engine (more so with many booting at
+        once). The workflow then does not count the node as staged and the rollout ships
+        the images through the agent. Images this host lacks too are left to the agent to pull.
         """
         import docker
         import docker.errors
@@ -493,7 +495,12 @@ class AgentActivities:
                     sudo=True,
                 )
                 if probe.exit_status == 127 or "daemon" in probe.stderr:
-                    return shipped  # no engine yet: the rollout ships them
+                    raise ApplicationError(
+                        f"node `{request.node.name}`: its Docker engine does not answer yet; "
+                        "the rollout ships the images",
+                        type="NodeEngineNotReady",
+                        non_retryable=True,
+                    )
                 have = {
                     tag
                     for line in probe.stdout.splitlines()

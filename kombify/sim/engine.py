@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 import docker.errors
 
 from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
+from kombify.locks import directory_lock
 from kombify.names import check_simulation_name
 from kombify.sim import labels
 from kombify.sim.image import ensure_node_image
-from kombify.sim.keys import SimKeys, ensure_keys, remove_keys
+from kombify.sim.keys import SimKeys, ensure_keys, remove_keys, sim_dir
 from kombify.sim.models import (
     LOOPBACK,
     NODE_TYPES,
@@ -163,6 +164,19 @@ class SimEngine:
             DockerError: The engine failed.
         """
         validate_spec(spec)
+        # One maker of a simulation at a time, across processes: a deploy's retry on another
+        # worker can create it while the first attempt still does, and the engine then makes
+        # two networks of one name (it does not refuse duplicates), which nodes cannot join.
+        with directory_lock(sim_dir(spec.name)):
+            return self._create(spec, start=start, on_started=on_started)
+
+    def _create(
+        self,
+        spec: SimulationSpec,
+        *,
+        start: bool,
+        on_started: Callable[[NodeInfo], None] | None,
+    ) -> SimulationInfo:
         keys = ensure_keys(spec.name)
         image = self.ensure_image()
         wanted: dict[str, dict[str, str]] = {

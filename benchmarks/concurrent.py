@@ -152,14 +152,14 @@ async def _measure(home: Path, address: str, database_url: str, count: int) -> l
         cluster.start_worker(0)
         await cluster.start_api(0)
         cluster.connect_apis()
-        await cluster.wait_for_pollers(1)
+        await cluster.wait_for_pollers()
         await _warm_up(cluster, 1)
         phases = [
             await _phase(cluster, "one after another, 1 worker", count, at_once=False),
             await _phase(cluster, "at once, 1 worker", count, at_once=True),
         ]
         cluster.start_worker(1)
-        await cluster.wait_for_pollers(2)
+        await cluster.wait_for_pollers()
         await _warm_up(cluster, 2)
         phases.append(await _phase(cluster, "at once, 2 workers", count, at_once=True))
         return phases

@@ -2,8 +2,9 @@
 
 Both workers poll one task queue of a Temporal started apart from them
 (``KOMBIFY_TEMPORAL_ADDRESS``); all four processes share one ``KOMBIFY_HOME`` and one
-database. Several stacks deploy at once, a worker killed mid-deploy leaves the run to the
-other, and either API serves what the other started.
+database, and start together on both empty (they migrate the database, make the admin token
+and, with the first deploys, the CA). Several stacks deploy at once, a worker killed
+mid-deploy leaves the run to the other, and either API serves what the other started.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ async def cluster(
         env.start_worker(1)
         await asyncio.gather(env.start_api(0), env.start_api(1))
         env.connect_apis()
-        await env.wait_for_pollers(2)
+        await env.wait_for_pollers()
         yield env
     finally:
         await env.close()
@@ -129,4 +130,4 @@ async def test_worker_killed_mid_deploy_the_other_finishes(cluster: Cluster) -> 
         assert ran[-1] == ("RecordDeployment", survivor)
     finally:
         cluster.start_worker(index)
-        await cluster.wait_for_pollers(2)
+        await cluster.wait_for_pollers()

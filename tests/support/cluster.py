@@ -22,7 +22,6 @@ import httpx
 from temporalio.client import Client
 
 from kombify.api.auth import token_path
-from kombify.db.migrate import upgrade
 from kombify.settings import Settings
 from tests.support.deploy_env import KombifyEnv
 from tests.support.ports import free_port
@@ -62,7 +61,7 @@ class Cluster(KombifyEnv):
         self.worker_log = home / "worker.log"  # every worker appends here, lines carry pids
         self.http = httpx.AsyncClient(timeout=60)  # replaced by API 0's client once it serves
         self.temporal: Client | None = None
-        upgrade(database_url)
+        # No upgrade here: the processes migrate the fresh database themselves, all at once.
 
     # ---- processes ---------------------------------------------------------------------------
 
@@ -124,8 +123,11 @@ class Cluster(KombifyEnv):
             )
         self.http = self.apis[0]
 
-    async def wait_for_pollers(self, count: int, timeout: float = 60) -> None:
-        """Until ``count`` worker processes poll the task queue for activities."""
+    async def wait_for_pollers(self, timeout: float = 60) -> None:
+        """Until every live worker process polls the task queue for activities.
+
+        By pid: Temporal keeps listing a killed worker among the pollers for a while.
+        """
         from temporalio.api.enums.v1 import TaskQueueType
         from temporalio.api.taskqueue.v1 import TaskQueue
         from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -140,10 +142,12 @@ class Cluster(KombifyEnv):
                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
                 )
             )
-            if len({p.identity for p in answer.pollers}) >= count:
+            polling = {int(p.identity.split("@", 1)[0]) for p in answer.pollers}
+            missing = set(self.worker_pids().values()) - polling
+            if not missing:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"fewer than {count} workers poll after {timeout}s")
+                raise AssertionError(f"workers {sorted(missing)} do not poll after {timeout}s")
             await asyncio.sleep(0.3)
 
     async def client(self) -> Client:

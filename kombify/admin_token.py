@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 from kombify.errors import ConfigError, KombifyError
+from kombify.locks import directory_lock
 from kombify.settings import Settings
 
 
@@ -28,16 +29,32 @@ def token_path(settings: Settings) -> Path:
     return settings.home / "admin-token"
 
 
-def _write_token(path: Path) -> str:
-    """A new random token, written to ``path`` (0600) in one step: never seen half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.replace(staging, path)
-    return token
+def _read_token(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _create_token(path: Path) -> str:
+    """The token in ``path``, made (0600) unless another process made one first.
+
+    Several API processes can share a home and start together: they take turns (a lock on
+    the home) and look again, so exactly one token is made and every process serves that
+    one, not one of its own that the CLI would never see. The file is replaced in one step,
+    so a reader without the lock never sees it half-written.
+    """
+    with directory_lock(path.parent):
+        token = _read_token(path)
+        if token is not None:
+            return token
+        token = secrets.token_urlsafe(32)
+        staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.replace(staging, path)
+        return token
 
 
 def admin_token(settings: Settings, *, create: bool = False) -> str | None:
@@ -60,8 +77,7 @@ def admin_token(settings: Settings, *, create: bool = False) -> str | None:
             )
         return token
     path = token_path(settings)
-    if path.exists():
-        token = path.read_text().strip()
-        if token:
-            return token
-    return _write_token(path) if create else None
+    found = _read_token(path)
+    if found is not None or not create:
+        return found
+    return _create_token(path)

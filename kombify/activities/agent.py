@@ -36,6 +36,7 @@ from kombify.contracts.deploy import (
     ServiceReport,
 )
 from kombify.errors import AgentError, HostKeyChangedError, KombifyError, SshError
+from kombify.locks import directory_lock
 from kombify.names import contained
 from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
@@ -322,14 +323,17 @@ class AgentActivities:
     def control_cert(self, within: timedelta = RENEW_WITHIN) -> IssuedCert:
         """The control plane's client certificate, issued once and renewed before it expires."""
         crt, key = self.pki_dir / f"{CONTROL_CERT}.crt", self.pki_dir / f"{CONTROL_CERT}.key"
-        ca = self._ca()
-        if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=within):
-            return IssuedCert(
-                cert_pem=crt.read_bytes(), key_pem=key.read_bytes(), ca_pem=ca.cert_pem
-            )
-        issued = ca.issue_client()
-        issued.write(self.pki_dir, CONTROL_CERT)
-        return issued
+        ca = self._ca()  # before the lock: it takes the same one when it makes the CA
+        # Workers sharing a home take turns: one issues, the others read its pair (never a
+        # certificate of one issue with the key of another).
+        with directory_lock(self.pki_dir):
+            if crt.exists() and key.exists() and not needs_renewal(load_cert(crt), within=within):
+                return IssuedCert(
+                    cert_pem=crt.read_bytes(), key_pem=key.read_bytes(), ca_pem=ca.cert_pem
+                )
+            issued = ca.issue_client()
+            issued.write(self.pki_dir, CONTROL_CERT)
+            return issued
 
     async def _ensure_node_cert(
         self,
@@ -578,9 +582,11 @@ class AgentActivities:
         """Ship the images a node's services need and it lacks, before the rollout needs them.
 
         Runs beside the agent install, over SSH into the node's ``docker load``, so the
-        rollout only creates containers. Skipped when the node's engine does not answer
-        yet (a real node's bootstrap may still be installing it): the rollout then ships
-        them through the agent. Images this host lacks too are left to the agent to pull.
+        rollout only creates containers. Fails (``NodeEngineNotReady``) when the node's
+        engine does not answer yet: a real node's bootstrap may still be installing it, and
+        a fresh simulated node answers SSH before its engine (more so with many booting at
+        once). The workflow then does not count the node as staged and the rollout ships
+        the images through the agent. Images this host lacks too are left to the agent to pull.
         """
         import docker
         import docker.errors
@@ -602,7 +608,12 @@ class AgentActivities:
                     sudo=True,
                 )
                 if probe.exit_status == 127 or "daemon" in probe.stderr:
-                    return shipped  # no engine yet: the rollout ships them
+                    raise ApplicationError(
+                        f"node `{request.node.name}`: its Docker engine does not answer yet; "
+                        "the rollout ships the images",
+                        type="NodeEngineNotReady",
+                        non_retryable=True,
+                    )
                 have = {
                     tag
                     for line in probe.stdout.splitlines()

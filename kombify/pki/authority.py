@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kombify.agent.tls import CONTROL_PLANE_IDENTITY
 from kombify.errors import ConfigError
+from kombify.locks import directory_lock
 from kombify.pki.certs import IssuedCert, key_pem, new_key, parse_ip
 from kombify.pki.files import write_private, write_public
 
@@ -232,14 +233,26 @@ def load_or_create_ca(directory: Path | None = None) -> CertificateAuthority:
         from kombify.settings import get_settings
 
         directory = get_settings().home / "pki"
-    have = [(directory / f).exists() for f in ("ca.crt", "ca.key")]
-    if all(have):
+    if _whole_ca(directory):
         return CertificateAuthority.load(directory)
-    if any(have):
-        raise ConfigError(
-            f"`{directory}` holds only half of the kombify CA (ca.crt and ca.key belong "
-            "together); restore the missing file or move both away to make a new CA"
-        )
-    ca = CertificateAuthority.create()
-    ca.save(directory)
-    return ca
+    # Workers sharing a home may all find no CA: one makes it, the others then load it (two
+    # CAs would leave nodes trusting one while another worker's client certificate is of the
+    # other). Half a CA seen without the lock can be another process's save in progress.
+    with directory_lock(directory):
+        if _whole_ca(directory):
+            return CertificateAuthority.load(directory)
+        if any((directory / f).exists() for f in _CA_FILES):
+            raise ConfigError(
+                f"`{directory}` holds only half of the kombify CA (ca.crt and ca.key belong "
+                "together); restore the missing file or move both away to make a new CA"
+            )
+        ca = CertificateAuthority.create()
+        ca.save(directory)
+        return ca
+
+
+_CA_FILES = ("ca.crt", "ca.key")
+
+
+def _whole_ca(directory: Path) -> bool:
+    return all((directory / f).exists() for f in _CA_FILES)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import docker.errors
 
 from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
+from kombify.locks import directory_lock
 from kombify.names import check_simulation_name
 from kombify.sim import labels
 from kombify.sim.converge import CARRIED_PATHS, Drift, drift, limits_of
@@ -229,15 +230,19 @@ class SimEngine:
             DockerError: The engine failed.
         """
         validate_spec(spec)
-        before = self.leftovers(spec.name)
-        had_keys = sim_dir(spec.name).exists()
-        try:
-            return self._create(
-                spec, start=start, on_started=on_started, converge=converge, report=report
-            )
-        except BaseException:
-            self._remove_made(spec.name, before, keep_keys=had_keys)
-            raise
+        # One maker of a simulation at a time, across processes: a deploy's retry on another
+        # worker can create it while the first attempt still does, and the engine then makes
+        # two networks of one name (it does not refuse duplicates), which nodes cannot join.
+        with directory_lock(sim_dir(spec.name)):
+            before = self.leftovers(spec.name)
+            had_keys = (sim_dir(spec.name) / "id_ed25519").exists()
+            try:
+                return self._create(
+                    spec, start=start, on_started=on_started, converge=converge, report=report
+                )
+            except BaseException:
+                self._remove_made(spec.name, before, keep_keys=had_keys)
+                raise
 
     def _create(
         self,

@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kombify.locks import directory_lock
 from kombify.names import check_simulation_name, contained
 from kombify.settings import get_settings
 
@@ -43,6 +44,14 @@ def ensure_keys(name: str) -> SimKeys:
     directory = sim_dir(name)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
+    # Two workers (or a worker and `kombify sim create`) may make the same simulation at
+    # once: one generates the pair, the other uses it (else nodes would hold one public key
+    # while the file holds the other's private key).
+    with directory_lock(directory):
+        return _ensure_keys(name, directory)
+
+
+def _ensure_keys(name: str, directory: Path) -> SimKeys:
     private_path = directory / "id_ed25519"
     public_path = directory / "id_ed25519.pub"
     known_hosts = directory / "known_hosts"

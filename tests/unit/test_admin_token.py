@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from kombify.admin_token import admin_token, token_path
 from kombify.api.app import create_app
 from kombify.errors import ConfigError
 from kombify.settings import Settings
+from tests.support.concurrency import at_once
 
 
 def _settings(home: Path, token: str | None = None) -> Settings:
@@ -66,3 +68,20 @@ def test_admin_token_variable_wins_over_the_file(tmp_path: Path) -> None:
     token_path(settings).write_text("from-file\n")
 
     assert create_app(settings).state.admin_token == "s3cret-token"
+
+
+@pytest.mark.parametrize("start", ["missing", "blank"])
+def test_api_processes_starting_together_share_one_token(tmp_path: Path, start: str) -> None:
+    # Several API processes on one KOMBIFY_HOME: each must serve the token the file holds,
+    # or the CLI (which reads the file) is refused by all but one of them.
+    for round_ in range(20):
+        settings = _settings(tmp_path / str(round_))
+        if start == "blank":
+            settings.home.mkdir()
+            token_path(settings).write_text("\n")
+
+        tokens = at_once(8, partial(admin_token, settings, create=True))
+
+        assert len(set(tokens)) == 1, f"round {round_}: {len(set(tokens))} different tokens"
+        assert token_path(settings).read_text() == f"{tokens[0]}\n"
+        assert [p.name for p in settings.home.iterdir()] == ["admin-token"]

@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from kombify import sim
 from kombify.activities.agent import AgentActivities
 from kombify.activities.deploy import simulated_target
 from kombify.activities.hostkeys import read_host_key
+from kombify.activities.ssh import node_session
 from kombify.contracts.deploy import NodeTarget, RolloutInput
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_httpd_image
@@ -56,8 +58,9 @@ def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
         sim.delete_simulation(name)
 
 
-async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
-    workdir = get_settings().home / "stacks" / "local" / "shipping" / "tofu"
+def _one_service(stack: str) -> str:
+    """A stack work dir whose plan puts ``web`` (the test image) on node ``box``."""
+    workdir = get_settings().home / "stacks" / "local" / stack / "tofu"
     (workdir / "manifests").mkdir(parents=True)
     service = {
         "name": "web",
@@ -68,9 +71,14 @@ async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
         "healthcheck": {"http": "http://localhost:80/", "interval": "1s"},
     }
     (workdir / "manifests" / "box.json").write_text(json.dumps({"services": [service]}))
+    return str(workdir)
+
+
+async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
+    workdir = _one_service("shipping")
     sink = _Lines()
     agent = AgentActivities(get_settings(), sink)  # type: ignore[arg-type]
-    request = RolloutInput("d-ship", "s-ship", str(workdir), node, images_staged=False)
+    request = RolloutInput("d-ship", "s-ship", workdir, node, images_staged=False)
     env = ActivityEnvironment()
 
     await env.run(agent.install_agent, request)
@@ -78,3 +86,24 @@ async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
 
     assert [(s.name, s.state, s.healthy) for s in result.services] == [("web", "created", True)]
     assert f"shipping image {HTTPD_IMAGE} from the control host" in sink.lines
+
+
+async def test_staging_before_the_engine_answers_is_not_reported_as_staged(
+    node: NodeTarget,
+) -> None:
+    # A node answers SSH before its Docker engine does (sshd starts first). With many nodes
+    # booting at once (8 stacks deployed together) staging came first, found no engine and
+    # still succeeded, so the rollout trusted the node to have the images and it had none.
+    async with node_session(node) as session:
+        await session.run(
+            "pkill -TERM -x dockerd; for i in $(seq 100); do "
+            "docker info >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1",
+            sudo=True,
+        )
+    agent = AgentActivities(get_settings(), _Lines())  # type: ignore[arg-type]
+    request = RolloutInput("d-stage", "s-stage", _one_service("staging"), node)
+
+    with pytest.raises(ApplicationError, match="Docker engine") as raised:
+        await ActivityEnvironment().run(agent.stage_images, request)
+
+    assert raised.value.type == "NodeEngineNotReady" and raised.value.non_retryable

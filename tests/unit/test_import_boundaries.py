@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _loaded(imports: str, modules: list[str]) -> dict[str, bool]:
     code = (
@@ -43,3 +45,11 @@ def test_activities_and_lower_layers_never_import_workflows() -> None:
         if line.lstrip().startswith(("from kombify.workflows", "import kombify.workflows"))
     ]
     assert upward == []
+
+
+@pytest.mark.parametrize(
+    "module", ["kombify.stackkits", "kombify.stackkits.library", "kombify.specs", "kombify.unifier"]
+)
+def test_each_package_imports_first(module: str) -> None:
+    # Whichever package a process imports first (no import cycle that only works in one order).
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, capture_output=True)

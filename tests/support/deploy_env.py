@@ -165,25 +165,32 @@ class KombifyEnv:
     # ---- nodes -----------------------------------------------------------------------------
 
     async def on_node(self, stack: str, node: str, command: str) -> str:
-        """Run a command on a simulated node over real SSH; its stdout (must exit 0)."""
+        """Run a command on a simulated node over real SSH; its stdout (must exit 0).
+
+        A deployed stack's node is held to its pinned host key, as kombify holds it; a bare
+        simulation (no stack of that name) is reached like KombiSim's own commands do.
+        """
         endpoint = connection_info(stack)[node]
+        pin = self.pinned_key(stack, node)
         async with asyncssh.connect(
             endpoint.host,
             endpoint.port,
             username=endpoint.user,
             client_keys=[endpoint.identity_file],
-            known_hosts=([asyncssh.import_public_key(self.pinned_key(stack, node))], [], []),
+            known_hosts=([asyncssh.import_public_key(pin)], [], []) if pin else None,
             agent_path=None,
             config=[],
         ) as conn:
             result = await conn.run(command, check=True)
         return str(result.stdout)
 
-    def pinned_key(self, stack: str, node: str) -> str:
-        """The host key kombify pinned for a simulated node (tests verify it like kombify)."""
+    def pinned_key(self, stack: str, node: str) -> str | None:
+        """The host key kombify pinned for a node of a deployed stack; None for a bare sim."""
         with Session(get_engine(self.settings.resolved_database_url)) as session:
             row = session.exec(select(Stack).where(Stack.name == stack)).first()
-            pin = row and get_pin(session, stack_id=row.id, node=node, simulated=True)
+            if row is None:
+                return None
+            pin = get_pin(session, stack_id=row.id, node=node, simulated=True)
             assert pin, f"no host key pinned for {stack}/{node}: deploy the stack first"
             return HostKey(pin.algorithm, pin.key).line
 

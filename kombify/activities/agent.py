@@ -351,8 +351,7 @@ class AgentActivities:
         entry, added = self.revocations.revoke(
             cert,
             identity=identity,
-            reason=f"destroy of stack `{organisation}/{stack}` "
-            f"(deployment {request.deployment_id})",
+            reason=f"destroy of stack `{organisation}/{stack}`, deployment {request.deployment_id}",
         )
         if added:
             return f"agent certificate {entry.serial:x} revoked"

@@ -38,7 +38,7 @@ class Revocation:
         serial: The certificate's serial number.
         identity: Whom it named (the node identity, its subject CN).
         revoked_at: When it was revoked (UTC).
-        reason: Why, in words (e.g. "destroy of stack `local/home` (deployment 12)").
+        reason: Why, in words (e.g. "destroy of stack `local/home`, deployment 3f2a…").
         expires_at: When the certificate expires anyway; past then the entry can go.
     """
 

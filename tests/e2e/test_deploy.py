@@ -275,7 +275,7 @@ async def test_destroy_revokes_the_agent_certificate_and_a_new_deploy_issues_ano
     assert run["state"] == "succeeded", run
     entry = crl.lookup(old.serial_number)
     assert entry is not None, "destroy left the agent's certificate valid"
-    assert entry.reason == f"destroy of stack `local/{stack}` (deployment {run['id']})"
+    assert entry.reason == f"destroy of stack `local/{stack}`, deployment {run['id']}"
     logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
     lines = [(line["source"], line["message"]) for line in logs["data"]]
     assert ("agent/box", f"agent certificate {old.serial_number:x} revoked") in lines

@@ -295,3 +295,29 @@ async def test_destroy_revokes_the_agent_certificate_and_a_new_deploy_issues_ano
     assert new.serial_number != old.serial_number
     assert not crl.is_revoked(new.serial_number)
     assert (await _get(published(stack, "box", 8080))).status_code == 200
+
+
+async def test_a_destroy_retried_after_the_revocation_still_removes_everything(
+    kombify: KombifyEnv,
+) -> None:
+    from kombify.pki import RevocationList
+    from kombify.pki.certs import load_cert
+
+    stack = kombify.new_stack()
+    assert (await kombify.deploy(one_node(stack, notes=False)))["state"] == "succeeded"
+    pem = await kombify.on_node(stack, "box", "sudo cat /etc/kombify/agent/agent.crt")
+    cert = load_cert(pem.encode())
+    # As a first attempt that revoked the certificate and then lost the node would leave it:
+    # the agent still runs, and the control plane refuses to talk to it.
+    RevocationList(kombify.home / "pki").revoke(cert, identity="box", reason="an earlier try")
+
+    run = await kombify.destroy(stack)
+
+    assert run["state"] == "succeeded", run
+    assert await kombify.containers(stack, "box") == {}
+    assert not (await kombify.on_node(stack, "box", "pgrep -f kombify[.]agent; true")).strip()
+    logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
+    lines = [line["message"] for line in logs["data"] if line["source"] == "agent/box"]
+    refused = "the agent's certificate is revoked already: removing kombify's containers"
+    assert f"{refused} with docker" in lines
+    assert f"agent certificate {cert.serial_number:x} was revoked already (an earlier try)" in lines

@@ -100,6 +100,13 @@ class AgentError(KombifyError):
     status = 502
 
 
+class CertificateRevokedError(AgentError):
+    """A node agent presented a certificate that kombify revoked (at ``destroy``)."""
+
+    code = "certificate-revoked"
+    permanent = True
+
+
 class ServiceUnavailableError(KombifyError):
     """A component kombify depends on (database, Temporal) does not answer."""
 

@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -35,11 +37,18 @@ from kombify.contracts.deploy import (
     RolloutInput,
     ServiceReport,
 )
-from kombify.errors import AgentError, HostKeyChangedError, KombifyError, SshError
+from kombify.errors import (
+    AgentError,
+    CertificateRevokedError,
+    HostKeyChangedError,
+    KombifyError,
+    SshError,
+)
 from kombify.locks import directory_lock
 from kombify.names import contained
 from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
+from kombify.pki.revocation import RevocationList
 from kombify.settings import Settings
 
 # Unpacked bundles, one immutable directory per version, and `current` linking to the one in
@@ -87,6 +96,7 @@ _UNINSTALL_AGENT = (
     f"rm -rf {REMOTE_ROOT} {REMOTE_STATE} {REMOTE_ETC} {REMOTE_PID}"
 )
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
+_READ_AGENT_CERT = f"cat {REMOTE_ETC}/agent.crt 2>/dev/null"
 _PROBE_SEPARATOR = "\n--kombify--\n"
 
 
@@ -314,11 +324,38 @@ class AgentActivities:
         self.settings = settings
         self.deploy = deploy
         self.pki_dir = settings.home / "pki"
+        self.revocations = RevocationList(self.pki_dir)
 
     # ---- certificates ----------------------------------------------------------------------
 
     def _ca(self) -> CertificateAuthority:
         return load_or_create_ca(self.pki_dir)
+
+    async def _node_cert(self, session: NodeSession) -> x509.Certificate | None:
+        """The agent certificate on the node if our CA issued it (expired or not), else None."""
+        read = await session.run(_READ_AGENT_CERT, check=False, sudo=True)
+        if read.exit_status != 0 or not read.stdout.strip():
+            return None
+        try:
+            cert = load_cert(read.stdout.encode())
+            cert.verify_directly_issued_by(self._ca().cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return None  # not one of ours: there is nothing of ours to revoke
+        return cert
+
+    def _revoke_node_cert(
+        self, request: RolloutInput, cert: x509.Certificate, identity: str
+    ) -> str:
+        """Put the node agent's certificate on the revocation list; a line for the run's log."""
+        organisation, stack = Path(request.workdir).parts[-3:-1]
+        entry, added = self.revocations.revoke(
+            cert,
+            identity=identity,
+            reason=f"destroy of stack `{organisation}/{stack}`, deployment {request.deployment_id}",
+        )
+        if added:
+            return f"agent certificate {entry.serial:x} revoked"
+        return f"agent certificate {entry.serial:x} was revoked already ({entry.reason})"
 
     def control_cert(self, within: timedelta = RENEW_WITHIN) -> IssuedCert:
         """The control plane's client certificate, issued once and renewed before it expires."""
@@ -356,7 +393,9 @@ class AgentActivities:
             try:
                 cert = load_cert(node_cert)
                 fresh = not needs_renewal(cert, within=within)
-                if fresh and cert_identity(cert).matches(identity):
+                # A revoked one (a copy put back after destroy) is never used again.
+                usable = fresh and not self.revocations.is_revoked(cert.serial_number)
+                if usable and cert_identity(cert).matches(identity):
                     return False
             except ValueError:
                 pass
@@ -428,7 +467,9 @@ class AgentActivities:
 
         cert = cert or self.control_cert()
         async with session.tunnel(AGENT_PORT) as port:
-            client = AgentClient.with_cert(f"127.0.0.1:{port}", identity, cert)
+            client = AgentClient.with_cert(
+                f"127.0.0.1:{port}", identity, cert, revocations=self.revocations
+            )
             async with client:
                 yield client
 
@@ -441,6 +482,8 @@ class AgentActivities:
             try:
                 async with self.agent(session, identity, cert) as client:
                     return await client.health()
+            except CertificateRevokedError:
+                raise  # waiting does not make it valid again
             except AgentError as exc:
                 last = exc
                 await asyncio.sleep(_HEALTH_POLL)
@@ -705,14 +748,29 @@ class AgentActivities:
 
     @activity.defn(name="RemoveServices")
     async def remove_services(self, request: RolloutInput) -> None:
-        """Stop and remove every service kombify runs on the node."""
+        """Stop and remove every service kombify runs on the node, and the agent itself.
+
+        The agent's certificate is revoked before it is deleted from the node, so a copy of it
+        cannot act as this node's agent again; a retry finds it revoked and goes on.
+        """
         from kombify.agent.proto import pb
 
         source = f"agent/{request.node.name}"
+        identity = self._identity(request)
         try:
             async with node_session(request.node) as session:
-                if await self._agent_running(session):
-                    identity = self._identity(request)
+                cert = await self._node_cert(session)
+                revoked = cert is not None and self.revocations.is_revoked(cert.serial_number)
+                if revoked:
+                    # A retry after the revocation below: the client would refuse this agent.
+                    self.deploy.log(
+                        request.deployment_id,
+                        source,
+                        "the agent's certificate is revoked already: removing kombify's "
+                        "containers with docker",
+                    )
+                    await session.run(_REMOVE_MANAGED, sudo=True)
+                elif await self._agent_running(session):
                     async with self.agent(session, identity) as client:
                         await client.apply(
                             pb.Manifest(revision="removed", services=[]),
@@ -733,6 +791,9 @@ class AgentActivities:
                         f"node `{request.node.name}`: {len(left)} kombify container(s) are "
                         f"still there after their removal ({', '.join(c[:12] for c in left)})"
                     )
+                if cert is not None:
+                    line = await asyncio.to_thread(self._revoke_node_cert, request, cert, identity)
+                    self.deploy.log(request.deployment_id, source, line)
                 # What kombify put on the node goes too: agent, bundles, certificates, manifest.
                 await session.run(_UNINSTALL_AGENT, sudo=True)
                 self.deploy.log(request.deployment_id, source, "agent stopped and removed")

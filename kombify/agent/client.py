@@ -4,6 +4,12 @@ The client presents the control plane's certificate and trusts only the kombify 
 with the node identity as the expected TLS name (``grpc.ssl_target_name_override``), so the
 handshake fails unless the agent's certificate names the node that was meant; ``verify_peer``
 makes that failure readable by fetching the agent's certificate and naming whom it belongs to.
+
+Given the installation's revocation list, the client also refuses an agent whose certificate
+kombify revoked (at ``destroy``): before its first RPC it fetches the agent's certificate with
+``verify_peer`` and looks its serial up. gRPC's Python API exposes neither the peer's
+certificate on the client side nor a CRL option, hence the separate handshake; it goes to the
+same address (through the same SSH tunnel) a moment before the channel's own.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import grpc
 from cryptography import x509
 
 from kombify.agent.proto import agent_stub, pb
-from kombify.errors import AgentError
+from kombify.errors import AgentError, CertificateRevokedError
 from kombify.pki.certs import IssuedCert, cert_identity
+from kombify.pki.revocation import RevocationList
 
 CHUNK = 1024 * 1024
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -46,6 +53,8 @@ class AgentClient:
         key_pem: Its private key.
         ca_pem: The kombify CA certificate.
         timeout: Default deadline, in seconds, of unary calls.
+        revocations: The installation's revocation list; when given, an agent presenting a
+            revoked certificate is refused before any RPC reaches it.
     """
 
     def __init__(
@@ -57,10 +66,13 @@ class AgentClient:
         key_pem: bytes,
         ca_pem: bytes,
         timeout: float = 30.0,
+        revocations: RevocationList | None = None,
     ) -> None:
         self.address = address
         self.node_identity = node_identity
         self.timeout = timeout
+        self._revocations = revocations
+        self._peer_checked = revocations is None
         self._cert_pem, self._key_pem, self._ca_pem = cert_pem, key_pem, ca_pem
         credentials = grpc.ssl_channel_credentials(
             root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
@@ -113,13 +125,23 @@ class AgentClient:
             f"{exc.details()}"
         )
 
-    async def _unary(self, rpc: str, call: Awaitable[T]) -> T:
+    async def _check_peer(self) -> None:
+        # Once per client: its channel stays connected to the agent that was checked.
+        if not self._peer_checked:
+            await self.verify_peer()
+            self._peer_checked = True
+
+    async def _unary(self, rpc: str, start: Callable[[], Awaitable[T]]) -> T:
+        # A gRPC call is sent as soon as it is made: the peer is checked before ``start``.
+        await self._check_peer()
         try:
-            return await call
+            return await start()
         except grpc.aio.AioRpcError as exc:
             raise self._error(rpc, exc) from exc
 
-    async def _stream(self, rpc: str, call: Any) -> AsyncIterator[Any]:
+    async def _stream(self, rpc: str, start: Callable[[], Any]) -> AsyncIterator[Any]:
+        await self._check_peer()
+        call = start()
         try:
             async for item in call:
                 yield item
@@ -133,7 +155,7 @@ class AgentClient:
     async def health(self) -> pb.HealthResponse:
         """Agent and engine liveness; also checks the agent reports the expected identity."""
         reply: pb.HealthResponse = await self._unary(
-            "Health", self._stub.Health(pb.HealthRequest(), timeout=self.timeout)
+            "Health", lambda: self._stub.Health(pb.HealthRequest(), timeout=self.timeout)
         )
         if reply.node_identity != self.node_identity:
             raise AgentError(
@@ -144,8 +166,8 @@ class AgentClient:
 
     async def apply_services(self, manifest: pb.Manifest) -> AsyncIterator[pb.ApplyEvent]:
         """Streams the progress of converging the node to ``manifest``; the last is DONE."""
-        call = self._stub.ApplyServices(pb.ApplyServicesRequest(manifest=manifest))
-        async for item in self._stream("ApplyServices", call):
+        request = pb.ApplyServicesRequest(manifest=manifest)
+        async for item in self._stream("ApplyServices", lambda: self._stub.ApplyServices(request)):
             yield item
 
     async def apply(
@@ -168,7 +190,7 @@ class AgentClient:
         """Every managed container with its state and health."""
         request = pb.ListServicesRequest(probe_health=probe_health)
         reply: pb.ListServicesResponse = await self._unary(
-            "ListServices", self._stub.ListServices(request, timeout=self.timeout)
+            "ListServices", lambda: self._stub.ListServices(request, timeout=self.timeout)
         )
         return reply
 
@@ -176,7 +198,7 @@ class AgentClient:
         """Restarts a service's containers and waits for their health check."""
         request = pb.RestartServiceRequest(service=service)
         reply: pb.RestartServiceResponse = await self._unary(
-            "RestartService", self._stub.RestartService(request, timeout=self.timeout * 4)
+            "RestartService", lambda: self._stub.RestartService(request, timeout=self.timeout * 4)
         )
         return reply
 
@@ -185,7 +207,7 @@ class AgentClient:
     ) -> AsyncIterator[pb.LogLine]:
         """Log lines of a service; with ``follow`` until the caller stops iterating."""
         request = pb.StreamLogsRequest(service=service, follow=follow, tail=tail)
-        async for item in self._stream("StreamLogs", self._stub.StreamLogs(request)):
+        async for item in self._stream("StreamLogs", lambda: self._stub.StreamLogs(request)):
             yield item
 
     async def put_file(self, path: str, data: bytes, *, mode: int = 0o644) -> pb.PutFileResponse:
@@ -197,7 +219,7 @@ class AgentClient:
                 yield pb.FileChunk(data=data[start : start + CHUNK])
 
         reply: pb.PutFileResponse = await self._unary(
-            "PutFile", self._stub.PutFile(chunks(), timeout=self.timeout)
+            "PutFile", lambda: self._stub.PutFile(chunks(), timeout=self.timeout)
         )
         return reply
 
@@ -218,7 +240,9 @@ class AgentClient:
                 for start in range(0, len(block), CHUNK):
                     yield pb.ImageChunk(data=block[start : start + CHUNK])
 
-        reply: pb.LoadImageResponse = await self._unary("LoadImage", self._stub.LoadImage(chunks()))
+        reply: pb.LoadImageResponse = await self._unary(
+            "LoadImage", lambda: self._stub.LoadImage(chunks())
+        )
         return list(reply.images)
 
     # ---- identity -------------------------------------------------------------------------
@@ -231,6 +255,7 @@ class AgentClient:
 
         Raises:
             AgentError: Unreachable, not signed by the kombify CA, or another node's identity.
+            CertificateRevokedError: The certificate is on the revocation list.
         """
         host, _, port = self.address.rpartition(":")
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=self._ca_pem.decode())
@@ -265,5 +290,11 @@ class AgentClient:
             raise AgentError(
                 f"agent at {self.address} presented the certificate of `{ident.common_name}`, "
                 f"not of `{self.node_identity}`: refusing to talk to it"
+            )
+        revoked = self._revocations.lookup(cert.serial_number) if self._revocations else None
+        if revoked is not None:
+            raise CertificateRevokedError(
+                f"agent `{self.node_identity}` at {self.address}: its {revoked.describe()}; "
+                "refusing to talk to it (a new deploy of the stack gives the node a new one)"
             )
         return cert

@@ -18,10 +18,13 @@ from kombify.pki.certs import (
     verify_issued_by,
 )
 from kombify.pki.files import write_private, write_public
+from kombify.pki.revocation import Revocation, RevocationList
 
 __all__ = [
     "CertificateAuthority",
     "IssuedCert",
+    "Revocation",
+    "RevocationList",
     "cert_identity",
     "load_cert",
     "load_or_create_ca",

@@ -6,6 +6,7 @@ service's container changes), a health-gated rollback, a removed service, destro
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
@@ -250,3 +251,74 @@ async def test_destroy_leaves_the_node_clean(kombify: KombifyEnv, stack: str) ->
     assert await kombify.containers(stack, "box") == {}
     status = await kombify.call("GET", f"/v1/stacks/{stack}/status")
     assert status["nodes"] == []
+
+
+async def test_destroy_revokes_the_agent_certificate_and_a_new_deploy_issues_another(
+    kombify: KombifyEnv,
+) -> None:
+    from kombify.pki import RevocationList
+    from kombify.pki.certs import load_cert
+
+    stack = kombify.new_stack()
+    assert (await kombify.deploy(one_node(stack, notes=False)))["state"] == "succeeded"
+    etc = "/etc/kombify/agent"
+    # What a copy left on a disk would hold: the agent's certificate and key.
+    kept = {
+        name: await kombify.on_node(stack, "box", f"sudo base64 -w0 {etc}/{name}")
+        for name in ("agent.crt", "agent.key", "ca.crt")
+    }
+    old = load_cert(base64.b64decode(kept["agent.crt"]))
+    crl = RevocationList(kombify.home / "pki")
+    assert not crl.is_revoked(old.serial_number)
+
+    run = await kombify.destroy(stack)
+
+    assert run["state"] == "succeeded", run
+    entry = crl.lookup(old.serial_number)
+    assert entry is not None, "destroy left the agent's certificate valid"
+    assert entry.reason == f"destroy of stack `local/{stack}`, deployment {run['id']}"
+    logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
+    lines = [(line["source"], line["message"]) for line in logs["data"]]
+    assert ("agent/box", f"agent certificate {old.serial_number:x} revoked") in lines
+    assert stat.S_IMODE(crl.path.stat().st_mode) == 0o600
+
+    # The copy is put back on the node: the next deploy must not trust it again.
+    for name, data in kept.items():
+        await kombify.on_node(
+            stack,
+            "box",
+            f"sudo mkdir -p {etc} && echo {data} | base64 -d | sudo tee {etc}/{name} >/dev/null",
+        )
+    again = await kombify.deploy(one_node(stack, notes=False))
+
+    assert again["state"] == "succeeded", again
+    new = load_cert((await kombify.on_node(stack, "box", f"sudo cat {etc}/agent.crt")).encode())
+    assert new.serial_number != old.serial_number
+    assert not crl.is_revoked(new.serial_number)
+    assert (await _get(published(stack, "box", 8080))).status_code == 200
+
+
+async def test_a_destroy_retried_after_the_revocation_still_removes_everything(
+    kombify: KombifyEnv,
+) -> None:
+    from kombify.pki import RevocationList
+    from kombify.pki.certs import load_cert
+
+    stack = kombify.new_stack()
+    assert (await kombify.deploy(one_node(stack, notes=False)))["state"] == "succeeded"
+    pem = await kombify.on_node(stack, "box", "sudo cat /etc/kombify/agent/agent.crt")
+    cert = load_cert(pem.encode())
+    # As a first attempt that revoked the certificate and then lost the node would leave it:
+    # the agent still runs, and the control plane refuses to talk to it.
+    RevocationList(kombify.home / "pki").revoke(cert, identity="box", reason="an earlier try")
+
+    run = await kombify.destroy(stack)
+
+    assert run["state"] == "succeeded", run
+    assert await kombify.containers(stack, "box") == {}
+    assert not (await kombify.on_node(stack, "box", "pgrep -f kombify[.]agent; true")).strip()
+    logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
+    lines = [line["message"] for line in logs["data"] if line["source"] == "agent/box"]
+    refused = "the agent's certificate is revoked already: removing kombify's containers"
+    assert f"{refused} with docker" in lines
+    assert f"agent certificate {cert.serial_number:x} was revoked already (an earlier try)" in lines

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kombify.contracts.deploy import NodeTarget
 from kombify.sim.client import docker_client, engine_available
 from kombify.sim.engine import SimEngine
 from kombify.sim.image import ensure_node_image
@@ -47,3 +51,36 @@ def engine(docker: Any, node_image: str) -> SimEngine:
 def module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A KOMBIFY_HOME that lives as long as a module's simulation (keys are kept there)."""
     return tmp_path_factory.mktemp("sim-home")
+
+
+class LogLines:
+    """Stands in for DeployActivities as the agent activities' log sink; keeps the lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, deployment_id: str, source: str, message: str, level: str = "info") -> None:
+        del deployment_id, source, level
+        self.lines.append(message)
+
+
+@contextmanager
+def pinned_sim_node(prefix: str, ports: list[int]) -> Iterator[NodeTarget]:
+    """A one-node simulation ``box`` and its deploy target, host key pinned as on first use.
+
+    Every deploy connection is held to the node's pin (as PrepareDeployment records it).
+    """
+    from kombify import sim
+    from kombify.activities.deploy import simulated_target
+    from kombify.activities.hostkeys import read_host_key
+    from kombify.sim.models import NodeSpec, SimulationSpec
+
+    name = unique_name(prefix)
+    spec = SimulationSpec(name=name, nodes=[NodeSpec(name="box", ports=ports)])
+    info = sim.create_simulation(name, spec, wait=True, timeout=120)
+    try:
+        (ssh,) = [n.ssh for n in info.nodes if n.ssh is not None]
+        key = asyncio.run(read_host_key(ssh.host, ssh.port))
+        yield dataclasses.replace(simulated_target("box", "main", ssh), host_key=key.line)
+    finally:
+        sim.delete_simulation(name)

@@ -8,8 +8,6 @@ caddy package; a failing `cmd` check rolls back to the previous revision.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,44 +16,22 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from kombify import sim
 from kombify.activities.agent import AgentActivities
-from kombify.activities.deploy import simulated_target
-from kombify.activities.hostkeys import read_host_key
 from kombify.contracts.deploy import NodeRollout, NodeTarget, RolloutInput
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_caddy_image, ensure_httpd_image
-from kombify.sim.models import NodeSpec, SimulationSpec
 from kombify.stackkits.library import load_library
-from tests.integration.sim.conftest import unique_name
+from tests.integration.sim.conftest import LogLines, pinned_sim_node
 
 pytestmark = pytest.mark.docker
-
-
-class _Lines:
-    """Stands in for DeployActivities as the agent activities' log sink; keeps the lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def log(self, deployment_id: str, source: str, message: str, level: str = "info") -> None:
-        self.lines.append(message)
 
 
 @pytest.fixture
 def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
     ensure_httpd_image(docker)
     ensure_caddy_image(docker)
-    name = unique_name("khc")
-    spec = SimulationSpec(name=name, nodes=[NodeSpec(name="box", ports=[80])])
-    info = sim.create_simulation(name, spec, wait=True, timeout=120)
-    try:
-        (ssh,) = [n.ssh for n in info.nodes if n.ssh is not None]
-        # Every deploy connection is held to the node's host key: pinned here as on first use.
-        key = asyncio.run(read_host_key(ssh.host, ssh.port))
-        yield dataclasses.replace(simulated_target("box", "main", ssh), host_key=key.line)
-    finally:
-        sim.delete_simulation(name)
+    with pinned_sim_node("khc", [80]) as target:
+        yield target
 
 
 def _reverse_proxy() -> dict[str, Any]:
@@ -89,7 +65,7 @@ async def _rollout(
 async def test_kit_checks_gate_and_a_failing_cmd_rolls_back(node: NodeTarget) -> None:
     workdir = get_settings().home / "stacks" / "local" / "health" / "tofu"
     (workdir / "manifests").mkdir(parents=True)
-    agent = AgentActivities(get_settings(), _Lines())  # type: ignore[arg-type]
+    agent = AgentActivities(get_settings(), LogLines())  # type: ignore[arg-type]
 
     first = await _rollout(
         agent, workdir, node, [_reverse_proxy(), _job({"cmd": "test -s /www/index.html"})]

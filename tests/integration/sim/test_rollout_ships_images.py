@@ -9,8 +9,6 @@ simulated node that has never seen the image.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -19,43 +17,21 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from kombify import sim
 from kombify.activities.agent import AgentActivities
-from kombify.activities.deploy import simulated_target
-from kombify.activities.hostkeys import read_host_key
 from kombify.activities.ssh import node_session
 from kombify.contracts.deploy import NodeTarget, RolloutInput
 from kombify.settings import get_settings
 from kombify.sim.image import HTTPD_IMAGE, ensure_httpd_image
-from kombify.sim.models import NodeSpec, SimulationSpec
-from tests.integration.sim.conftest import unique_name
+from tests.integration.sim.conftest import LogLines, pinned_sim_node
 
 pytestmark = pytest.mark.docker
-
-
-class _Lines:
-    """Stands in for DeployActivities as the agent activities' log sink; keeps the lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def log(self, deployment_id: str, source: str, message: str, level: str = "info") -> None:
-        self.lines.append(message)
 
 
 @pytest.fixture
 def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
     ensure_httpd_image(docker)
-    name = unique_name("ksh")
-    spec = SimulationSpec(name=name, nodes=[NodeSpec(name="box", ports=[8080])])
-    info = sim.create_simulation(name, spec, wait=True, timeout=120)
-    try:
-        (ssh,) = [n.ssh for n in info.nodes if n.ssh is not None]
-        # Pinned on first contact, as PrepareDeployment does: every connection verifies it.
-        key = asyncio.run(read_host_key(ssh.host, ssh.port))
-        yield dataclasses.replace(simulated_target("box", "main", ssh), host_key=key.line)
-    finally:
-        sim.delete_simulation(name)
+    with pinned_sim_node("ksh", [8080]) as target:
+        yield target
 
 
 def _one_service(stack: str) -> str:
@@ -76,7 +52,7 @@ def _one_service(stack: str) -> str:
 
 async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
     workdir = _one_service("shipping")
-    sink = _Lines()
+    sink = LogLines()
     agent = AgentActivities(get_settings(), sink)  # type: ignore[arg-type]
     request = RolloutInput("d-ship", "s-ship", workdir, node, images_staged=False)
     env = ActivityEnvironment()
@@ -100,7 +76,7 @@ async def test_staging_before_the_engine_answers_is_not_reported_as_staged(
             "docker info >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1",
             sudo=True,
         )
-    agent = AgentActivities(get_settings(), _Lines())  # type: ignore[arg-type]
+    agent = AgentActivities(get_settings(), LogLines())  # type: ignore[arg-type]
     request = RolloutInput("d-stage", "s-stage", _one_service("staging"), node)
 
     with pytest.raises(ApplicationError, match="Docker engine") as raised:

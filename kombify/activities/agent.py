@@ -608,9 +608,15 @@ class AgentActivities:
             local.close()
 
     def _saved_image_file(self, local: Any, image: str) -> Path:
-        """``docker save`` of ``image`` in this host's cache, named by the image id."""
+        """``docker save`` of ``image`` in this host's cache, named by image id and name.
+
+        The tarball carries the name it was saved under, and ``docker load`` tags what it
+        loads with exactly that: one content under two names needs two tarballs, or the node
+        would get the first name only.
+        """
         image_id = str(local.images.get(image).id).removeprefix("sha256:")
-        target = self.settings.home / "cache" / "images" / f"{image_id[:32]}.tar"
+        tag = hashlib.sha256(image.encode()).hexdigest()[:12]
+        target = self.settings.home / "cache" / "images" / f"{image_id[:32]}-{tag}.tar"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(f".{secrets.token_hex(4)}.part")

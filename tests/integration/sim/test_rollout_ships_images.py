@@ -10,6 +10,7 @@ simulated node that has never seen the image.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,13 +35,13 @@ def node(docker: Any, node_image: str) -> Iterator[NodeTarget]:
         yield target
 
 
-def _one_service(stack: str) -> str:
+def _one_service(stack: str, image: str = HTTPD_IMAGE) -> str:
     """A stack work dir whose plan puts ``web`` (the test image) on node ``box``."""
     workdir = get_settings().home / "stacks" / "local" / stack / "tofu"
-    (workdir / "manifests").mkdir(parents=True)
+    (workdir / "manifests").mkdir(parents=True, exist_ok=True)
     service = {
         "name": "web",
-        "image": HTTPD_IMAGE,
+        "image": image,
         "env": {},
         "ports": [{"container": 80, "host": 8080}],
         "volumes": [],
@@ -62,6 +63,30 @@ async def test_rollout_ships_what_was_not_staged(node: NodeTarget) -> None:
 
     assert [(s.name, s.state, s.healthy) for s in result.services] == [("web", "created", True)]
     assert f"shipping image {HTTPD_IMAGE} from the control host" in sink.lines
+
+
+async def test_one_image_under_a_second_name_reaches_the_node_by_that_name(
+    node: NodeTarget, docker: Any
+) -> None:
+    agent = AgentActivities(get_settings(), LogLines())  # type: ignore[arg-type]
+    env = ActivityEnvironment()
+    first = RolloutInput("d-n1", "s-n", _one_service("renamed"), node)
+    await env.run(agent.install_agent, first)
+    assert await env.run(agent.stage_images, first) == [HTTPD_IMAGE]
+    assert (await env.run(agent.rollout, first)).services[0].healthy
+    # The same content, re-tagged here: the node has the bytes, not the new name.
+    renamed = f"kombify-test/renamed-{secrets.token_hex(3)}:1"
+    docker.images.get(HTTPD_IMAGE).tag(renamed)
+    try:
+        second = RolloutInput(
+            "d-n2", "s-n", _one_service("renamed", renamed), node, images_staged=True
+        )
+        assert await env.run(agent.stage_images, second) == [renamed]
+        result = await env.run(agent.rollout, second)
+    finally:
+        docker.images.remove(renamed)
+
+    assert [(s.name, s.state, s.healthy) for s in result.services] == [("web", "updated", True)]
 
 
 async def test_staging_before_the_engine_answers_is_not_reported_as_staged(

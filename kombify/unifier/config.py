@@ -74,7 +74,15 @@ def build(stack: ResolvedStack) -> dict[str, dict[str, Any]]:
                             "destination": BOOTSTRAP_PATH,
                         }
                     },
-                    {"remote-exec": {"inline": [f"{sudo}sh {BOOTSTRAP_PATH}"]}},
+                    # Run, then removed: the script is not left in the node's /tmp.
+                    {
+                        "remote-exec": {
+                            "inline": [
+                                f"{sudo}sh {BOOTSTRAP_PATH}; status=$?; "
+                                f"rm -f {BOOTSTRAP_PATH}; exit $status"
+                            ]
+                        }
+                    },
                 ],
             },
         )

@@ -42,7 +42,8 @@ def test_local_nodes_use_only_builtin_resources() -> None:
     # Only the bootstrap script is uploaded: services reach the node through its agent.
     assert [next(iter(p)) for p in node["provisioner"]] == ["file", "remote-exec"]
     assert node["provisioner"][1]["remote-exec"]["inline"] == [
-        "sudo -n sh /tmp/kombify-bootstrap.sh"
+        "sudo -n sh /tmp/kombify-bootstrap.sh; status=$?; rm -f /tmp/kombify-bootstrap.sh; "
+        "exit $status"
     ]
     assert set(node["triggers_replace"]) == {"node", "bootstrap"}
     assert node["triggers_replace"]["bootstrap"].startswith("sha256:")

@@ -127,14 +127,18 @@ async def test_a_killed_agent_answers_again_within_seconds(kombify: KombifyEnv) 
     await kombify.on_node(stack, "box", f"sudo kill -9 {pid}")
     killed = time.monotonic()
     # Watched on the node itself: a status call waits for an agent that does not answer.
+    # Bounds are generous (the supervisor restarts within a second or two when idle): they
+    # must hold on a loaded CI machine too, and only say "it comes back by itself".
     again = pid
-    while again in ("", pid) and time.monotonic() - killed < 15:
+    while again in ("", pid) and time.monotonic() - killed < 60:
         await asyncio.sleep(0.2)
         again = (await kombify.on_node(stack, "box", _AGENT_PID)).strip()
-    back = time.monotonic() - killed
-
-    assert again not in ("", pid) and back < 10, f"no new agent after {back:.1f}s"
+    assert again not in ("", pid), f"no new agent after {time.monotonic() - killed:.1f}s"
+    # The new process answers once it serves TLS; until then status names it as not answering.
     node = await _node_status(kombify, stack)
+    while not node["answered"] and time.monotonic() - killed < 90:
+        await asyncio.sleep(1)
+        node = await _node_status(kombify, stack)
     assert node["answered"] is True, node
     assert node["services"]["web"]["state"] == "running"
 
@@ -163,17 +167,19 @@ async def test_node_stopped_mid_rollout_serves_the_old_revision_once_back(
 
     # Back up, with no apply: the node's init starts the agent, which undoes the replacement.
     await asyncio.to_thread(_sim, "start", stack)
-    deadline = time.monotonic() + 60
+    # Generous: the node boots sshd and dockerd, then the agent waits for the engine.
+    deadline = time.monotonic() + 180
     web: list[tuple[str, str, str]] = []
+    unreachable: BaseException | None = None
     while time.monotonic() < deadline:
         try:
-            web = await _web(kombify, stack)
-        except (OSError, asyncssh.Error):  # sshd is not up yet
-            web = []
+            web, unreachable = await _web(kombify, stack), None
+        except (OSError, asyncssh.Error) as exc:  # sshd is not up yet
+            web, unreachable = [], exc
         if web == [(old_id, old_name, "running")]:
             break
         await asyncio.sleep(1)
-    assert web == [(old_id, old_name, "running")]
+    assert web == [(old_id, old_name, "running")], f"node unreachable: {unreachable!r}"
     env = await kombify.on_node(
         stack, "box", f"sudo docker inspect --format '{{{{.Config.Env}}}}' {old_id}"
     )

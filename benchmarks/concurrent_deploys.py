@@ -33,23 +33,18 @@ Everything it needs is started here and removed at the end: a temp KOMBIFY_HOME,
 the Temporal dev server, the processes, uniquely named simulations. Traffic stays on
 127.0.0.1. Loops are bounded in count and time.
 
-Usage: .venv/bin/python benchmarks/concurrent.py [--stacks 8] [--keep-home]
+Usage: .venv/bin/python benchmarks/concurrent_deploys.py [--stacks 8] [--keep-home]
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder comes first on sys.path, where this file's name would
-# shadow the standard library's `concurrent` package (asyncio imports concurrent.futures).
-sys.path.remove(os.path.dirname(os.path.realpath(__file__)))
-
 import argparse
 import asyncio
+import os
 import secrets
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter

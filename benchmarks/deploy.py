@@ -368,11 +368,26 @@ async def _raw_docker(ssh: SshEndpoint, image: str, raw: RawTiming) -> None:
         raw.parts["until HTTP answers"] = time.monotonic() - started
 
 
+def _pin_raw_node(work: Path, ssh: SshEndpoint) -> None:
+    """The copied configuration verifies the host key of the node it was made for: point it
+    at the raw steps' own node, as an owner states a node's key (``ssh.hostKey``)."""
+    from kombify.activities.hostkeys import read_host_key
+
+    key = asyncio.run(read_host_key(ssh.host, ssh.port)).line
+    config = work / "main.tf.json"
+    data = json.loads(config.read_text())
+    for resource in data["resource"]["terraform_data"].values():
+        if "host_key" in resource.get("connection", {}):
+            resource["connection"]["host_key"] = key
+    config.write_text(json.dumps(data))
+
+
 def _raw_steps(workdir: Path, base: Path, ssh: SshEndpoint, image: str) -> RawTiming:
     raw = RawTiming()
     tofu = find_tofu_binary()
     work = base / "tofu"
     _copy_config(workdir, work)
+    _pin_raw_node(work, ssh)
     env = _tofu_env(base)
     endpoint = [
         "-var", f"node_{NODE}_host={ssh.host}",

@@ -239,6 +239,7 @@ class DeployActivities:
         *,
         create: bool,
         report: Callable[[str], None] | None = None,
+        stopped: list[str] | None = None,
     ) -> tuple[Kombination, list[NodeTarget], dict[str, str]]:
         """The nodes to reach, the kombination rewritten to reach simulated ones, and the
         container of each simulated node."""
@@ -260,7 +261,11 @@ class DeployActivities:
             if node in simulated:
                 ep = endpoints.get(node.name)
                 if ep is None:
-                    continue  # simulation gone (destroy): nothing to reach on that node
+                    # Gone with its simulation: nothing left on it. A stopped node still holds
+                    # its containers: the caller hears of it (``stopped``).
+                    if node.name in instances and stopped is not None:
+                        stopped.append(node.name)
+                    continue
                 node = node.model_copy(
                     update={
                         "provider": "sim",
@@ -347,12 +352,21 @@ class DeployActivities:
     def _prepare(self, request: PrepareInput, *, create: bool) -> PreparedDeploy:
         try:
             stack, k = self._load(request)
+            stopped: list[str] = []
             rewritten, targets, instances = self._targets(
                 k,
                 request.simulate,
                 create=create,
                 report=lambda line: self.log(request.deployment_id, "kombisim", line),
+                stopped=stopped,
             )
+            if stopped and not request.force:
+                raise SpecError(
+                    f"simulated node(s) {', '.join(f'`{n}`' for n in stopped)} of stack "
+                    f"`{request.stack}` are stopped, so what runs on them cannot be removed: "
+                    f"start them (`kombify sim start {simulation_name(request.stack)}`) and run "
+                    f"it again, or `kombify destroy {request.stack} --force` to leave them"
+                )
             rewritten, targets, pin_lines = self._pin(stack, rewritten, targets, instances)
             plan = unify(rewritten)
             workdir = stack_workdir(self.settings, request.organisation, request.stack)
@@ -369,7 +383,11 @@ class DeployActivities:
                 f"plan {plan.fingerprint[-12:]} for {len(targets)} node(s) written to {workdir}",
             )
         return PreparedDeploy(
-            stack_id=stack.id, workdir=str(workdir), nodes=targets, plan_hash=plan.fingerprint
+            stack_id=stack.id,
+            workdir=str(workdir),
+            nodes=targets,
+            plan_hash=plan.fingerprint,
+            skipped=[f"{name}: the simulated node is stopped" for name in stopped],
         )
 
     @activity.defn(name="PrepareDeployment")

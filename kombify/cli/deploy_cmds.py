@@ -231,6 +231,13 @@ def apply(
 def destroy(
     stack: StackArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Leave nodes that cannot be reached (listed as skipped) instead of failing.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Stop and remove a stack's services and destroy what OpenTofu made for it."""
@@ -239,7 +246,9 @@ def destroy(
             fail(f"destroying `{stack}` needs confirmation: pass --yes", code=2)
         typer.confirm(f"Destroy every service of `{stack}`?", abort=True)
     client = _client()
-    run = client.request("POST", api_path("v1", "stacks", stack, "destroy"))
+    run = client.request(
+        "POST", api_path("v1", "stacks", stack, "destroy"), json={"force": force}
+    )
     raise typer.Exit(follow(client, run, json_output=json_output, verbose=False))
 
 

@@ -21,6 +21,9 @@ class DeployInput:
     simulate: bool = False
     # How long a rollout waits for a node that became unreachable; 0: NODE_REPAIR_WAIT.
     node_wait_seconds: int = 0
+    # Destroy only: leave nodes that cannot be reached (stopped, unreachable) and list them as
+    # skipped, instead of failing.
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,22 @@ class PrepareInput:
     stack: str
     revision: int
     simulate: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
 class PreparedDeploy:
-    """A unified plan on disk and the nodes it targets."""
+    """A unified plan on disk and the nodes it targets.
+
+    ``skipped``: nodes of the stack that cannot be reached now and were left out (only when
+    the caller forced it; otherwise resolving them fails), each as ``name: why``.
+    """
 
     stack_id: str
     workdir: str
     nodes: list[NodeTarget]
     plan_hash: str
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

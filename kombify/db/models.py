@@ -216,6 +216,16 @@ class DeploymentCreate(SQLModel):
         return {"auto_approve": self.auto_approve, "simulate": self.simulate}
 
 
+class DestroyCreate(SQLModel):
+    """Options of a destroy run."""
+
+    force: bool = Field(
+        default=False,
+        description="Leave nodes that cannot be reached and list them as skipped, instead of "
+        "failing (what runs on them stays).",
+    )
+
+
 class DeploymentPublic(SQLModel):
     """A run as the API shows it; ``progress`` is live while the workflow runs."""
 

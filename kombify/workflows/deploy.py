@@ -209,6 +209,7 @@ def _prepare_input(request: DeployInput) -> PrepareInput:
         stack=request.stack,
         revision=request.revision,
         simulate=request.simulate,
+        force=request.force,
     )
 
 
@@ -526,10 +527,14 @@ class DestroyKombination(_RunBase):
         self._progress.nodes = [
             NodeProgress(n.name, provider=n.provider, role=n.role) for n in prepared.nodes
         ]
+        skipped = list(prepared.skipped)
+        self._progress.nodes += [
+            NodeProgress(entry.split(":", 1)[0], state="skipped") for entry in skipped
+        ]
         self._finish("prepare")
 
         self._start("services", "stop and remove services")
-        await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(
                 workflow.execute_activity_method(
                     AgentActivities.remove_services,
@@ -539,11 +544,20 @@ class DestroyKombination(_RunBase):
                     retry_policy=_MACHINE,
                 )
                 for n in prepared.nodes
-            )
+            ),
+            return_exceptions=request.force,
         )
-        for node in self._progress.nodes:
-            node.state = "services-removed"
-        self._finish("services")
+        by_name = {node.name: node for node in self._progress.nodes}
+        for target, outcome in zip(prepared.nodes, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, ActivityError):
+                    raise outcome
+                # --force: a node that cannot be reached is left, and said so.
+                by_name[target.name].state = "skipped"
+                skipped.append(f"{target.name}: {outcome.cause or outcome}")
+            else:
+                by_name[target.name].state = "services-removed"
+        self._finish("services", f"skipped {'; '.join(skipped)}" if skipped else "")
 
         self._start("destroy", "OpenTofu destroy")
         await workflow.execute_activity_method(
@@ -554,7 +568,8 @@ class DestroyKombination(_RunBase):
             retry_policy=_MACHINE,
         )
         for node in self._progress.nodes:
-            node.state = "destroyed"
+            if node.state != "skipped":
+                node.state = "destroyed"
         self._finish("destroy")
 
 

@@ -22,6 +22,7 @@ from kombify.db.models import (
     Deployment,
     DeploymentCreate,
     DeploymentPublic,
+    DestroyCreate,
     EventPublic,
     EventsPublic,
     NodeStatus,
@@ -96,6 +97,7 @@ async def _start(
     name: str,
     kind: str,
     options: DeploymentCreate,
+    force: bool = False,
 ) -> DeploymentPublic:
     org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
@@ -117,7 +119,7 @@ async def _start(
         revision=revision,
         kind=kind,
         workflow_id=workflow_id,
-        options=options.options(),
+        options=options.options() | ({"force": True} if force else {}),
     )
     request = DeployInput(
         deployment_id=row.id,
@@ -127,6 +129,7 @@ async def _start(
         auto_approve=options.auto_approve,
         simulate=options.simulate,
         node_wait_seconds=settings.node_wait_seconds,
+        force=force,
     )
     workflow = DeployKombination.run if kind == "deploy" else DestroyKombination.run
     try:
@@ -184,9 +187,18 @@ async def start_deployment(
 
 @router.post("/stacks/{name}/destroy", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def start_destroy(
-    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    name: StackName,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    body: DestroyCreate | None = None,
 ) -> DeploymentPublic:
-    """Remove the stack's services and what OpenTofu made for it."""
+    """Remove the stack's services and what OpenTofu made for it.
+
+    A node that cannot be reached (a stopped simulated node, a machine that does not answer)
+    fails the run, since what runs there would stay; with ``force`` it is left and listed as
+    skipped in the run's progress.
+    """
     return await _start(
         session=session,
         client=client,
@@ -194,6 +206,7 @@ async def start_destroy(
         name=name,
         kind="destroy",
         options=DeploymentCreate(auto_approve=True),
+        force=body.force if body else False,
     )
 
 

@@ -321,26 +321,34 @@ def _print_status(status: dict[str, Any]) -> None:
     observed = max((n["observed_at"] for n in status["nodes"]), default="")[:19]
     when = f"observed at {observed}" if observed else "not observed"
     console.print(
-        f"{status['stack']} (revision {deployed} deployed{newer}): {when}; {run}", markup=False
+        f"{status['stack']} (revision {deployed} deployed{newer}): {when}; {run}",
+        markup=False,
+        soft_wrap=True,  # one line a script can grep; the terminal folds it if it must
     )
     if status["error"]:
         err_console.print(f"error: {status['error']}", markup=False, soft_wrap=True)
     table = Table(box=None, pad_edge=False)
-    for column in ("node", "service", "state", "health", "containers", "reach"):
+    for column in ("node", "service", "state", "health", "since", "containers", "reach"):
         table.add_column(column)
     for node in status["nodes"]:
         if not node["services"]:
-            table.add_row(node["name"], "-", "-", "-", "-", "-")
+            table.add_row(node["name"], "-", "-", "-", "-", "-", "-")
         for service, info in sorted(node["services"].items()):
             containers = ", ".join(c[:12] for c in info["containers"]) or "-"
             reach = ", ".join(e.split(" -> ")[0] for e in info["endpoints"]) or "-"
+            # Since when its (first) container is in its state: UTC, to the second.
+            since = next((d["since"][:19] for d in info["details"] if d["since"]), "-")
             table.add_row(
-                node["name"], service, info["state"], info["health"], containers, reach
+                node["name"], service, info["state"], info["health"], since, containers, reach
             )
     console.print(table)
     for node in status["nodes"]:
         if not node["answered"]:
-            console.print(f"node {node['name']} did not answer: {node['error']}", markup=False)
+            console.print(
+                f"node {node['name']} did not answer: {node['error']}",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 def register(app: typer.Typer) -> None:

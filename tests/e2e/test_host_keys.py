@@ -37,11 +37,12 @@ _REKEY = (
     "rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N '' "
     "-f /etc/ssh/ssh_host_ed25519_key && kill -HUP $(cat /run/sshd.pid)"
 )
-# What a deploy would change on the node: containers, agent files, the bootstrap upload.
+# What a deploy would change on the node: containers, agent files, and /tmp, where the
+# bootstrap is uploaded and removed after it ran (both change the folder's mtime).
 _SNAPSHOT = (
     "docker ps -a --no-trunc --format '{{.ID}} {{.Image}} {{.Status}}' | sed 's/Up .*/Up/'; "
     "ls -l --full-time /etc/kombify/agent /var/lib/kombify/bundles; "
-    "stat -c '%n %Y' /tmp/kombify-bootstrap.sh"
+    "stat -c '%n %y' /tmp"
 )
 
 

@@ -129,6 +129,7 @@ class Engine:
         extra_labels: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
+        self._client_lock = threading.Lock()
         self.node = node
         self.prefix = prefix
         self.extra_labels = dict(extra_labels or {})
@@ -139,10 +140,21 @@ class Engine:
 
     @property
     def client(self) -> Any:
-        """The docker SDK client (waits while the SDK is still loading)."""
-        if isinstance(self._client, Future):
-            return self._client.result()
-        return self._client
+        """The docker SDK client (waits while the SDK is still loading).
+
+        A node boots its engine and the agent at once, and the SDK asks the engine for its API
+        version when the client is made: an agent that won that race must not keep the
+        failure. The client is made again on the next call, until the engine answers.
+        """
+        with self._client_lock:
+            if isinstance(self._client, Future):
+                try:
+                    self._client = self._client.result()
+                except Exception:
+                    import docker  # loaded by now: the future failed after importing it
+
+                    self._client = docker.from_env()  # raises while the engine is still down
+            return self._client
 
     def version(self) -> str:
         """The engine's version string."""

@@ -10,9 +10,22 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 # On a pipe or in a file, lines are not wrapped at the console width: a log line must stay
-# one line for grep (rich would hard-wrap at 80 columns). Tables still use the width.
-console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+# one line for grep (rich would hard-wrap at 80 columns). Tables there get room too (rich
+# would cut their cells at 80 columns), unless COLUMNS says how wide.
+_PIPE_WIDTH = 200
+
+
+def _width(stream: Any) -> int | None:
+    if stream.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else _PIPE_WIDTH
+
+
+console = Console(highlight=False, soft_wrap=not sys.stdout.isatty(), width=_width(sys.stdout))
+err_console = Console(
+    stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), width=_width(sys.stderr)
+)
 
 
 def print_json(data: Any) -> None:

@@ -52,7 +52,10 @@ if [ "${KOMBIFY_MDNS:-0}" = 1 ]; then
 fi
 dockerd_pid=""
 if [ "${KOMBIFY_DOCKERD:-1}" = 1 ]; then
-  rm -f /var/run/docker.pid
+  # /run is not emptied between boots of a container as it is on a machine: the last boot's
+  # containerd pid and sockets would make dockerd's containerd time out and the engine never
+  # start (seen after `docker restart` of a node whose services ran).
+  rm -rf /var/run/docker.pid /var/run/docker /run/containerd
   dockerd >/var/log/dockerd.log 2>&1 &
   dockerd_pid=$!
 fi

@@ -360,7 +360,7 @@ class DeployActivities:
                 report=lambda line: self.log(request.deployment_id, "kombisim", line),
                 stopped=stopped,
             )
-            if stopped and not request.force:
+            if stopped and request.refuse_stopped:
                 raise SpecError(
                     f"simulated node(s) {', '.join(f'`{n}`' for n in stopped)} of stack "
                     f"`{request.stack}` are stopped, so what runs on them cannot be removed: "

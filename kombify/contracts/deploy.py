@@ -54,7 +54,9 @@ class PrepareInput:
     stack: str
     revision: int
     simulate: bool = False
-    force: bool = False
+    # Destroy without --force: a stopped simulated node fails the resolve (what runs on it
+    # would stay); every other caller gets it left out, as not running.
+    refuse_stopped: bool = False
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,6 @@ def _prepare_input(request: DeployInput) -> PrepareInput:
         stack=request.stack,
         revision=request.revision,
         simulate=request.simulate,
-        force=request.force,
     )
 
 
@@ -520,7 +519,7 @@ class DestroyKombination(_RunBase):
         self._start("prepare")
         prepared: PreparedDeploy = await workflow.execute_activity_method(
             DeployActivities.stack_nodes,
-            _prepare_input(request),
+            dataclasses.replace(_prepare_input(request), refuse_stopped=not request.force),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=_QUICK,
         )

@@ -8,6 +8,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+# What an operator filters kombify's runs on in the Temporal UI.
+ORGANISATION = SearchAttributeKey.for_keyword("KombifyOrganisation")
+STACK = SearchAttributeKey.for_keyword("KombifyStack")
+RUN_KIND = SearchAttributeKey.for_keyword("KombifyRunKind")
+
+
+def deploy_workflow_id(organisation: str, stack: str) -> str:
+    """One id per stack, so Temporal itself refuses a second concurrent run."""
+    return f"deploy/{organisation}/{stack}"
+
+
+def search_attributes(organisation: str, stack: str, kind: str) -> TypedSearchAttributes:
+    """What an operator filters on in the Temporal UI."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ORGANISATION, organisation),
+            SearchAttributePair(STACK, stack),
+            SearchAttributePair(RUN_KIND, kind),
+        ]
+    )
+
 
 @dataclass(frozen=True)
 class DeployInput:

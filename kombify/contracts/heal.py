@@ -283,6 +283,40 @@ class Incident:
 
 
 @dataclass(frozen=True)
+class IncidentLookup:
+    """Find the open incident of one node/service/kind (a heal pass has no memory of its own).
+
+    Attributes:
+        organisation: Organisation slug.
+        stack: Stack name.
+        node: Node name ("" for the stack as a whole).
+        service: Service name ("" for the node itself).
+        kind: The incident's kind.
+    """
+
+    organisation: str
+    stack: str
+    node: str
+    service: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class DriftStillThere:
+    """What a drift check found, so that drift incidents mended since can be closed.
+
+    Attributes:
+        stack: The stack.
+        drifting: "node/service" of every group still drifting.
+        unreachable: Nodes that did not answer (their incidents stay as they are).
+    """
+
+    stack: StackRef
+    drifting: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class NotifyInput:
     """Tell the owner about an incident through the configured notification URLs.
 
@@ -296,24 +330,88 @@ class NotifyInput:
 
 
 @dataclass(frozen=True)
-class HealingPlan:
-    """The healing a stack's deployed revision asks for; applied after every good deploy.
+class EnsureHealingInput:
+    """Make a stack's healing match its deployed revision (after a deploy, on each pass).
 
     Attributes:
         organisation: Organisation slug.
         stack: Stack name.
-        nodes: The deployed nodes (each gets a HealNode workflow).
-        enabled: ``spec.healing.enabled``: false pauses the schedule and stops HealNode.
-        every_seconds: ``spec.healing.every`` in seconds: the HealStack schedule's interval.
         reset: Forget crash loops given up on (a new apply, ``kombify heal``).
     """
 
     organisation: str
     stack: str
-    nodes: list[str]
-    enabled: bool
-    every_seconds: int
-    reset: bool = True
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class HealingPlan:
+    """The healing a stack's deployed revision asks for, as it was set up.
+
+    Attributes:
+        nodes: The deployed nodes (each has a HealNode workflow while enabled).
+        enabled: ``spec.healing.enabled``: false pauses the schedule and stops HealNode.
+        every_seconds: ``spec.healing.every`` in seconds: the HealStack schedule's interval.
+        strategy: ``spec.healing.strategy``.
+        deployed: False when the stack is not deployed (nothing was set up).
+    """
+
+    nodes: list[str] = field(default_factory=list)
+    enabled: bool = False
+    every_seconds: int = 0
+    strategy: str = "restart"
+    deployed: bool = True
+
+
+@dataclass
+class ServiceMemory:
+    """What HealNode remembers of one service between rounds (and across continue-as-new).
+
+    Attributes:
+        failures: When it failed (RFC 3339), inside the crash-loop window.
+        given_up: Crash-looping: left alone until the next apply or ``kombify heal``.
+        incident: Its open incident (0: none).
+        log_tail: The last log lines a failed repair brought back.
+    """
+
+    failures: list[str] = field(default_factory=list)
+    given_up: bool = False
+    incident: int = 0
+    log_tail: str = ""
+
+
+@dataclass
+class HealNodeInput:
+    """HealNode's input, which also carries its memory across continue-as-new.
+
+    Attributes:
+        node: The node it heals.
+        services: Memory by service.
+        node_incident: The open incident of the node being down (0: none).
+    """
+
+    node: NodeRef
+    services: dict[str, ServiceMemory] = field(default_factory=dict)
+    node_incident: int = 0
+
+
+@dataclass(frozen=True)
+class NodeHealReport:
+    """One HealNode round asked for by hand (the ``heal_now`` update).
+
+    Attributes:
+        node: The node.
+        answered: Whether its agent answered.
+        problems: What it reported, as "service: kind (detail)".
+        actions: What was done.
+        incidents: Incidents opened or closed.
+    """
+
+    node: str
+    answered: bool
+    problems: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    incidents: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from kombify.activities.selfcheck import probe_worker
 from kombify.settings import Settings
 from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
+from kombify.workflows.heal import CheckDrift, HealNode, HealStack
 from kombify.workflows.observe import ObserveStackWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
@@ -25,6 +26,9 @@ WORKFLOWS: Sequence[type] = (
     DestroyKombination,
     RenewCertificates,
     ObserveStackWorkflow,
+    HealNode,
+    HealStack,
+    CheckDrift,
 )
 
 
@@ -34,6 +38,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.agent import AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.docker import SimActivities
+    from kombify.activities.heal import HealActivities
+    from kombify.activities.heal_control import HealControlActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
@@ -44,6 +50,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         TofuRunner(binary=settings.tofu_bin, home=settings.home), log_sink=deploy.tofu_sink
     )
     sim = SimActivities(unchecked_docker_client)
+    heal = HealActivities(agent, tofu)
     return [
         probe_worker,
         *tofu.all(),
@@ -59,4 +66,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         agent.renew_certificate,
         agent.renew_control_certificate,
         ObserveActivities(agent).observe,
+        *heal.all(),
+        *HealControlActivities(heal, settings.task_queue).all(),
     ]

@@ -14,12 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import (
-    RetryPolicy,
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from kombify.contracts.deploy import (
@@ -36,7 +31,10 @@ from kombify.contracts.deploy import (
     RecordInput,
     RolloutInput,
     StepState,
+    deploy_workflow_id,
+    search_attributes,
 )
+from kombify.contracts.heal import EnsureHealingInput, HealingPlan, StackRef
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
 
@@ -55,10 +53,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from kombify.unifier.changes import plan_lines
 
-ORGANISATION = SearchAttributeKey.for_keyword("KombifyOrganisation")
-STACK = SearchAttributeKey.for_keyword("KombifyStack")
-RUN_KIND = SearchAttributeKey.for_keyword("KombifyRunKind")
-
 STEPS = ("validate", "plan", "approve", "apply", "agent", "rollout", "record")
 DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # workflow.patched ids: each marks a change in the order of commands, so that histories
@@ -66,6 +60,8 @@ DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 _AGENT_BESIDE_PLAN = "agent-install-beside-plan"
 _STAGE_IMAGES = "stage-images-beside-agent"
 _WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
+_HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
+_STOP_HEALING = "healing-stopped-before-destroy"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -81,22 +77,6 @@ _QUICK = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
 _MACHINE = RetryPolicy(
     maximum_attempts=3, initial_interval=timedelta(seconds=3), backoff_coefficient=2.0
 )
-
-
-def deploy_workflow_id(organisation: str, stack: str) -> str:
-    """One id per stack, so Temporal itself refuses a second concurrent run."""
-    return f"deploy/{organisation}/{stack}"
-
-
-def search_attributes(organisation: str, stack: str, kind: str) -> TypedSearchAttributes:
-    """What an operator filters on in the Temporal UI."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(ORGANISATION, organisation),
-            SearchAttributePair(STACK, stack),
-            SearchAttributePair(RUN_KIND, kind),
-        ]
-    )
 
 
 class _Cancelled(Exception):
@@ -257,7 +237,25 @@ class DeployKombination(_RunBase):
 
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
-        return await self._run(request, self._deploy(request))
+        result = await self._run(request, self._deploy(request))
+        if result.state == "succeeded" and workflow.patched(_HEAL_AFTER_DEPLOY):
+            await self._set_up_healing(request)
+        return result
+
+    async def _set_up_healing(self, request: DeployInput) -> None:
+        """Healing follows the revision just deployed; crash loops given up on are forgotten."""
+        try:
+            await workflow.execute_activity(
+                "EnsureHealing",
+                EnsureHealingInput(request.organisation, request.stack, reset=True),
+                result_type=HealingPlan,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=_QUICK,
+            )
+        except ActivityError as exc:
+            # The deploy itself succeeded and is recorded so; the next HealStack pass or
+            # apply sets healing up again.
+            workflow.logger.warning("healing of %s not set up: %s", request.stack, exc.cause)
 
     async def _deploy(self, request: DeployInput) -> None:
         self._start("validate", "validate and unify")
@@ -530,6 +528,15 @@ class DestroyKombination(_RunBase):
         self._progress.nodes += [
             NodeProgress(entry.split(":", 1)[0], state="skipped") for entry in skipped
         ]
+        if workflow.patched(_STOP_HEALING):
+            # Healing must not put back what the destroy removes: it ends first.
+            await workflow.execute_activity(
+                "StopHealing",
+                StackRef(request.organisation, request.stack),
+                result_type=list[str],
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=_QUICK,
+            )
         self._finish("prepare")
 
         self._start("services", "stop and remove services")

@@ -19,6 +19,9 @@ PINNED_WORKFLOWS = {
     "DestroyKombination",
     "RenewCertificates",
     "ObserveStack",
+    "HealNode",
+    "HealStack",
+    "CheckDrift",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -44,6 +47,14 @@ PINNED_ACTIVITIES = {
     "RenewNodeCertificate",
     "RenewControlCertificate",
     "ObserveStack",
+    "WatchNode",
+    "RepairService",
+    "ReviveNode",
+    "StackBusy",
+    "DetectDrift",
+    "EnsureHealing",
+    "StopHealing",
+    "HealNodesNow",
 }
 
 

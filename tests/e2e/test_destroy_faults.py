@@ -14,7 +14,7 @@ import pytest
 from kombify.sim.client import docker_client
 from kombify.sim.engine import SimEngine
 from tests.support.deploy_env import KombifyEnv
-from tests.support.kombinations import one_node
+from tests.support.kombinations import NO_HEALING, one_node
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def _sim(action: str, name: str) -> None:
 
 async def test_a_stopped_node_fails_destroy_unless_forced(kombify: KombifyEnv) -> None:
     stack = kombify.new_stack()
-    run = await kombify.deploy(one_node(stack, notes=False))
+    run = await kombify.deploy(one_node(stack, notes=False, healing=NO_HEALING))
     assert run["state"] == "succeeded", run.get("summary")
     before = await kombify.containers(stack, "box")
     await asyncio.to_thread(_sim, "stop", stack)

@@ -18,7 +18,7 @@ import pytest
 from kombify.sim.client import docker_client
 from kombify.sim.engine import SimEngine
 from tests.support.deploy_env import KombifyEnv, published
-from tests.support.kombinations import one_node
+from tests.support.kombinations import NO_HEALING, one_node
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -32,6 +32,7 @@ spec:
   stackkit: base-homelab
   nodes:
     - {{name: box, provider: sim, resources: {{cpus: 1, memory: 512Mi}}}}
+  healing: {{enabled: false}}
   services:
     reverse-proxy: {{enabled: false}}
     web:
@@ -50,6 +51,7 @@ spec:
   stackkit: base-homelab
   nodes:
     - {{name: box, provider: sim, resources: {{cpus: 1, memory: 512Mi}}}}
+  healing: {{enabled: false}}
   services:
     reverse-proxy: {{enabled: false}}
     web:
@@ -120,7 +122,7 @@ async def _wait_parked(kombify: KombifyEnv, stack: str, old_id: str) -> None:
 
 async def test_a_killed_agent_answers_again_within_seconds(kombify: KombifyEnv) -> None:
     stack = kombify.new_stack()
-    run = await kombify.deploy(one_node(stack, notes=False))
+    run = await kombify.deploy(one_node(stack, notes=False, healing=NO_HEALING))
     assert run["state"] == "succeeded", run.get("summary")
     pid = (await kombify.on_node(stack, "box", "cat /run/kombify-agent.pid")).strip()
 
@@ -147,7 +149,7 @@ async def test_node_stopped_mid_rollout_serves_the_old_revision_once_back(
     kombify: KombifyEnv, short_node_wait: int
 ) -> None:
     stack = kombify.new_stack()
-    first = await kombify.deploy(one_node(stack, greeting="old", notes=False))
+    first = await kombify.deploy(one_node(stack, greeting="old", notes=False, healing=NO_HEALING))
     assert first["state"] == "succeeded", first.get("summary")
     ((old_id, old_name, _),) = await _web(kombify, stack)
 
@@ -189,7 +191,7 @@ async def test_node_stopped_mid_rollout_serves_the_old_revision_once_back(
     assert served.status_code == 200
 
     # The next apply converges the node.
-    again = await kombify.deploy(one_node(stack, greeting="newer", notes=False))
+    again = await kombify.deploy(one_node(stack, greeting="newer", notes=False, healing=NO_HEALING))
     assert again["state"] == "succeeded", again.get("summary")
     ((new_id, _, state),) = await _web(kombify, stack)
     assert new_id != old_id and state == "running"
@@ -201,7 +203,9 @@ async def test_node_back_within_the_wait_the_run_retries_and_succeeds(
     kombify.settings.node_wait_seconds = 150
     try:
         stack = kombify.new_stack()
-        first = await kombify.deploy(one_node(stack, greeting="old", notes=False))
+        first = await kombify.deploy(
+            one_node(stack, greeting="old", notes=False, healing=NO_HEALING)
+        )
         assert first["state"] == "succeeded", first.get("summary")
         ((old_id, _, _),) = await _web(kombify, stack)
 

@@ -14,7 +14,7 @@ import pytest
 from kombify.sim.client import docker_client
 from kombify.sim.engine import SimEngine
 from tests.support.deploy_env import KombifyEnv, published
-from tests.support.kombinations import one_node
+from tests.support.kombinations import NO_HEALING, one_node
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 @pytest.fixture(scope="module")
 async def stack(kombify: KombifyEnv) -> str:
     name = kombify.new_stack()
-    run = await kombify.deploy(one_node(name))
+    run = await kombify.deploy(one_node(name, healing=NO_HEALING))
     assert run["state"] == "succeeded", run.get("summary")
     return name
 

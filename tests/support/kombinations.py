@@ -10,10 +10,14 @@ spec:
   stackkit: base-homelab
   nodes:
     - {{name: box, provider: sim, resources: {{cpus: 1, memory: 512Mi}}}}
-  services:
+{healing}  services:
     reverse-proxy: {{enabled: false}}
 {services}
 """
+
+# For tests that make faults on purpose and look at what kombify reports: healing would mend
+# them first (tests/e2e/test_heal.py is where healing itself is tested).
+NO_HEALING = "{enabled: false}"
 
 WEB = """\
     web:
@@ -32,8 +36,22 @@ NOTES = """\
 
 
 def one_node(
-    name: str, *, greeting: str = "hello", health: str = "http://localhost:80/", notes: bool = True
+    name: str,
+    *,
+    greeting: str = "hello",
+    health: str = "http://localhost:80/",
+    notes: bool = True,
+    healing: str | None = None,
 ) -> str:
-    """A one-node ``provider: sim`` stack: ``web`` (with GREETING and a health check), ``notes``."""
+    """A one-node ``provider: sim`` stack: ``web`` (with GREETING and a health check), ``notes``.
+
+    ``healing``: the ``spec.healing`` mapping in flow style (``{enabled: false}``); the kit's
+    default (on, every 5m, restart) when None. Tests that make faults on purpose to watch what
+    kombify reports switch it off, or healing mends the fault before they look.
+    """
     services = WEB.format(greeting=greeting, health=health) + (NOTES if notes else "")
-    return ONE_NODE.format(name=name, services=services.rstrip("\n"))
+    return ONE_NODE.format(
+        name=name,
+        services=services.rstrip("\n"),
+        healing=f"  healing: {healing}\n" if healing else "",
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from kombify.hostkeys import ALGORITHMS, HostKey
 from kombify.specs.models import CLOUD_PROVIDERS, split_address
 from kombify.specs.problem import Problem
-from kombify.specs.quantities import format_quantity, parse_quantity
+from kombify.specs.quantities import format_quantity, parse_duration, parse_quantity
 from kombify.specs.schema import suggest
 from kombify.specs.source import Source, join
 from kombify.stackkits.library import Kit, Library, load_library
@@ -51,7 +51,7 @@ def rule_problems(source: Source, schema_problems: list[Problem]) -> list[Proble
     lib = load_library()
     ctx = _Ctx(source, lib, _kit(spec, lib), spec)
     problems = [*_check_stackkit(ctx), *_check_nodes(ctx), *_check_counts(ctx)]
-    problems += [*_check_vpn(ctx), *_check_services(ctx)]
+    problems += [*_check_vpn(ctx), *_check_services(ctx), *_check_healing(ctx)]
     broken = any(
         p.path.startswith(("spec.nodes", "spec.services", "spec.network")) for p in schema_problems
     )
@@ -230,6 +230,29 @@ def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
             "spec.services.vpn.enabled",
             f"{ctx.kit.name} joins home and cloud nodes over a VPN: "
             "the vpn service cannot be turned off",
+        )
+
+
+# A HealStack pass asks every node and plans with OpenTofu: more often than this only loads
+# the nodes (a failed service is noticed at once anyway, through the agents' event streams).
+MIN_HEALING_SECONDS = 10
+
+
+def _check_healing(ctx: _Ctx) -> Iterator[Problem]:
+    healing = _as_dict(ctx.spec.get("healing"))
+    every = parse_duration(healing.get("every"))
+    if every is not None and every < MIN_HEALING_SECONDS:
+        yield ctx.problem(
+            "spec.healing.every",
+            f"at least {MIN_HEALING_SECONDS}s: a failed service is healed as soon as its node "
+            "reports it; `every` paces the checks of whole nodes and drift",
+        )
+    nodes = _as_list(ctx.spec.get("nodes"))
+    if healing.get("strategy") == "reschedule" and len(nodes) < 2:
+        yield ctx.problem(
+            "spec.healing.strategy",
+            "reschedule moves the services of a node that stays down to other nodes, and this "
+            "stack has one node: use restart or redeploy",
         )
 
 

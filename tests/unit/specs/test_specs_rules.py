@@ -339,3 +339,20 @@ def test_healthcheck_start_period_is_a_duration() -> None:
     assert paths(spec(base + f"services: {{w: {{image: 'x:1', {check.format('20s')}}}}}\n")) == []
     [(path, _)] = paths(spec(base + f"services: {{w: {{image: 'x:1', {check.format('soon')}}}}}\n"))
     assert path == "spec.services.w.healthcheck.start_period"
+
+
+def test_reschedule_on_a_single_node_stack_is_refused_at_its_path() -> None:
+    text = spec("stackkit: base-homelab\n" + BASE_NODE + "healing: {strategy: reschedule}\n")
+    [problem] = validate_text(text)
+    assert (problem.path, problem.line) == ("spec.healing.strategy", 7)
+    assert "one node" in problem.message and "restart or redeploy" in problem.message
+
+
+def test_a_healing_period_under_ten_seconds_is_refused() -> None:
+    text = spec("stackkit: base-homelab\n" + BASE_NODE + "healing: {every: 5s}\n")
+    [problem] = validate_text(text)
+    assert problem.path == "spec.healing.every" and "at least 10s" in problem.message
+    assert (
+        validate_text(spec("stackkit: base-homelab\n" + BASE_NODE + "healing: {every: 10s}\n"))
+        == []
+    )

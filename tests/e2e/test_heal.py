@@ -1,0 +1,351 @@
+"""Self-healing on KombiSim, end to end: faults made behind kombify's back are mended.
+
+Every fault here is made on the node itself, as a crash or a person would: ``docker kill``,
+``docker rm -f``, a health check that starts failing, a stopped node, a container started by
+hand. kombify must notice on its own (HealNode holds each agent's report stream), act, record
+an incident with detection and recovery times, and tell the owner's webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from kombify.contracts.heal import heal_schedule_id
+from kombify.sim.client import docker_client
+from kombify.sim.engine import SimEngine
+from tests.support.deploy_env import KombifyEnv, published
+from tests.support.kombinations import one_node
+from tests.support.receiver import Receiver
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ORG = "default"
+# Passes two probes, then fails for good: each fresh container is healthy for ~2 s only.
+FLAPPING_CHECK = (
+    "test ! -f /tmp/one && echo > /tmp/one || { test -f /tmp/two && exit 1; echo > /tmp/two; }"
+)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="module")
+async def healing(kombify: KombifyEnv, receiver: Receiver) -> AsyncIterator[KombifyEnv]:
+    """The module's kombify, its worker told to notify the receiver."""
+    kombify.stop_worker()
+    kombify.env["KOMBIFY_NOTIFY_URLS"] = receiver.url
+    kombify.start_worker()
+    yield kombify
+
+
+async def _until(
+    what: str, check: Callable[[], Any], *, timeout: float = 90, every: float = 0.5
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+async def _incidents(kombify: KombifyEnv, stack: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = await kombify.call("GET", f"/v1/stacks/{stack}/incidents")
+    return found
+
+
+async def _answers(stack: str, port: int) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            response = await http.get(f"http://127.0.0.1:{published(stack, 'box', port)}/")
+    except (httpx.HTTPError, StopIteration, KeyError):
+        return False
+    return response.status_code == 200
+
+
+async def _recovered(kombify: KombifyEnv, stack: str, service: str, kind: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        for incident in await _incidents(kombify, stack):
+            if (incident["service"], incident["kind"], incident["state"]) == (
+                service,
+                kind,
+                "recovered",
+            ):
+                return incident
+        return None
+
+    found: dict[str, Any] = await _until(f"{service} {kind} recovered", check)
+    return found
+
+
+async def _state(kombify: KombifyEnv, stack: str, container: str) -> str:
+    out = await kombify.on_node(
+        stack, "box", f"sudo docker inspect -f '{{{{.State.Status}}}}' {container}"
+    )
+    return out.strip()
+
+
+@pytest.fixture(scope="module")
+async def stack(healing: KombifyEnv) -> str:
+    name = healing.new_stack()
+    run = await healing.deploy(one_node(name))
+    assert run["state"] == "succeeded", run.get("summary")
+    return name
+
+
+async def test_docker_leaves_a_killed_container_down_and_kombify_brings_it_back(
+    healing: KombifyEnv, stack: str, receiver: Receiver
+) -> None:
+    # Docker's own restart policy: a killed unless-stopped container stays down.
+    await healing.on_node(
+        stack,
+        "box",
+        "sudo docker run -d --name bare --restart unless-stopped kombify-test/httpd:1 "
+        "&& sudo docker kill bare",
+    )
+    await asyncio.sleep(3)
+    assert await _state(healing, stack, "bare") == "exited"
+    await healing.on_node(stack, "box", "sudo docker rm -f bare")
+
+    (web_id,) = (await healing.containers(stack, "box"))["web"]
+    await healing.on_node(stack, "box", f"sudo docker kill {web_id}")
+
+    incident = await _recovered(healing, stack, "web", "exited")
+    assert await _answers(stack, 8080)
+    assert await _state(healing, stack, web_id) == "running"  # started again, not replaced
+    assert incident["node"] == "box" and incident["detected_at"] and incident["recovered_at"]
+    assert "agent watch" in incident["detection"]
+    assert "started" in incident["action"] and incident["time_to_recovery_s"] < 30
+
+    # The owner heard of it twice: when it opened and when it recovered.
+    def about_web() -> list[str]:
+        return [
+            json.dumps(m)
+            for m in receiver.received
+            if stack in json.dumps(m) and "web" in json.dumps(m)
+        ]
+
+    events = await _until(
+        "an opened and a recovered notification", lambda: len(about_web()) >= 2 and about_web()
+    )
+    assert any("exited" in e for e in events) and any("recovered" in e for e in events), events
+
+
+async def test_a_removed_container_is_created_again(healing: KombifyEnv, stack: str) -> None:
+    (notes_id,) = (await healing.containers(stack, "box"))["notes"]
+    await healing.on_node(stack, "box", f"sudo docker rm -f {notes_id}")
+
+    incident = await _recovered(healing, stack, "notes", "missing")
+
+    (new_id,) = (await healing.containers(stack, "box"))["notes"]
+    assert new_id != notes_id and "created" in incident["action"]
+    assert await _answers(stack, 8081)
+
+
+async def test_incidents_carry_what_the_owner_needs(healing: KombifyEnv, stack: str) -> None:
+    listed = await _incidents(healing, stack)
+    assert {i["kind"] for i in listed} >= {"exited", "missing"}
+    for incident in listed:
+        assert {"id", "node", "service", "kind", "detected_at", "action", "recovered_at"} <= set(
+            incident
+        )
+        assert incident["state"] in ("open", "recovered", "given-up")
+
+
+async def test_an_unhealthy_container_is_restarted_then_recreated(healing: KombifyEnv) -> None:
+    name = healing.new_stack()
+    source = one_node(name, notes=False).replace(
+        'healthcheck: {http: "http://localhost:80/", interval: 1s}',
+        'healthcheck: {cmd: "test ! -f /tmp/broken", interval: 1s, retries: 2}',
+    )
+    run = await healing.deploy(source)
+    assert run["state"] == "succeeded", run.get("summary")
+    (web_id,) = (await healing.containers(name, "box"))["web"]
+
+    await healing.on_node(name, "box", f"sudo docker exec {web_id} sh -c 'echo > /tmp/broken'")
+
+    incident = await _recovered(healing, name, "web", "unhealthy")
+    # /tmp/broken survives a restart, so the restart alone cannot mend it: recreated.
+    assert "restarted" in " ".join(incident["actions"]) and "recreated" in incident["action"]
+    (new_id,) = (await healing.containers(name, "box"))["web"]
+    assert new_id != web_id
+
+
+async def test_a_crash_loop_backs_off_and_is_given_up(healing: KombifyEnv) -> None:
+    name = healing.new_stack()
+    source = one_node(name, notes=False).replace(
+        'healthcheck: {http: "http://localhost:80/", interval: 1s}',
+        f'healthcheck: {{cmd: "{FLAPPING_CHECK}", interval: 1s, retries: 1}}',
+    )
+    run = await healing.deploy(source)
+    assert run["state"] == "succeeded", run.get("summary")
+
+    async def given_up() -> dict[str, Any] | None:
+        for incident in await _incidents(healing, name):
+            if incident["state"] == "given-up":
+                return incident
+        return None
+
+    incident = await _until("the crash loop given up", given_up, timeout=240)
+
+    assert incident["kind"] == "crash-looping" and "last log lines" in incident["detail"]
+    everything = await _incidents(healing, name)
+    backoffs = [a for i in everything for a in i["actions"] if "backing off" in a]
+    assert any("2 s" in a for a in backoffs) and any("16 s" in a for a in backoffs), backoffs
+    # No tight loop: once given up, kombify leaves the service alone.
+    made = len((await healing.on_node(name, "box", _created("web"))).split())
+    await asyncio.sleep(12)
+    assert len((await healing.on_node(name, "box", _created("web"))).split()) == made
+    assert made <= 2 * 6 + 1  # at most a restart and a recreate per failure, plus the deploy
+
+
+def _created(service: str) -> str:
+    """Every container ever created for ``service`` on the node, from the engine's events."""
+    return (
+        f'sudo docker events --since 0 --until "$(date +%s)" --filter event=create '
+        f"--filter label=io.kombify.service={service} --format '{{{{.ID}}}}'"
+    )
+
+
+async def _sim(action: str, name: str) -> None:
+    client = docker_client()
+    try:
+        await asyncio.to_thread(getattr(SimEngine(client), action), name)
+    finally:
+        client.close()
+
+
+async def test_a_stopped_node_is_started_again_and_its_services_run(
+    healing: KombifyEnv, stack: str
+) -> None:
+    await _sim("stop", stack)
+
+    incident = await _recovered(healing, stack, "", "node-down")
+
+    assert "started the simulated node" in " ".join(incident["actions"])
+    assert await _until("web answers", lambda: _answers(stack, 8080), timeout=60)
+
+
+async def test_drift_is_reported_and_redeploy_repairs_it(healing: KombifyEnv) -> None:
+    name = healing.new_stack()
+    run = await healing.deploy(one_node(name, notes=False))
+    assert run["state"] == "succeeded", run.get("summary")
+    (web_id,) = (await healing.containers(name, "box"))["web"]
+    # By hand: a container kombify knows nothing of, and web's env changed the Docker way
+    # (a new container with the old one's labels and another -e; the old one removed).
+    labels = await healing.on_node(
+        name,
+        "box",
+        f"sudo docker inspect -f '{{{{range $k, $v := .Config.Labels}}}}--label {{{{$k}}}}="
+        f"{{{{$v}}}} {{{{end}}}}' {web_id}",
+    )
+    await healing.on_node(
+        name,
+        "box",
+        "sudo docker run -d --name by-hand kombify-test/httpd:1 && "
+        f"sudo docker run -d --name web-by-hand {labels.strip()} -e GREETING=bye "
+        f"kombify-test/httpd:1 && sudo docker rm -f {web_id}",
+    )
+
+    drift = await healing.call("GET", f"/v1/stacks/{name}/drift")
+    kinds = {(d["kind"], d["service"]) for d in drift["items"]}
+    assert ("unmanaged", "") in kinds and ("changed", "web") in kinds, drift
+    changed = next(d for d in drift["items"] if d["kind"] == "changed")
+    assert "GREETING" in changed["detail"]
+
+    # `restart` reports drift and leaves it; `redeploy` repairs it (a re-apply alone would not:
+    # the hand-made container carries the deployed config's labels).
+    reported = await healing.call("POST", f"/v1/stacks/{name}/heal")
+    assert any(d["kind"] == "changed" for d in reported["drift"])
+    assert not any("web" in a and "recreated" in a for a in reported["actions"])
+
+    again = await healing.deploy(
+        one_node(name, notes=False, healing="{strategy: redeploy, every: 1m}")
+    )
+    assert again["state"] == "succeeded", again.get("summary")
+    repaired = await healing.call("POST", f"/v1/stacks/{name}/heal")
+    assert any("recreated" in a for a in repaired["actions"]), repaired
+
+    after = await healing.call("GET", f"/v1/stacks/{name}/drift")
+    assert [d["kind"] for d in after["items"]] == ["unmanaged"], after  # never removed
+    (new_id,) = (await healing.containers(name, "box"))["web"]
+    env = await healing.on_node(
+        name, "box", f"sudo docker inspect -f '{{{{.Config.Env}}}}' {new_id}"
+    )
+    assert "GREETING=hello" in env
+
+
+async def _schedule(kombify: KombifyEnv, name: str) -> Any:
+    client = await Client.connect(kombify.settings.temporal_address or "")
+    return await client.get_schedule_handle(heal_schedule_id(ORG, name)).describe()
+
+
+async def test_the_schedule_follows_the_spec_and_destroy_removes_it(
+    healing: KombifyEnv,
+) -> None:
+    name = healing.new_stack()
+    run = await healing.deploy(one_node(name, notes=False, healing="{every: 10s}"))
+    assert run["state"] == "succeeded", run.get("summary")
+    first = await _schedule(healing, name)
+    assert first.schedule.spec.intervals[0].every.total_seconds() == 10
+    assert first.schedule.state.paused is False
+
+    off = await healing.deploy(one_node(name, notes=False, healing="{enabled: false, every: 2m}"))
+    assert off["state"] == "succeeded", off.get("summary")
+    paused = await _schedule(healing, name)
+    assert paused.schedule.spec.intervals[0].every.total_seconds() == 120
+    assert paused.schedule.state.paused is True
+
+    gone = await healing.destroy(name)
+    assert gone["state"] == "succeeded", gone.get("summary")
+    with pytest.raises(RPCError):
+        await _schedule(healing, name)
+
+
+async def test_a_worker_killed_mid_heal_finishes_it_without_a_duplicate(
+    healing: KombifyEnv, stack: str
+) -> None:
+    before = [i["id"] for i in await _incidents(healing, stack)]
+    (web_id,) = (await healing.containers(stack, "box"))["web"]
+    await healing.on_node(stack, "box", f"sudo docker kill {web_id}")
+
+    async def opened() -> bool:
+        return any(
+            i["id"] not in before and i["service"] == "web"
+            for i in await _incidents(healing, stack)
+        )
+
+    await _until("the incident opened", opened, timeout=60, every=0.1)
+    healing.kill_worker()
+    await asyncio.sleep(2)
+    healing.start_worker()
+
+    async def recovered() -> dict[str, Any] | None:
+        for i in await _incidents(healing, stack):
+            if i["id"] not in before and i["service"] == "web" and i["state"] == "recovered":
+                return i
+        return None
+
+    await _until("healed after the worker restart", recovered, timeout=120)
+    assert len((await healing.containers(stack, "box"))["web"]) == 1
+    assert await _answers(stack, 8080)
+    new = [i for i in await _incidents(healing, stack) if i["id"] not in before]
+    assert len([i for i in new if i["service"] == "web"]) == 1, new

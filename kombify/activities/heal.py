@@ -45,6 +45,7 @@ from kombify.db.models import Stack
 from kombify.errors import AgentError, KombifyError, NotFoundError, SpecError
 from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
+from kombify.specs.quantities import parse_duration
 
 # A node's agent sends a report at least this often (a keep-alive when nothing changes).
 KEEPALIVE_SECONDS = 5
@@ -164,6 +165,7 @@ class HealActivities:
             strategy=healing.strategy,
             enabled=healing.enabled,
             provider=self._provider(deployed, ref.node),
+            every_seconds=parse_duration(healing.every) or 300,
         )
         if target is None:
             return replace(base, outcome="lost", error="the simulated node is not running")

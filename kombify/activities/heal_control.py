@@ -30,6 +30,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from kombify.activities.heal import HealActivities
+from kombify.activities.heal_moves import MoveActivities
 from kombify.contracts.deploy import search_attributes
 from kombify.contracts.heal import (
     HEAL_RUN_KIND,
@@ -61,8 +62,9 @@ class HealControlActivities:
         task_queue: The queue kombify's workers poll.
     """
 
-    def __init__(self, heal: HealActivities, task_queue: str) -> None:
+    def __init__(self, heal: HealActivities, moves: MoveActivities, task_queue: str) -> None:
         self.heal = heal
+        self.moves = moves
         self.task_queue = task_queue
 
     def _schedule(self, ref: StackRef, every: int, enabled: bool) -> Schedule:
@@ -137,6 +139,8 @@ class HealControlActivities:
         deployed = await asyncio.to_thread(self.heal._deployed, ref)
         if deployed is None:
             return HealingPlan(deployed=False)
+        if request.after_deploy:
+            await asyncio.to_thread(self.moves.forget, ref.organisation, ref.stack)
         healing = deployed.kombination.spec.healing
         every = parse_duration(healing.every) or 300
         nodes = [n.name for n in deployed.kombination.spec.nodes]

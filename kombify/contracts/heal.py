@@ -101,6 +101,7 @@ class WatchResult:
         strategy: ``spec.healing.strategy`` of the deployed revision.
         enabled: ``spec.healing.enabled`` of the deployed revision.
         provider: The node's provider (sim, local, or a cloud).
+        every_seconds: ``spec.healing.every`` in seconds.
     """
 
     outcome: str
@@ -109,6 +110,7 @@ class WatchResult:
     strategy: str = "restart"
     enabled: bool = True
     provider: str = ""
+    every_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,19 @@ class ReviveResult:
     outcome: str
     action: str = ""
     detail: str = ""
+
+
+@dataclass
+class MoveResult:
+    """What the ``reschedule`` strategy moved (``service -> node``), and what it could not.
+
+    Attributes:
+        moved: ``service -> node`` for every service now run elsewhere (or back home).
+        left: ``service: why`` for every service no node could take.
+    """
+
+    moved: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -337,11 +352,14 @@ class EnsureHealingInput:
         organisation: Organisation slug.
         stack: Stack name.
         reset: Forget crash loops given up on (a new apply, ``kombify heal``).
+        after_deploy: A deploy just rolled the plan out everywhere: services the
+            ``reschedule`` strategy had moved are where the plan puts them again.
     """
 
     organisation: str
     stack: str
     reset: bool = False
+    after_deploy: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,11 +406,15 @@ class HealNodeInput:
         node: The node it heals.
         services: Memory by service.
         node_incident: The open incident of the node being down (0: none).
+        down_since: When the node stopped answering (RFC 3339; "" while it answers).
+        moved: Its services run on other nodes (``reschedule``) until it returns.
     """
 
     node: NodeRef
     services: dict[str, ServiceMemory] = field(default_factory=dict)
     node_incident: int = 0
+    down_since: str = ""
+    moved: bool = False
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.docker import SimActivities
     from kombify.activities.heal import HealActivities
     from kombify.activities.heal_control import HealControlActivities
+    from kombify.activities.heal_moves import MoveActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
@@ -51,6 +52,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     )
     sim = SimActivities(unchecked_docker_client)
     heal = HealActivities(agent, tofu)
+    moves = MoveActivities(heal)
     return [
         probe_worker,
         *tofu.all(),
@@ -67,5 +69,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         agent.renew_control_certificate,
         ObserveActivities(agent).observe,
         *heal.all(),
-        *HealControlActivities(heal, settings.task_queue).all(),
+        *moves.all(),
+        *HealControlActivities(heal, moves, settings.task_queue).all(),
     ]

@@ -247,7 +247,9 @@ class DeployKombination(_RunBase):
         try:
             await workflow.execute_activity(
                 "EnsureHealing",
-                EnsureHealingInput(request.organisation, request.stack, reset=True),
+                EnsureHealingInput(
+                    request.organisation, request.stack, reset=True, after_deploy=True
+                ),
                 result_type=HealingPlan,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=_QUICK,

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentLookup,
         IncidentOpen,
         IncidentUpdate,
+        MoveResult,
         NodeHealReport,
         NodeRef,
         NotifyInput,
@@ -412,6 +413,8 @@ class HealNode(_Healer):
                 )
             )
             self._round_incidents.append(self._memory.node_incident)
+        if not self._memory.down_since:
+            self._memory.down_since = self._now()
         pause = NODE_RETRY_FIRST
         while True:
             revived: ReviveResult = await workflow.execute_activity(
@@ -432,12 +435,56 @@ class HealNode(_Healer):
             if revived.outcome == "back":
                 # Its incident closes once the watch sees it answer (_node_back).
                 return
+            down_for = workflow.now() - datetime.fromisoformat(self._memory.down_since)
+            if (
+                lost.strategy == "reschedule"
+                and not self._memory.moved
+                and down_for >= timedelta(seconds=lost.every_seconds)
+            ):
+                await self._move_away(node)
             await workflow.wait_condition(lambda: self._reset, timeout=pause)
             if self._reset:
                 return
             pause = min(pause * 2, NODE_RETRY_MAX)
 
+    async def _move_away(self, node: NodeRef) -> None:
+        """``reschedule``: the node stayed down a whole healing period; its services move."""
+        moved: MoveResult = await workflow.execute_activity(
+            "RescheduleServices",
+            node,
+            result_type=MoveResult,
+            start_to_close_timeout=timedelta(minutes=15),
+            heartbeat_timeout=timedelta(seconds=120),
+            retry_policy=_QUICK,
+        )
+        self._memory.moved = True
+        words = []
+        if moved.moved:
+            words.append("moved " + ", ".join(moved.moved))
+        if moved.left:
+            words.append("could not move " + "; ".join(moved.left))
+        action = "reschedule: " + ("; ".join(words) or "nothing to move")
+        await self._update(IncidentUpdate(self._memory.node_incident, action=action))
+        self._round_actions.append(f"node: {action}")
+
     async def _node_back(self) -> None:
+        self._memory.down_since = ""
+        if self._memory.moved:
+            back: MoveResult = await workflow.execute_activity(
+                "ReturnServices",
+                self._memory.node,
+                result_type=MoveResult,
+                start_to_close_timeout=timedelta(minutes=15),
+                heartbeat_timeout=timedelta(seconds=120),
+                retry_policy=_QUICK,
+            )
+            self._memory.moved = False
+            if back.moved and self._memory.node_incident:
+                await self._update(
+                    IncidentUpdate(
+                        self._memory.node_incident, action="moved back " + ", ".join(back.moved)
+                    )
+                )
         if self._memory.node_incident:
             incident = self._memory.node_incident
             self._memory.node_incident = 0

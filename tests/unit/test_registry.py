@@ -55,6 +55,8 @@ PINNED_ACTIVITIES = {
     "EnsureHealing",
     "StopHealing",
     "HealNodesNow",
+    "RescheduleServices",
+    "ReturnServices",
 }
 
 

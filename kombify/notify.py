@@ -136,8 +136,8 @@ def incident_message(incident: Incident, event: str) -> tuple[str, str]:
         incident: The incident as stored.
         event: opened, recovered or given-up.
     """
-    what = incident.service or "the node"
-    subject = f"kombify: {what} on {incident.node} of {incident.stack}"
+    where = f"{incident.node} of {incident.stack}"
+    subject = f"kombify: {incident.service} on {where}" if incident.service else f"kombify: {where}"
     if event == "recovered":
         ttr = incident.time_to_recovery_s
         title = f"{subject} recovered" + (f" after {ttr:.1f} s" if ttr is not None else "")

@@ -34,6 +34,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.agent import AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.docker import SimActivities
+    from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
@@ -59,4 +60,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         agent.renew_certificate,
         agent.renew_control_certificate,
         ObserveActivities(agent).observe,
+        *IncidentActivities(settings).all(),
     ]

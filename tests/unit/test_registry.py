@@ -44,6 +44,10 @@ PINNED_ACTIVITIES = {
     "RenewNodeCertificate",
     "RenewControlCertificate",
     "ObserveStack",
+    "OpenIncident",
+    "UpdateIncident",
+    "OpenIncidentFor",
+    "NotifyIncident",
 }
 
 

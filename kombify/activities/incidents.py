@@ -9,7 +9,7 @@ never hold up the healing that reports to it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 from temporalio import activity
@@ -29,10 +29,7 @@ from kombify.errors import KombifyError
 from kombify.notify import EVENT_TYPES, incident_message, send
 from kombify.settings import Settings
 
-
-def _refused(exc: ValueError) -> ApplicationError:
-    # A bad state or time is the caller's mistake: retrying the same input cannot help.
-    return ApplicationError(str(exc), type="invalid-incident", non_retryable=True)
+T = TypeVar("T")
 
 
 class IncidentActivities:
@@ -49,38 +46,35 @@ class IncidentActivities:
     def _session(self) -> Session:
         return Session(get_engine(self._url))
 
-    @activity.defn(name="OpenIncident")
-    def open(self, opened: IncidentOpen) -> int:
-        """Record a new incident; a retry of the same one returns its id."""
+    def _recorded(self, work: Callable[[Session], T]) -> T:
+        # Unknown stacks or incidents and bad states or times are the caller's mistakes:
+        # retrying the same input cannot help, so none of them is retried.
         try:
             with self._session() as session:
-                return records.open_incident(session, opened)
+                return work(session)
         except KombifyError as exc:
             raise user_error(exc) from exc
         except ValueError as exc:
-            raise _refused(exc) from exc
+            raise ApplicationError(str(exc), type="invalid-incident", non_retryable=True) from exc
+
+    @activity.defn(name="OpenIncident")
+    def open(self, opened: IncidentOpen) -> int:
+        """Record a new incident; a retry of the same one returns its id."""
+        return self._recorded(lambda session: records.open_incident(session, opened))
 
     @activity.defn(name="UpdateIncident")
     def update(self, update: IncidentUpdate) -> Incident:
         """Add an action and/or set a state; the incident as it is now."""
-        try:
-            with self._session() as session:
-                return records.update_incident(session, update)
-        except KombifyError as exc:
-            raise user_error(exc) from exc
-        except ValueError as exc:
-            raise _refused(exc) from exc
+        return self._recorded(lambda session: records.update_incident(session, update))
 
     @activity.defn(name="OpenIncidentFor")
     def open_for(self, key: IncidentKey) -> Incident | None:
         """The open incident of that node, service and kind, if any."""
-        try:
-            with self._session() as session:
-                return records.open_incident_for(
-                    session, key.organisation, key.stack, key.node, key.service, key.kind
-                )
-        except KombifyError as exc:
-            raise user_error(exc) from exc
+        return self._recorded(
+            lambda session: records.open_incident_for(
+                session, key.organisation, key.stack, key.node, key.service, key.kind
+            )
+        )
 
     @activity.defn(name="NotifyIncident")
     def notify(self, request: NotifyInput) -> list[str]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kombify.errors import ConfigError
 
 # Files kombify's processes and their children (OpenTofu, Temporal) create are the owner's
 # only: state, logs and manifests hold addresses and service settings that can be secrets.
@@ -70,6 +73,34 @@ class Settings(BaseSettings):
         default=None,
         description="OpenTofu CLI to run (name on PATH or path). Unset: `tofu`, else `terraform`.",
     )
+    notify_urls: SecretStr | None = Field(
+        default=None,
+        description="Apprise URLs to notify of incidents, separated by spaces or commas "
+        "(json://host:port/path posts JSON; jsons:// for https). A secret: never shown.",
+    )
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _known_notify_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from kombify.notify import check_urls
+
+        bad = check_urls(value.get_secret_value())
+        if bad:
+            # The message names entries masked only: a token must not reach a log or terminal.
+            raise ValueError(
+                "KOMBIFY_NOTIFY_URLS: not a notification URL Apprise knows: "
+                + ", ".join(f"`{entry}`" for entry in bad)
+            )
+        return value
+
+    @property
+    def notify_url_list(self) -> list[str]:
+        """The notification URLs, one per entry of ``KOMBIFY_NOTIFY_URLS`` ([] when unset)."""
+        from kombify.notify import split_urls
+
+        return split_urls(self.notify_urls.get_secret_value()) if self.notify_urls else []
 
     @property
     def resolved_database_url(self) -> str:
@@ -96,12 +127,25 @@ class Settings(BaseSettings):
         return self.home / "run"
 
 
+def _setting_problem(error: Any) -> str:
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    variable = "KOMBIFY_" + "_".join(str(part) for part in error.get("loc", ())).upper()
+    return message if message.startswith(variable) else f"{variable}: {message}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (cached; tests call ``get_settings.cache_clear()``).
 
     ``KOMBIFY_HOME`` exists (mode 0700) once this returned.
+
+    Raises:
+        ConfigError: A variable has a value kombify cannot use (one line per variable).
     """
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # pydantic's own text repeats each input value; only the messages are shown.
+        raise ConfigError("; ".join(_setting_problem(e) for e in exc.errors())) from None
     settings.ensure_home()
     return settings

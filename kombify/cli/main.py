@@ -10,6 +10,7 @@ from kombify import __version__
 from kombify.cli import (
     certs_cmds,
     deploy_cmds,
+    heal_cmds,
     nodes_cmds,
     runtime_cmds,
     sim_cmds,
@@ -54,6 +55,7 @@ def _root(
 
 runtime_cmds.register(app)
 deploy_cmds.register(app)
+heal_cmds.register(app)
 certs_cmds.register(app)
 stacks_cmds.register(app)
 nodes_cmds.register(app)

@@ -298,25 +298,6 @@ class Incident:
 
 
 @dataclass(frozen=True)
-class IncidentLookup:
-    """Find the open incident of one node/service/kind (a heal pass has no memory of its own).
-
-    Attributes:
-        organisation: Organisation slug.
-        stack: Stack name.
-        node: Node name ("" for the stack as a whole).
-        service: Service name ("" for the node itself).
-        kind: The incident's kind.
-    """
-
-    organisation: str
-    stack: str
-    node: str
-    service: str
-    kind: str
-
-
-@dataclass(frozen=True)
 class DriftStillThere:
     """What a drift check found, so that drift incidents mended since can be closed.
 
@@ -486,3 +467,22 @@ def heal_schedule_id(organisation: str, stack: str) -> str:
 def heal_pass_workflow_id(organisation: str, stack: str, nonce: str) -> str:
     """A HealStack pass started by hand (``kombify heal``)."""
     return f"heal-pass/{organisation}/{stack}/{nonce}"
+
+
+@dataclass(frozen=True)
+class IncidentKey:
+    """What OpenIncidentFor looks for: the open incident of one node, service and kind.
+
+    Attributes:
+        organisation: Organisation slug.
+        stack: Stack name.
+        node: Node name.
+        service: Service name ("" for the node itself).
+        kind: What failed (as opened, or as last replaced by an update).
+    """
+
+    organisation: str
+    stack: str
+    node: str
+    service: str
+    kind: str

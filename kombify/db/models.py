@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -130,6 +130,35 @@ class HostKeyPin(SQLModel, table=True):
     address: str = Field(default="", max_length=255)  # host:port the key was read from
     instance: str = Field(default="", max_length=80)
     recorded_at: datetime = _ts(nullable=False)
+
+
+class IncidentRow(SQLModel, table=True):
+    """Something that went wrong on a deployed stack, and what healing did about it.
+
+    ``kombify.contracts.heal.Incident`` is how it travels; this is how it is kept. One row per
+    stack, node, service, kind and detection time: a retried write finds its own row.
+    """
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        UniqueConstraint("stack_id", "node", "service", "kind", "detected_at"),
+        Index("ix_incident_stack_id_state", "stack_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    stack_id: str = Field(foreign_key="stack.id", ondelete="CASCADE")
+    node: str = Field(max_length=63)
+    service: str = Field(default="", max_length=63)
+    kind: str = Field(max_length=40)
+    detection: str = Field(default="", max_length=200)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    detected_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="open", max_length=20)
+    recovered_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    updated_at: datetime = _ts(nullable=False)
 
 
 class Simulation(SQLModel, table=True):

@@ -41,6 +41,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.heal import HealActivities
     from kombify.activities.heal_control import HealControlActivities
     from kombify.activities.heal_moves import MoveActivities
+    from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
@@ -71,4 +72,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *heal.all(),
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),
+        *IncidentActivities(settings).all(),
     ]

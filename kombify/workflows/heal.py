@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         HealPassResult,
         HealStackInput,
         Incident,
-        IncidentLookup,
+        IncidentKey,
         IncidentOpen,
         IncidentUpdate,
         MoveResult,
@@ -590,7 +590,7 @@ class HealStack(_Healer):
         for (node, service), items in sorted(groups.items()):
             open_one: Incident | None = await workflow.execute_activity(
                 "OpenIncidentFor",
-                IncidentLookup(stack.organisation, stack.stack, node, service, "drift"),
+                IncidentKey(stack.organisation, stack.stack, node, service, "drift"),
                 result_type=Incident | None,  # type: ignore[arg-type]
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_RECORD,

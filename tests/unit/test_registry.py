@@ -57,6 +57,11 @@ PINNED_ACTIVITIES = {
     "HealNodesNow",
     "RescheduleServices",
     "ReturnServices",
+    "OpenIncident",
+    "UpdateIncident",
+    "OpenIncidentFor",
+    "NotifyIncident",
+    "CloseMendedDrift",
 }
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from kombify.api.routes import (
     certificates,
     deployments,
+    healing,
     health,
     nodes,
     sim_runs,
@@ -22,4 +23,5 @@ ROUTERS: list[APIRouter] = [
     certificates.router,
     sim_runs.router,
     nodes.router,
+    healing.router,
 ]

@@ -13,6 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
+from kombify.api.stack_runs import innermost, local_stack
 from kombify.api.status import OBSERVE_WAIT, node_status
 from kombify.contracts.deploy import ApproveSignal, CancelSignal, DeployInput
 from kombify.contracts.observe import ObserveInput, StackSeen
@@ -277,13 +278,6 @@ def deployment_logs(
     return EventsPublic(data=data, next=data[-1].id if data else after)
 
 
-def _innermost(exc: BaseException) -> str:
-    # Temporal wraps the activity's own error twice (workflow failure, activity error).
-    while (cause := getattr(exc, "cause", None)) is not None:
-        exc = cause
-    return str(exc)
-
-
 @router.get("/stacks/{name}/status", responses=_ERRORS)
 async def stack_status(
     name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
@@ -293,8 +287,7 @@ async def stack_status(
     Nodes are asked live through a worker (``ObserveStack``); a node that does not answer is
     listed with the reason. The last run is shown apart and never stands in for the nodes.
     """
-    org = store.ensure_local_organisation(session)
-    stack = store.get_stack(session, organisation_id=org.id, name=name)
+    org, stack = local_stack(session, name)
     last = runs.latest_deployment(session, stack=stack)
     deployed = runs.last_rollout(session, stack=stack)
     nodes: list[NodeStatus] = []
@@ -310,7 +303,7 @@ async def stack_status(
                 execution_timeout=OBSERVE_WAIT,
             )
         except WorkflowFailureError as exc:
-            error = f"the nodes could not be asked: {_innermost(exc)}"
+            error = f"the nodes could not be asked: {innermost(exc)}"
         except RPCError as exc:
             error = f"the nodes could not be asked: Temporal: {exc.message}"
         else:

@@ -202,6 +202,48 @@ class AgentClient:
         )
         return reply
 
+    async def watch_services(
+        self, *, keepalive_seconds: int = 5
+    ) -> AsyncIterator[pb.ServiceReport]:
+        """Reports of the node's problems: at once, on every change, and as keep-alives.
+
+        Runs until the caller stops iterating (close the iterator, e.g. with
+        ``contextlib.aclosing``, to end the call at once). A report with ``keepalive`` set
+        repeats the last picture: it only says the node still answers.
+
+        Args:
+            keepalive_seconds: Seconds between keep-alive reports while nothing changes.
+        """
+        request = pb.WatchServicesRequest(keepalive_seconds=keepalive_seconds)
+        async for item in self._stream("WatchServices", lambda: self._stub.WatchServices(request)):
+            yield item
+
+    async def repair_service(
+        self, service: str, *, recreate: bool = False
+    ) -> pb.RepairServiceResponse:
+        """Brings one service back to its spec and checks its health.
+
+        Args:
+            service: The service, as named in the manifest in effect.
+            recreate: Remove and create its containers anew (drift repair) instead of the
+                least that mends it (create, start, restart, then recreate if still unhealthy).
+        """
+        action = pb.REPAIR_ACTION_RECREATE if recreate else pb.REPAIR_ACTION_AUTO
+        request = pb.RepairServiceRequest(service=service, action=action)
+        # A restart, a health wait, a recreate and another health wait: the longest unary call.
+        reply: pb.RepairServiceResponse = await self._unary(
+            "RepairService", lambda: self._stub.RepairService(request, timeout=self.timeout * 6)
+        )
+        return reply
+
+    async def inspect_drift(self) -> pb.DriftReport:
+        """What runs on the node beside or against the manifest in effect."""
+        reply: pb.DriftReport = await self._unary(
+            "InspectDrift",
+            lambda: self._stub.InspectDrift(pb.InspectDriftRequest(), timeout=self.timeout),
+        )
+        return reply
+
     async def stream_logs(
         self, service: str, *, follow: bool = False, tail: int = 0
     ) -> AsyncIterator[pb.LogLine]:

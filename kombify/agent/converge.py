@@ -90,11 +90,11 @@ class Converger:
         if entry.committed:
             for item in items:
                 if item.id in entry.parked:
-                    await self._stop_remove(item)
+                    await self.stop_remove(item)
             return
         for item in items:  # what the interrupted replacement created
             if item.id not in entry.parked and item.id not in entry.kept:
-                await self._stop_remove(item)
+                await self.stop_remove(item)
         restored = []
         for item in items:
             original = entry.parked.get(item.id)
@@ -104,7 +104,7 @@ class Converger:
                 try:
                     await self._run(self.engine.rename, item.id, original)
                 except DockerError:  # two leftovers claimed one name: keep the first
-                    await self._stop_remove(item)
+                    await self.stop_remove(item)
                     continue
             if not item.running:
                 await self._run(self.engine.start, item.id)
@@ -215,7 +215,7 @@ class Converger:
             emit(event(pb.ApplyEvent.STARTED, spec.name, "started stopped containers", kept))
         if not missing:  # scaled down, stopped replicas or crash leftovers
             for item in stale:
-                await self._stop_remove(item)
+                await self.stop_remove(item)
             probe = await self._check(spec, list(good.values()), emit)
             if not probe.ok:
                 emit(event(pb.ApplyEvent.FAILED, spec.name, probe.detail, kept))
@@ -250,7 +250,7 @@ class Converger:
         created: list[Managed] = []
         try:
             for replica in missing:
-                created.append(await self._run(self._create, spec, replica, revision))
+                created.append(await self.create(spec, replica, revision))
             emit(event(pb.ApplyEvent.STARTED, spec.name, "started", [c.id for c in created]))
             probe = await self._check(spec, created, emit)
         except DockerError as exc:
@@ -279,8 +279,9 @@ class Converger:
         self.journal.end(spec.name)
         return outcome
 
-    def _create(self, spec: pb.ServiceSpec, replica: int, revision: str) -> Managed:
-        return self.engine.create(spec, replica, revision=revision)
+    async def create(self, spec: pb.ServiceSpec, replica: int, revision: str) -> Managed:
+        """Creates and starts one replica of ``spec`` (the apply's way; repairs use it too)."""
+        return await asyncio.to_thread(self.engine.create, spec, replica, revision=revision)
 
     async def _park(self, stale: list[Managed]) -> list[tuple[Managed, str]]:
         """Stops the old containers and frees their names; returns them with those names."""
@@ -339,7 +340,8 @@ class Converger:
         emit(event(kind, spec.name, probe.detail, ids))
         return probe
 
-    async def _stop_remove(self, item: Managed) -> None:
+    async def stop_remove(self, item: Managed) -> None:
+        """Stops a container (its grace period allowed), removes it and forgets its health."""
         if item.running:
             await self._run(self.engine.stop, item)
         await self._run(self.engine.remove, item.id)
@@ -349,7 +351,7 @@ class Converger:
         self, name: str, items: list[Managed], emit: Emit
     ) -> pb.ServiceOutcome:
         for item in items:
-            await self._stop_remove(item)
+            await self.stop_remove(item)
         ids = [i.id for i in items]
         emit(event(pb.ApplyEvent.REMOVED, name, "removed: no longer in the manifest", ids))
         return pb.ServiceOutcome(service=name, outcome=pb.OUTCOME_REMOVED, container_ids=ids)

@@ -83,6 +83,9 @@ class Managed:
         image: Image reference it was created from.
         labels: All its labels.
         since: When it entered its state (Docker's StartedAt, or FinishedAt once stopped).
+        exit_code: Docker's ExitCode of its last run (0 while it never ended).
+        restart_count: How often Docker's restart policy restarted it.
+        oom_killed: Whether the kernel killed its last run for lack of memory.
     """
 
     id: str
@@ -94,6 +97,9 @@ class Managed:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict)
     since: str = ""
+    exit_code: int = 0
+    restart_count: int = 0
+    oom_killed: bool = False
 
     @property
     def running(self) -> bool:
@@ -180,6 +186,7 @@ class Engine:
 
     def _managed(self, container: Any) -> Managed:
         labels: dict[str, str] = container.labels or {}
+        state = container.attrs.get("State") or {}
         return Managed(
             id=container.id,
             name=container.name,
@@ -189,8 +196,48 @@ class Engine:
             state=container.status,
             image=container.attrs.get("Config", {}).get("Image", ""),
             labels=labels,
-            since=_since(container.status, container.attrs.get("State") or {}),
+            since=_since(container.status, state),
+            exit_code=int(state.get("ExitCode") or 0),
+            restart_count=int(container.attrs.get("RestartCount") or 0),
+            oom_killed=bool(state.get("OOMKilled")),
         )
+
+    def events(self) -> Any:
+        """A closable, blocking iterator of the engine's events about this node's containers.
+
+        Only what changes whether a container runs: create, start, restart, die, kill, oom,
+        destroy. ``close()`` from another thread ends a blocked iteration.
+        """
+        filters = {
+            "type": ["container"],
+            "label": [f"{L_MANAGED}=true", f"{L_NODE}={self.node}"],
+            "event": ["create", "start", "restart", "die", "kill", "oom", "destroy"],
+        }
+        with docker_errors("following the engine's events"):
+            return self.client.events(decode=True, filters=filters)
+
+    def inspect_all(self) -> list[dict[str, Any]]:
+        """``docker inspect`` of every container on the engine, managed or not, any state."""
+        with docker_errors("listing containers"):
+            return [c.attrs for c in self.client.containers.list(all=True)]
+
+    def image_env(self, image_id: str) -> dict[str, str]:
+        """The environment an image gives its containers (its Config.Env); {} when unknown."""
+        try:
+            config = self.client.images.get(image_id).attrs.get("Config") or {}
+        except _errors().DockerException:
+            return {}
+        return env_dict(config.get("Env") or [])
+
+    def volume_exists(self, name: str) -> bool:
+        """Whether the named volume exists on the engine."""
+        try:
+            self.client.volumes.get(name)
+        except _errors().NotFound:
+            return False
+        except _errors().DockerException as exc:
+            raise DockerError(f"looking up volume `{name}`: {exc}") from exc
+        return True
 
     def get(self, container_id: str) -> Managed:
         """Re-reads one container."""
@@ -380,6 +427,15 @@ class Engine:
                     if text.startswith(prefix):
                         loaded.append(text.removeprefix(prefix))
         return loaded
+
+
+def env_dict(pairs: list[str]) -> dict[str, str]:
+    """Docker's ``["KEY=value", ...]`` as a dict (a bare ``KEY`` has the value "")."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        env[key] = value
+    return env
 
 
 _NEVER = "0001-01-01T00:00:00Z"  # Docker's zero time: the event never happened

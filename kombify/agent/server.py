@@ -87,6 +87,8 @@ class AgentServer:
         self.service = service
         # Rollouts an earlier run left half done are undone as soon as the engine answers.
         self._recovery = asyncio.create_task(service.recover(), name="agent-recovery")
+        # Probes health-checked containers for as long as the agent serves.
+        self._monitor = asyncio.create_task(service.monitor.run(), name="agent-health-monitor")
 
     @classmethod
     async def start(
@@ -127,7 +129,8 @@ class AgentServer:
         if running and grace:
             await asyncio.wait(running, timeout=grace)
         self._recovery.cancel()
-        await asyncio.gather(self._recovery, return_exceptions=True)
+        self._monitor.cancel()
+        await asyncio.gather(self._recovery, self._monitor, return_exceptions=True)
         self._server.close()
         await self._server.wait_closed()
 

@@ -18,14 +18,18 @@ from typing import Any
 from grpclib.const import Status
 
 import kombify
+from kombify.agent import drift
 from kombify.agent import manifest as mf
 from kombify.agent.auth import ClientPolicy, abort
 from kombify.agent.converge import Converger
 from kombify.agent.engine import Engine, Managed
 from kombify.agent.files import AtomicFile, FileRefused
 from kombify.agent.health import health_word, probe_once, wait_healthy
+from kombify.agent.monitor import HealthMonitor
 from kombify.agent.proto import agent_base, pb
+from kombify.agent.repair import Repairer
 from kombify.agent.state import ManifestStore
+from kombify.agent.watch import DEFAULT_KEEPALIVE_S, ChangeLock, Changes, problems, watch
 from kombify.errors import DockerError
 
 _SENTINEL = None
@@ -55,8 +59,13 @@ class AgentService(agent_base()):  # type: ignore[misc]
         self.files_root = files_root
         self.health: dict[str, str] = {}
         self.converger = Converger(engine, store, self.health)
-        # One change at a time: applies and restarts of one node never interleave.
-        self.lock = asyncio.Lock()
+        # One change at a time: applies, restarts and repairs of one node never interleave;
+        # its release tells the watchers (and the health monitor) to look again.
+        self.lock = ChangeLock()
+        self.changes = Changes(engine)
+        self.lock.on_release(self.changes.poke)
+        self.monitor = HealthMonitor(engine, store, self.health, self.lock, self.changes)
+        self.repairer = Repairer(engine, self.converger, self.health)
         # Converges running on their own, so that a dropped caller cannot cut one short.
         self.background: set[asyncio.Task[None]] = set()
 
@@ -93,6 +102,13 @@ class AgentService(agent_base()):  # type: ignore[misc]
         """The single request of a unary-request RPC, once the caller is known to be allowed."""
         self.policy.check(stream)
         return await stream.recv_message()
+
+    async def _picture(self) -> tuple[str, list[pb.Problem]]:
+        current = self.store.current()
+        if current is None:
+            return "", []
+        items: list[Managed] = await asyncio.to_thread(self.engine.containers)
+        return current.revision, problems(self.engine, current, items, self.monitor.unhealthy)
 
     def _spec(self, service: str) -> pb.ServiceSpec:
         for spec in (self.store.current() or pb.Manifest()).services:
@@ -190,6 +206,70 @@ class AgentService(agent_base()):  # type: ignore[misc]
         await stream.send_message(
             pb.RestartServiceResponse(containers=[self._status(i) for i in fresh])
         )
+
+    async def WatchServices(self, stream: Any) -> None:  # noqa: N802
+        """Problems against the manifest in effect: now, on every change, and as keep-alives."""
+        request: pb.WatchServicesRequest = await self._request(stream)
+
+        async def picture() -> tuple[str, list[pb.Problem]]:
+            try:
+                return await self._picture()
+            except DockerError as exc:
+                abort(Status.UNAVAILABLE, exc.message)
+
+        await watch(
+            lock=self.lock,
+            changes=self.changes,
+            picture=picture,
+            send=stream.send_message,
+            keepalive=float(request.keepalive_seconds or DEFAULT_KEEPALIVE_S),
+        )
+
+    async def RepairService(self, stream: Any) -> None:  # noqa: N802
+        """Brings one service back to its spec (AUTO: the least that mends it; or RECREATE)."""
+        request: pb.RepairServiceRequest = await self._request(stream)
+        async with self.lock:
+            current = self.store.current()
+            if current is None:
+                abort(
+                    Status.FAILED_PRECONDITION,
+                    "no manifest is in effect on this node yet: apply one before repairing",
+                )
+            spec = next((s for s in current.services if s.name == request.service), None)
+            if spec is None:
+                known = ", ".join(f"`{s.name}`" for s in current.services) or "none"
+                abort(
+                    Status.NOT_FOUND,
+                    f"no service `{request.service}` in the manifest in effect "
+                    f"(revision {current.revision}; services: {known})",
+                )
+            try:
+                done = await self.repairer.repair(
+                    spec,
+                    current.revision,
+                    recreate=request.action == pb.REPAIR_ACTION_RECREATE,
+                    unhealthy=self.monitor.unhealthy,
+                )
+            except DockerError as exc:
+                abort(Status.UNAVAILABLE, exc.message)
+        await stream.send_message(
+            pb.RepairServiceResponse(
+                actions=done.actions,
+                healthy=done.probe.ok,
+                detail=done.probe.detail,
+                log_tail=done.log_tail,
+                containers=[self._status(i) for i in done.containers],
+            )
+        )
+
+    async def InspectDrift(self, stream: Any) -> None:  # noqa: N802
+        """What runs beside or against the manifest in effect; changes nothing."""
+        await self._request(stream)
+        # Under the lock: an apply's parked containers are not drift, they are a change.
+        async with self.lock:
+            current = self.store.current() or pb.Manifest()
+            found: list[pb.Drift] = await self._engine(drift.inspect, self.engine, current)
+        await stream.send_message(pb.DriftReport(manifest_revision=current.revision, drifts=found))
 
     async def StreamLogs(self, stream: Any) -> None:  # noqa: N802
         """Log lines of a service's containers; with follow, until the caller cancels."""

@@ -159,3 +159,24 @@ async def test_keepalives_arrive_and_watchers_leave_no_listener_behind(
                 break
             await asyncio.sleep(0.1)
         assert changes.listeners == before
+
+
+async def test_the_monitor_probes_once_per_interval_and_never_during_a_change(
+    agent: RunningAgent, test_image: str
+) -> None:
+    service_ = agent.server.service
+    spec = service(test_image, replicas=2, check="true")  # every 0.3 s
+    async with agent.client() as client:
+        assert (await client.apply(pb.Manifest(services=[spec]))).ok
+        await asyncio.sleep(0.5)
+        start = service_.monitor.probes_run
+        await asyncio.sleep(3)
+        probed = service_.monitor.probes_run - start
+        # Two containers, one probe each per 0.3 s (plus the probe's own time): 20 at most.
+        assert 10 <= probed <= 21, probed
+        async with service_.lock:  # what an apply, restart or repair holds
+            held = service_.monitor.probes_run
+            await asyncio.sleep(1)
+            assert service_.monitor.probes_run - held <= 2  # those already under way
+        await asyncio.sleep(1)
+        assert service_.monitor.probes_run > held + 2  # probing again after the change

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import docker
 import pytest
@@ -159,3 +160,45 @@ async def test_keepalives_arrive_and_watchers_leave_no_listener_behind(
                 break
             await asyncio.sleep(0.1)
         assert changes.listeners == before
+
+
+async def test_the_monitor_probes_once_per_interval_and_never_during_a_change(
+    agent: RunningAgent, test_image: str
+) -> None:
+    service_ = agent.server.service
+    spec = service(test_image, replicas=2, check="true")  # every 0.3 s
+    async with agent.client() as client:
+        assert (await client.apply(pb.Manifest(services=[spec]))).ok
+        await asyncio.sleep(0.5)
+        start = service_.monitor.probes_run
+        await asyncio.sleep(3)
+        probed = service_.monitor.probes_run - start
+        # Two containers, one probe each per 0.3 s (plus the probe's own time): 20 at most.
+        assert 10 <= probed <= 21, probed
+        async with service_.lock:  # what an apply, restart or repair holds
+            held = service_.monitor.probes_run
+            await asyncio.sleep(1)
+            assert service_.monitor.probes_run - held <= 2  # those already under way
+        await asyncio.sleep(1)
+        assert service_.monitor.probes_run > held + 2  # probing again after the change
+
+
+async def test_a_stopped_agent_leaves_no_thread_reading_engine_events(
+    agent: RunningAgent, test_image: str
+) -> None:
+    def readers() -> int:
+        return sum(t.name == "engine-events" and t.is_alive() for t in threading.enumerate())
+
+    async with agent.client() as client:
+        assert (await client.apply(pb.Manifest(services=[service(test_image)]))).ok
+        async with Watcher(client), Watcher(client):
+            assert agent.server.service.changes.following
+    before = readers()
+    assert before >= 1
+    await agent.server.stop(grace=0)
+    for _ in range(50):
+        if readers() == before - 1:
+            break
+        await asyncio.sleep(0.1)
+    assert readers() == before - 1
+    assert not agent.server.service.changes.following

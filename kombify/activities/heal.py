@@ -53,6 +53,8 @@ KEEPALIVE_SECONDS = 5
 SILENCE_SECONDS = 15.0
 # One node may take this long to answer a drift inspection.
 DRIFT_NODE_TIMEOUT = 30.0
+# Log lines an incident keeps of a service that is given up on.
+LOG_TAIL_LINES = 20
 # Hard bound on a simulated node's boot (sshd and agent) after kombify started it.
 REVIVE_WAIT_SECONDS = 90.0
 
@@ -221,6 +223,22 @@ class HealActivities:
             log_tail=reply.log_tail,
         )
 
+    @activity.defn(name="ServiceLogTail")
+    async def log_tail(self, request: RepairInput) -> str:
+        """The last log lines of a service's containers on its node ("" when unreachable)."""
+        ref = request.node
+        try:
+            _, target = await asyncio.to_thread(self._reach, ref)
+            if target is None:
+                return ""
+            lines: list[str] = []
+            async with asyncio.timeout(30), self._client(ref, target) as client:
+                async for line in client.stream_logs(request.service, tail=LOG_TAIL_LINES):
+                    lines.append(line.line)
+        except (KombifyError, TimeoutError, OSError):
+            return ""
+        return "\n".join(lines[-LOG_TAIL_LINES:])
+
     # ---- revive ----------------------------------------------------------------------------
 
     def _start_simulated(self, ref: NodeRef) -> str:
@@ -386,4 +404,4 @@ class HealActivities:
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker."""
-        return [self.watch, self.repair, self.revive, self.busy, self.drift]
+        return [self.watch, self.repair, self.log_tail, self.revive, self.busy, self.drift]

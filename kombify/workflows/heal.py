@@ -347,8 +347,14 @@ class HealNode(_Healer):
                 f"crash-looping: failed {failures} times in {minutes} min; kombify stops "
                 "until the next apply or `kombify heal`"
             )
-            if memory.log_tail:
-                detail += f"\nlast log lines:\n{memory.log_tail}"
+            logs: str = await workflow.execute_activity(
+                "ServiceLogTail",
+                RepairInput(node, name),
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=_QUICK,
+            )
+            detail += f"\nlast log lines:\n{logs or memory.log_tail or '(none)'}"
             await self._update(
                 IncidentUpdate(
                     memory.incident,

@@ -49,6 +49,7 @@ PINNED_ACTIVITIES = {
     "ObserveStack",
     "WatchNode",
     "RepairService",
+    "ServiceLogTail",
     "ReviveNode",
     "StackBusy",
     "DetectDrift",

@@ -159,6 +159,8 @@ class HealActivities:
             deployed, target = await asyncio.to_thread(self._reach, ref)
         except (SpecError, NotFoundError) as exc:
             return WatchResult("gone", error=exc.message)
+        except KombifyError as exc:  # its host key cannot be read: it does not answer
+            return WatchResult("lost", error=exc.message)
         if deployed is None:
             return WatchResult("gone", error="the node is not part of a deployed stack")
         healing = deployed.kombination.spec.healing
@@ -274,17 +276,19 @@ class HealActivities:
             return ReviveResult("gone")
         provider = self._provider(deployed, ref.node)
         actions: list[str] = []
-        if provider == "sim":
-            try:
-                started = await asyncio.to_thread(self._start_simulated, ref)
-            except KombifyError as exc:
-                return ReviveResult("down", action="could not start it", detail=exc.message)
-            if started:
-                actions.append(started)
         deadline = time.monotonic() + (REVIVE_WAIT_SECONDS if provider == "sim" else 10.0)
         last = ""
         while True:
             activity.heartbeat(last)
+            if provider == "sim":
+                # Asked each time: a node being stopped still reads "running" for a while,
+                # and must be started once it has stopped.
+                try:
+                    started = await asyncio.to_thread(self._start_simulated, ref)
+                except KombifyError as exc:
+                    return ReviveResult("down", action="could not start it", detail=exc.message)
+                if started and started not in actions:
+                    actions.append(started)
             try:
                 await self._ensure_agent(ref, deployed)
             except KombifyError as exc:

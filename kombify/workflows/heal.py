@@ -250,8 +250,11 @@ class HealNode(_Healer):
                 ),
             )
         )
+        # Cut short by a reset, or by a heal_now request that came after this watch began
+        # (one already waiting is answered by this watch's report: it started with look_now).
+        requested = self._wanted
         await workflow.wait_condition(
-            lambda: watch.done() or self._reset or self._wanted > self._done
+            lambda: watch.done() or self._reset or self._wanted > requested
         )
         if not watch.done():
             watch.cancel()

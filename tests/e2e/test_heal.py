@@ -312,21 +312,33 @@ async def _schedule(kombify: KombifyEnv, name: str) -> Any:
     return await client.get_schedule_handle(heal_schedule_id(ORG, name)).describe()
 
 
+async def _schedule_is(kombify: KombifyEnv, name: str, every: int, paused: bool) -> Any:
+    """The schedule once it says ``every`` and ``paused`` (the deploy's last step sets it up
+    right after the run is recorded, so it may trail the recorded outcome by a moment)."""
+
+    async def check() -> Any:
+        try:
+            described = await _schedule(kombify, name)
+        except RPCError:  # not made yet
+            return None
+        interval = described.schedule.spec.intervals[0].every.total_seconds()
+        return described if (interval, described.schedule.state.paused) == (every, paused) else None
+
+    return await _until(f"schedule every {every}s, paused={paused}", check, timeout=30)
+
+
 async def test_the_schedule_follows_the_spec_and_destroy_removes_it(
     healing: KombifyEnv,
 ) -> None:
     name = healing.new_stack()
     run = await healing.deploy(one_node(name, notes=False, healing="{every: 10s}"))
     assert run["state"] == "succeeded", run.get("summary")
-    first = await _schedule(healing, name)
-    assert first.schedule.spec.intervals[0].every.total_seconds() == 10
-    assert first.schedule.state.paused is False
+    first = await _schedule_is(healing, name, 10, paused=False)
+    assert first.schedule.action.workflow == "HealStack"
 
     off = await healing.deploy(one_node(name, notes=False, healing="{enabled: false, every: 2m}"))
     assert off["state"] == "succeeded", off.get("summary")
-    paused = await _schedule(healing, name)
-    assert paused.schedule.spec.intervals[0].every.total_seconds() == 120
-    assert paused.schedule.state.paused is True
+    await _schedule_is(healing, name, 120, paused=True)
 
     gone = await healing.destroy(name)
     assert gone["state"] == "succeeded", gone.get("summary")

@@ -145,6 +145,12 @@ class _Healer:
         return result
 
 
+def _cause(exc: ActivityError) -> str:
+    """What went wrong in an activity, in its own words."""
+    cause = exc.cause
+    return str(getattr(cause, "message", None) or cause or exc)
+
+
 def _problem_text(p: ProblemSeen) -> str:
     return f"{p.service}: {p.kind}" + (f" ({p.detail})" if p.detail else "")
 
@@ -384,8 +390,7 @@ class HealNode(_Healer):
         try:
             repaired = await self._repair(node, name, recreate=recreate)
         except ActivityError as exc:
-            cause = exc.cause
-            text = getattr(cause, "message", None) or str(cause or exc)
+            text = _cause(exc)
             await self._update(IncidentUpdate(memory.incident, action=f"repair failed: {text}"))
             self._round_actions.append(f"{name}: repair failed: {text}")
             return
@@ -426,14 +431,18 @@ class HealNode(_Healer):
             self._memory.down_since = self._now()
         pause = NODE_RETRY_FIRST
         while True:
-            revived: ReviveResult = await workflow.execute_activity(
-                "ReviveNode",
-                node,
-                result_type=ReviveResult,
-                start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(seconds=60),
-                retry_policy=_QUICK,
-            )
+            try:
+                revived: ReviveResult = await workflow.execute_activity(
+                    "ReviveNode",
+                    node,
+                    result_type=ReviveResult,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=_QUICK,
+                )
+            except ActivityError as exc:
+                # A node that hangs whoever reaches it is down all the same: try again later.
+                revived = ReviveResult("down", action="", detail=_cause(exc))
             if revived.outcome == "gone":
                 return
             if revived.action:
@@ -454,18 +463,24 @@ class HealNode(_Healer):
             await workflow.wait_condition(lambda: self._reset, timeout=pause)
             if self._reset:
                 return
-            pause = min(pause * 2, NODE_RETRY_MAX)
+            # Growing pauses, but at least one try per healing period.
+            pause = min(pause * 2, NODE_RETRY_MAX, timedelta(seconds=max(lost.every_seconds, 5)))
 
     async def _move_away(self, node: NodeRef) -> None:
         """``reschedule``: the node stayed down a whole healing period; its services move."""
-        moved: MoveResult = await workflow.execute_activity(
-            "RescheduleServices",
-            node,
-            result_type=MoveResult,
-            start_to_close_timeout=timedelta(minutes=15),
-            heartbeat_timeout=timedelta(seconds=120),
-            retry_policy=_QUICK,
-        )
+        try:
+            moved: MoveResult = await workflow.execute_activity(
+                "RescheduleServices",
+                node,
+                result_type=MoveResult,
+                start_to_close_timeout=timedelta(minutes=15),
+                heartbeat_timeout=timedelta(seconds=120),
+                retry_policy=_QUICK,
+            )
+        except ActivityError as exc:
+            text = f"reschedule failed: {_cause(exc)}; tried again at the next attempt"
+            await self._update(IncidentUpdate(self._memory.node_incident, action=text))
+            return
         self._memory.moved = True
         words = []
         if moved.moved:
@@ -479,14 +494,21 @@ class HealNode(_Healer):
     async def _node_back(self) -> None:
         self._memory.down_since = ""
         if self._memory.moved:
-            back: MoveResult = await workflow.execute_activity(
-                "ReturnServices",
-                self._memory.node,
-                result_type=MoveResult,
-                start_to_close_timeout=timedelta(minutes=15),
-                heartbeat_timeout=timedelta(seconds=120),
-                retry_policy=_QUICK,
-            )
+            try:
+                back: MoveResult = await workflow.execute_activity(
+                    "ReturnServices",
+                    self._memory.node,
+                    result_type=MoveResult,
+                    start_to_close_timeout=timedelta(minutes=15),
+                    heartbeat_timeout=timedelta(seconds=120),
+                    retry_policy=_QUICK,
+                )
+            except ActivityError as exc:
+                # Stays moved: the next round that finds the node answering tries again.
+                workflow.logger.warning(
+                    "services of %s not moved back: %s", self._memory.node.node, _cause(exc)
+                )
+                return
             self._memory.moved = False
             if back.moved and self._memory.node_incident:
                 await self._update(
@@ -633,7 +655,7 @@ class HealStack(_Healer):
                     NodeRef(stack.organisation, stack.stack, node), service, recreate=True
                 )
             except ActivityError as exc:
-                text = str(exc.cause or exc)
+                text = _cause(exc)
                 await self._update(IncidentUpdate(incident, action=f"repair failed: {text}"))
                 result.actions.append(f"{node}/{service}: repair failed: {text}")
                 continue

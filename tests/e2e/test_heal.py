@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -22,6 +24,7 @@ from temporalio.service import RPCError
 from kombify.contracts.heal import heal_schedule_id
 from kombify.sim.client import docker_client
 from kombify.sim.engine import SimEngine
+from kombify.tofu import find_tofu_binary
 from tests.support.deploy_env import KombifyEnv, published
 from tests.support.kombinations import one_node
 from tests.support.receiver import Receiver
@@ -33,6 +36,24 @@ ORG = "local"  # the organisation of a single-tenant installation
 FLAPPING_CHECK = (
     "test ! -f /tmp/one && echo > /tmp/one || { test -f /tmp/two && exit 1; echo > /tmp/two; }"
 )
+
+
+# busybox httpd as PID 1 ignores SIGTERM, so each stop would wait out Docker's 10 s grace; the
+# check tests restart and recreate often, so their service stops at once.
+QUICK_STOP = (
+    "image: kombify-test/httpd:1\n"
+    '      command: ["/bin/busybox", "sh", "-c", '
+    "\"trap 'exit 0' TERM; /bin/busybox httpd -f -p 80 -h /www & wait\"]"
+)
+
+
+def _checked(name: str, check: str) -> str:
+    """A one-node stack whose web has ``check`` as its health check and stops quickly."""
+    return (
+        one_node(name, notes=False)
+        .replace('healthcheck: {http: "http://localhost:80/", interval: 1s}', check)
+        .replace("image: kombify-test/httpd:1", QUICK_STOP)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +193,7 @@ async def test_incidents_carry_what_the_owner_needs(healing: KombifyEnv, stack: 
 
 async def test_an_unhealthy_container_is_restarted_then_recreated(healing: KombifyEnv) -> None:
     name = healing.new_stack()
-    source = one_node(name, notes=False).replace(
-        'healthcheck: {http: "http://localhost:80/", interval: 1s}',
-        'healthcheck: {cmd: "test ! -f /tmp/broken", interval: 1s, retries: 2}',
-    )
+    source = _checked(name, 'healthcheck: {cmd: "test ! -f /tmp/broken", interval: 1s, retries: 2}')
     run = await healing.deploy(source)
     assert run["state"] == "succeeded", run.get("summary")
     (web_id,) = (await healing.containers(name, "box"))["web"]
@@ -191,10 +209,7 @@ async def test_an_unhealthy_container_is_restarted_then_recreated(healing: Kombi
 
 async def test_a_crash_loop_backs_off_and_is_given_up(healing: KombifyEnv) -> None:
     name = healing.new_stack()
-    source = one_node(name, notes=False).replace(
-        'healthcheck: {http: "http://localhost:80/", interval: 1s}',
-        f'healthcheck: {{cmd: "{FLAPPING_CHECK}", interval: 1s, retries: 1}}',
-    )
+    source = _checked(name, f'healthcheck: {{cmd: "{FLAPPING_CHECK}", interval: 1s, retries: 1}}')
     run = await healing.deploy(source)
     assert run["state"] == "succeeded", run.get("summary")
 
@@ -233,6 +248,28 @@ async def _sim(action: str, name: str) -> None:
         await asyncio.to_thread(getattr(SimEngine(client), action), name)
     finally:
         client.close()
+
+
+async def test_a_deploy_that_replaces_containers_opens_no_incident(
+    healing: KombifyEnv, stack: str
+) -> None:
+    before = {i["id"] for i in await _incidents(healing, stack)}
+    (old_id,) = (await healing.containers(stack, "box"))["web"]
+
+    run = await healing.deploy(one_node(stack, greeting="bonjour"))
+
+    assert run["state"] == "succeeded", run.get("summary")
+    (new_id,) = (await healing.containers(stack, "box"))["web"]
+    assert new_id != old_id  # replaced: stopped and removed under healing's eyes
+    await asyncio.sleep(5)  # what a watch would report has arrived by now
+    assert {i["id"] for i in await _incidents(healing, stack)} == before
+
+
+async def test_heal_runs_are_filterable_by_run_kind(healing: KombifyEnv, stack: str) -> None:
+    client = await Client.connect(healing.settings.temporal_address or "")
+    query = f"KombifyRunKind = 'heal' AND KombifyStack = '{stack}' AND WorkflowType = 'HealNode'"
+    found = [w.id async for w in client.list_workflows(query)]
+    assert f"heal-node/{ORG}/{stack}/box" in found
 
 
 async def test_a_stopped_node_is_started_again_and_its_services_run(
@@ -284,6 +321,17 @@ async def test_drift_is_reported_and_left_with_restart(healing: KombifyEnv) -> N
     incidents = await _incidents(healing, name)
     web = next(i for i in incidents if i["service"] == "web" and i["kind"] == "drift")
     assert web["state"] == "open" and "`redeploy` repairs it" in web["action"]
+
+    # OpenTofu drift: its state lost track of the node, so the plan is not empty any more.
+    workdir = healing.home / "stacks" / ORG / name / "tofu"
+    tofu = find_tofu_binary()
+    listed = subprocess.run(
+        [tofu, "state", "list"], cwd=workdir, capture_output=True, text=True, check=True
+    ).stdout.split()
+    subprocess.run([tofu, "state", "rm", listed[0]], cwd=workdir, capture_output=True, check=True)
+    drift = await healing.call("GET", f"/v1/stacks/{name}/drift")
+    (planned,) = [d for d in drift["items"] if d["kind"] == "tofu"]
+    assert re.search(r"OpenTofu plans [1-9][0-9]* to add", planned["detail"]), planned
 
 
 async def test_drift_is_repaired_with_redeploy(healing: KombifyEnv) -> None:
@@ -375,3 +423,77 @@ async def test_a_worker_killed_mid_heal_finishes_it_without_a_duplicate(
     assert await _answers(stack, 8080)
     new = [i for i in await _incidents(healing, stack) if i["id"] not in before]
     assert len([i for i in new if i["service"] == "web"]) == 1, new
+
+
+TWO_NODES = """\
+apiVersion: kombify.io/v1
+kind: Kombination
+metadata: {{name: {name}}}
+spec:
+  stackkit: modern-homelab
+  nodes:
+    - {{name: main, provider: sim, role: main}}
+    - {{name: worker, provider: sim, role: worker}}
+  healing: {{strategy: reschedule, every: 10s}}
+  services:
+{disabled}
+    notes:
+      image: kombify-test/httpd:1
+      node: worker
+      ports: [{{container: 80, host: 8081}}]
+      healthcheck: {{http: "http://localhost:80/", interval: 1s}}
+"""
+
+
+def _two_nodes(name: str) -> str:
+    """The kit's own services pull from Docker Hub, out of reach here: they are switched off."""
+    from kombify.specs import load_kombination
+    from kombify.stackkits.resolver import resolve
+
+    probe = load_kombination(TWO_NODES.format(name="probe", disabled=""))
+    kit = [s.name for s in resolve(probe).services if s.origin != "custom"]
+    disabled = "\n".join(f"    {s}: {{enabled: false}}" for s in kit)
+    return TWO_NODES.format(name=name, disabled=disabled)
+
+
+async def _services_on(kombify: KombifyEnv, name: str, node: str) -> dict[str, list[str]]:
+    out = await kombify.on_node(
+        name,
+        node,
+        "sudo docker ps --filter label=io.kombify.service "
+        "--format '{{.Label \"io.kombify.service\"}} {{.ID}}'",
+    )
+    found: dict[str, list[str]] = {}
+    for line in out.split("\n"):
+        if line.strip():
+            service, cid = line.split()
+            found.setdefault(service, []).append(cid)
+    return found
+
+
+async def test_reschedule_moves_the_services_of_a_node_that_stays_down_and_back(
+    healing: KombifyEnv,
+) -> None:
+    name = healing.new_stack()
+    run = await healing.deploy(_two_nodes(name))
+    assert run["state"] == "succeeded", run.get("summary")
+    assert "notes" not in await _services_on(healing, name, "main")
+    container = f"kombisim-{name}-worker"
+    # A hung node: its container frozen, so it neither answers nor can be started again.
+    subprocess.run(["docker", "pause", container], check=True, capture_output=True)
+    try:
+
+        async def moved() -> bool:
+            return "notes" in await _services_on(healing, name, "main")
+
+        await _until("notes running on main", moved, timeout=120, every=1)
+        (down,) = [i for i in await _incidents(healing, name) if i["kind"] == "node-down"]
+        assert "moved notes -> main" in " ".join(down["actions"]), down
+    finally:
+        subprocess.run(["docker", "unpause", container], check=True, capture_output=True)
+
+    back = await _recovered(healing, name, "", "node-down")
+
+    assert "moved back notes -> worker" in " ".join(back["actions"]), back
+    assert "notes" not in await _services_on(healing, name, "main")
+    assert "notes" in await _services_on(healing, name, "worker")

@@ -28,6 +28,7 @@ from kombify.activities.ssh import node_session
 from kombify.activities.tofu import TofuActivities
 from kombify.contracts.deploy import NodeTarget, RolloutInput, deploy_workflow_id
 from kombify.contracts.heal import (
+    DeployingNow,
     DriftFound,
     DriftItem,
     NodeRef,
@@ -101,21 +102,29 @@ class HealActivities:
 
     # ---- what is deployed, and how to reach it ---------------------------------------------
 
-    def _deployed(self, ref: StackRef) -> Deployed | None:
-        """The stack's last good deploy, or None when it is not deployed (or destroyed)."""
+    def _deployed(self, ref: StackRef, deploying: DeployingNow | None = None) -> Deployed | None:
+        """The stack's last good deploy, or None when it is not deployed (or destroyed).
+
+        ``deploying``: the run that is about to record its success (it sets healing up just
+        before), which is then what is deployed.
+        """
         with self.deploy._session() as session:
             try:
                 org = stacks.get_organisation(session, slug=ref.organisation)
                 stack = stacks.get_stack(session, organisation_id=org.id, name=ref.stack)
             except NotFoundError:
                 return None
-            last = runs.last_good_deploy(session, stack=stack)
-            if last is None:
-                return None
-            source = stacks.get_revision(session, stack=stack, revision=last.revision).source
+            if deploying is not None:
+                deployment_id, revision = deploying.deployment_id, deploying.revision
+                simulate = deploying.simulate
+            else:
+                last = runs.last_good_deploy(session, stack=stack)
+                if last is None:
+                    return None
+                deployment_id, revision = last.id, last.revision
+                simulate = bool(last.summary.get("options", {}).get("simulate", False))
+            source = stacks.get_revision(session, stack=stack, revision=revision).source
             session.expunge(stack)
-            deployment_id, revision = last.id, last.revision
-            simulate = bool(last.summary.get("options", {}).get("simulate", False))
         k = load_kombination(source, filename=f"{ref.stack}.yaml")
         return Deployed(stack, k, deployment_id, revision, simulate)
 
@@ -162,6 +171,11 @@ class HealActivities:
         except KombifyError as exc:  # its host key cannot be read: it does not answer
             return WatchResult("lost", error=exc.message)
         if deployed is None:
+            if await self.busy(ref.stack_ref):
+                # The stack's first deploy sets healing up just before it records its
+                # success: not deployed yet, but about to be.
+                await asyncio.sleep(2.0)
+                return WatchResult("idle")
             return WatchResult("gone", error="the node is not part of a deployed stack")
         healing = deployed.kombination.spec.healing
         base = WatchResult(

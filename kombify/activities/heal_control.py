@@ -136,7 +136,7 @@ class HealControlActivities:
     async def ensure(self, request: EnsureHealingInput) -> HealingPlan:
         """Schedule and HealNode workflows as the deployed revision's ``spec.healing`` says."""
         ref = StackRef(request.organisation, request.stack)
-        deployed = await asyncio.to_thread(self.heal._deployed, ref)
+        deployed = await asyncio.to_thread(self.heal._deployed, ref, request.deploying)
         if deployed is None:
             return HealingPlan(deployed=False)
         if request.after_deploy:

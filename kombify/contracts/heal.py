@@ -326,6 +326,21 @@ class NotifyInput:
 
 
 @dataclass(frozen=True)
+class DeployingNow:
+    """The deploy that sets healing up, right before it records its success.
+
+    Attributes:
+        deployment_id: The run.
+        revision: The revision it rolled out.
+        simulate: Whether it ran on simulated nodes.
+    """
+
+    deployment_id: str
+    revision: int
+    simulate: bool = False
+
+
+@dataclass(frozen=True)
 class EnsureHealingInput:
     """Make a stack's healing match its deployed revision (after a deploy, on each pass).
 
@@ -335,12 +350,14 @@ class EnsureHealingInput:
         reset: Forget crash loops given up on (a new apply, ``kombify heal``).
         after_deploy: A deploy just rolled the plan out everywhere: services the
             ``reschedule`` strategy had moved are where the plan puts them again.
+        deploying: That deploy, not recorded yet: its revision is what healing follows.
     """
 
     organisation: str
     stack: str
     reset: bool = False
     after_deploy: bool = False
+    deploying: DeployingNow | None = None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from kombify.contracts.deploy import (
     deploy_workflow_id,
     search_attributes,
 )
-from kombify.contracts.heal import EnsureHealingInput, HealingPlan, StackRef
+from kombify.contracts.heal import DeployingNow, EnsureHealingInput, HealingPlan, StackRef
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
 
@@ -237,18 +237,25 @@ class DeployKombination(_RunBase):
 
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
-        result = await self._run(request, self._deploy(request))
-        if result.state == "succeeded" and workflow.patched(_HEAL_AFTER_DEPLOY):
-            await self._set_up_healing(request)
-        return result
+        return await self._run(request, self._deploy(request))
 
     async def _set_up_healing(self, request: DeployInput) -> None:
-        """Healing follows the revision just deployed; crash loops given up on are forgotten."""
+        """Healing follows the revision just deployed; crash loops given up on are forgotten.
+
+        The run's record is not written yet, so the set-up looks up the deployed revision
+        through the deployment id this run carries, not the last recorded good deploy.
+        """
         try:
             await workflow.execute_activity(
                 "EnsureHealing",
                 EnsureHealingInput(
-                    request.organisation, request.stack, reset=True, after_deploy=True
+                    request.organisation,
+                    request.stack,
+                    reset=True,
+                    after_deploy=True,
+                    deploying=DeployingNow(
+                        request.deployment_id, request.revision, request.simulate
+                    ),
                 ),
                 result_type=HealingPlan,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -311,6 +318,10 @@ class DeployKombination(_RunBase):
             self._finish("rollout", text, state="failed")
             raise _Failed(text)
         self._finish("rollout")
+        if workflow.patched(_HEAL_AFTER_DEPLOY):
+            # Before the outcome is recorded: once a run reads as ended, the stack's next
+            # deploy may start (one workflow id per stack), and healing is already in place.
+            await self._set_up_healing(request)
 
     async def _plan(self, prepared: PreparedDeploy) -> TofuPlanResult:
         self._start("plan")

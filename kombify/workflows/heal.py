@@ -466,17 +466,22 @@ class HealNode(_Healer):
             # Growing pauses, but at least one try per healing period.
             pause = min(pause * 2, NODE_RETRY_MAX, timedelta(seconds=max(lost.every_seconds, 5)))
 
+    async def _move(self, activity: str, node: NodeRef) -> MoveResult:
+        """RescheduleServices or ReturnServices for the node."""
+        result: MoveResult = await workflow.execute_activity(
+            activity,
+            node,
+            result_type=MoveResult,
+            start_to_close_timeout=timedelta(minutes=15),
+            heartbeat_timeout=timedelta(seconds=120),
+            retry_policy=_QUICK,
+        )
+        return result
+
     async def _move_away(self, node: NodeRef) -> None:
         """``reschedule``: the node stayed down a whole healing period; its services move."""
         try:
-            moved: MoveResult = await workflow.execute_activity(
-                "RescheduleServices",
-                node,
-                result_type=MoveResult,
-                start_to_close_timeout=timedelta(minutes=15),
-                heartbeat_timeout=timedelta(seconds=120),
-                retry_policy=_QUICK,
-            )
+            moved = await self._move("RescheduleServices", node)
         except ActivityError as exc:
             text = f"reschedule failed: {_cause(exc)}; tried again at the next attempt"
             await self._update(IncidentUpdate(self._memory.node_incident, action=text))
@@ -495,14 +500,7 @@ class HealNode(_Healer):
         self._memory.down_since = ""
         if self._memory.moved:
             try:
-                back: MoveResult = await workflow.execute_activity(
-                    "ReturnServices",
-                    self._memory.node,
-                    result_type=MoveResult,
-                    start_to_close_timeout=timedelta(minutes=15),
-                    heartbeat_timeout=timedelta(seconds=120),
-                    retry_policy=_QUICK,
-                )
+                back = await self._move("ReturnServices", self._memory.node)
             except ActivityError as exc:
                 # Stays moved: the next round that finds the node answering tries again.
                 workflow.logger.warning(

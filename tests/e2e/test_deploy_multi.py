@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.deploy_env import KombifyEnv
+from tests.support.kombinations import kit_defaults_off
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -51,20 +52,9 @@ spec:
 """
 
 
-def _kit_defaults_off(env: KombifyEnv) -> str:
-    """The kit's own services pull from Docker Hub, which is not reachable here."""
-    from kombify.specs import load_kombination
-    from kombify.stackkits.resolver import resolve
-
-    probe = THREE_NODES.format(name="probe", disabled="")
-    defaults = [s.name for s in resolve(load_kombination(probe)).services if s.origin != "custom"]
-    del env
-    return "\n".join(f"    {name}: {{enabled: false}}" for name in defaults)
-
-
 async def test_three_nodes_each_run_their_services(kombify: KombifyEnv) -> None:
     stack = kombify.new_stack()
-    source = THREE_NODES.format(name=stack, disabled=_kit_defaults_off(kombify))
+    source = THREE_NODES.format(name=stack, disabled=kit_defaults_off(THREE_NODES))
 
     run = await kombify.deploy(source)
 

@@ -22,11 +22,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from kombify.contracts.heal import heal_schedule_id
-from kombify.sim.client import docker_client
-from kombify.sim.engine import SimEngine
 from kombify.tofu import find_tofu_binary
-from tests.support.deploy_env import KombifyEnv, published
-from tests.support.kombinations import one_node
+from tests.support.deploy_env import KombifyEnv, published, sim_action
+from tests.support.kombinations import kit_defaults_off, one_node
 from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -242,14 +240,6 @@ async def _started_at(kombify: KombifyEnv, stack: str, container: str) -> str:
     )
 
 
-async def _sim(action: str, name: str) -> None:
-    client = docker_client()
-    try:
-        await asyncio.to_thread(getattr(SimEngine(client), action), name)
-    finally:
-        client.close()
-
-
 async def test_a_deploy_that_replaces_containers_opens_no_incident(
     healing: KombifyEnv, stack: str
 ) -> None:
@@ -275,7 +265,7 @@ async def test_heal_runs_are_filterable_by_run_kind(healing: KombifyEnv, stack: 
 async def test_a_stopped_node_is_started_again_and_its_services_run(
     healing: KombifyEnv, stack: str
 ) -> None:
-    await _sim("stop", stack)
+    await sim_action("stop", stack)
 
     incident = await _recovered(healing, stack, "", "node-down")
 
@@ -445,46 +435,20 @@ spec:
 """
 
 
-def _two_nodes(name: str) -> str:
-    """The kit's own services pull from Docker Hub, out of reach here: they are switched off."""
-    from kombify.specs import load_kombination
-    from kombify.stackkits.resolver import resolve
-
-    probe = load_kombination(TWO_NODES.format(name="probe", disabled=""))
-    kit = [s.name for s in resolve(probe).services if s.origin != "custom"]
-    disabled = "\n".join(f"    {s}: {{enabled: false}}" for s in kit)
-    return TWO_NODES.format(name=name, disabled=disabled)
-
-
-async def _services_on(kombify: KombifyEnv, name: str, node: str) -> dict[str, list[str]]:
-    out = await kombify.on_node(
-        name,
-        node,
-        "sudo docker ps --filter label=io.kombify.service "
-        "--format '{{.Label \"io.kombify.service\"}} {{.ID}}'",
-    )
-    found: dict[str, list[str]] = {}
-    for line in out.split("\n"):
-        if line.strip():
-            service, cid = line.split()
-            found.setdefault(service, []).append(cid)
-    return found
-
-
 async def test_reschedule_moves_the_services_of_a_node_that_stays_down_and_back(
     healing: KombifyEnv,
 ) -> None:
     name = healing.new_stack()
-    run = await healing.deploy(_two_nodes(name))
+    run = await healing.deploy(TWO_NODES.format(name=name, disabled=kit_defaults_off(TWO_NODES)))
     assert run["state"] == "succeeded", run.get("summary")
-    assert "notes" not in await _services_on(healing, name, "main")
+    assert "notes" not in await healing.containers(name, "main", running=True)
     container = f"kombisim-{name}-worker"
     # A hung node: its container frozen, so it neither answers nor can be started again.
     subprocess.run(["docker", "pause", container], check=True, capture_output=True)
     try:
 
         async def moved() -> bool:
-            return "notes" in await _services_on(healing, name, "main")
+            return "notes" in await healing.containers(name, "main", running=True)
 
         await _until("notes running on main", moved, timeout=120, every=1)
         (down,) = [i for i in await _incidents(healing, name) if i["kind"] == "node-down"]
@@ -495,5 +459,5 @@ async def test_reschedule_moves_the_services_of_a_node_that_stays_down_and_back(
     back = await _recovered(healing, name, "", "node-down")
 
     assert "moved back notes -> worker" in " ".join(back["actions"]), back
-    assert "notes" not in await _services_on(healing, name, "main")
-    assert "notes" in await _services_on(healing, name, "worker")
+    assert "notes" not in await healing.containers(name, "main", running=True)
+    assert "notes" in await healing.containers(name, "worker", running=True)

@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from kombify.sim.client import docker_client
-from kombify.sim.engine import SimEngine
-from tests.support.deploy_env import KombifyEnv, published
+from tests.support.deploy_env import KombifyEnv, published, sim_action
 from tests.support.kombinations import NO_HEALING, one_node
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -70,11 +68,7 @@ async def test_a_killed_container_is_reported_exited(kombify: KombifyEnv, stack:
 
 
 async def test_a_stopped_node_is_named_with_the_reason(kombify: KombifyEnv, stack: str) -> None:
-    client = docker_client()
-    try:
-        await asyncio.to_thread(SimEngine(client).stop, stack)
-    finally:
-        client.close()
+    await sim_action("stop", stack)
 
     status = await _status(kombify, stack)
 
@@ -95,25 +89,17 @@ async def _answered(kombify: KombifyEnv, stack: str) -> dict[str, Any]:
         await asyncio.sleep(0.5)
 
 
-async def _sim(action: str, stack: str) -> None:
-    client = docker_client()
-    try:
-        await asyncio.to_thread(getattr(SimEngine(client), action), stack)
-    finally:
-        client.close()
-
-
 async def test_after_a_node_restart_the_agent_answers_and_destroy_removes_all(
     kombify: KombifyEnv, stack: str
 ) -> None:
     # No apply in between: the node's init starts the agent again each time.
-    await _sim("start", stack)
+    await sim_action("start", stack)
     node = await _answered(kombify, stack)
     (web_id,) = (await kombify.containers(stack, "box"))["web"]
     assert node["services"]["web"]["state"] == "exited"  # killed above; Docker leaves it so
     await kombify.on_node(stack, "box", f"sudo docker start {web_id}")
 
-    await _sim("restart", stack)  # `kombify sim restart`: a running service comes back too
+    await sim_action("restart", stack)  # `kombify sim restart`: a running service comes back too
     node = await _answered(kombify, stack)
 
     web = node["services"]["web"]

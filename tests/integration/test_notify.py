@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,37 +11,9 @@ import pytest
 from kombify.contracts.heal import Incident
 from kombify.notify import incident_message, send
 from tests.support.ports import free_port
+from tests.support.receiver import Receiver
 
 TOKEN = "hook-t0ken-9f2"
-
-
-class Receiver:
-    """A webhook that records every JSON body posted to it (and answers ``status``)."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                length = int(self.headers.get("Content-Length", "0"))
-                outer.paths.append(self.path)
-                outer.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -194,12 +194,16 @@ class KombifyEnv:
             assert pin, f"no host key pinned for {stack}/{node}: deploy the stack first"
             return HostKey(pin.algorithm, pin.key).line
 
-    async def containers(self, stack: str, node: str) -> dict[str, list[str]]:
-        """kombify-managed containers on a node, by service label: {service: [ids]}."""
+    async def containers(
+        self, stack: str, node: str, *, running: bool = False
+    ) -> dict[str, list[str]]:
+        """kombify-managed containers on a node (only running ones with ``running``), by
+        service label: {service: [ids]}."""
+        every = "" if running else " -a"
         out = await self.on_node(
             stack,
             node,
-            "sudo docker ps -a --filter label=io.kombify.service "
+            f"sudo docker ps{every} --filter label=io.kombify.service "
             "--format '{{.Label \"io.kombify.service\"}} {{.ID}}'",
         )
         found: dict[str, list[str]] = {}
@@ -221,6 +225,18 @@ class KombifyEnv:
         await self.http.aclose()
         for stack in self.stacks:
             await asyncio.to_thread(delete_simulation, stack)
+
+
+async def sim_action(action: str, name: str) -> None:
+    """``start``, ``stop`` or ``restart`` a simulation, as ``kombify sim ACTION`` does."""
+    from kombify.sim.client import docker_client
+    from kombify.sim.engine import SimEngine
+
+    client = docker_client()
+    try:
+        await asyncio.to_thread(getattr(SimEngine(client), action), name)
+    finally:
+        client.close()
 
 
 def published(stack: str, node: str, port: int) -> int:

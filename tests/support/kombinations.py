@@ -55,3 +55,14 @@ def one_node(
         services=services.rstrip("\n"),
         healing=f"  healing: {healing}\n" if healing else "",
     )
+
+
+def kit_defaults_off(template: str) -> str:
+    """``spec.services`` lines switching off a kit's own services (they pull from Docker Hub,
+    out of reach here), for a kombination ``template`` with ``{name}`` and ``{disabled}``."""
+    from kombify.specs import load_kombination
+    from kombify.stackkits.resolver import resolve
+
+    probe = load_kombination(template.format(name="probe", disabled=""))
+    defaults = [s.name for s in resolve(probe).services if s.origin != "custom"]
+    return "\n".join(f"    {name}: {{enabled: false}}" for name in defaults)

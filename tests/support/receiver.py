@@ -9,21 +9,23 @@ from typing import Any
 
 
 class Receiver:
-    """An HTTP server that stores every POSTed JSON body; ``url`` is its json:// address."""
+    """An HTTP server that records every JSON body posted to it and answers ``status``.
 
-    def __init__(self) -> None:
+    ``received`` holds the bodies, ``paths`` the paths they were posted to; ``url`` is the
+    Apprise address of a plain JSON webhook posting here.
+    """
+
+    def __init__(self, status: int = 200) -> None:
         self.received: list[dict[str, Any]] = []
-        received = self.received
+        self.paths: list[str] = []
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                try:
-                    received.append({"path": self.path, **json.loads(body or b"{}")})
-                except json.JSONDecodeError:
-                    received.append({"path": self.path, "raw": body.decode(errors="replace")})
-                self.send_response(200)
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", "0"))
+                outer.paths.append(self.path)
+                outer.received.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *_: Any) -> None:

@@ -25,6 +25,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -203,9 +204,14 @@ class HealControlActivities:
             handle = client.get_workflow_handle(
                 heal_node_workflow_id(ref.organisation, ref.stack, node)
             )
-            report: NodeHealReport = await handle.execute_update(
-                "heal_now", True, result_type=NodeHealReport
-            )
+            try:
+                report: NodeHealReport = await handle.execute_update(
+                    "heal_now", True, result_type=NodeHealReport
+                )
+            except (RPCError, WorkflowUpdateFailedError) as exc:
+                # Ended (the node left the stack) or failing: the pass says so, and its next
+                # EnsureHealing starts the workflow again.
+                return NodeHealReport(node, False, problems=[f"its HealNode did not answer: {exc}"])
             return report
 
         async def beat() -> None:

@@ -570,8 +570,10 @@ class HealStack(_Healer):
         )
         if not plan.deployed:
             return HealPassResult(skipped="the stack is not deployed")
-        if not plan.enabled and not request.manual:
-            return HealPassResult(skipped="healing is disabled for the stack")
+        if not plan.enabled:
+            return HealPassResult(
+                skipped="healing is disabled for the stack (spec.healing.enabled: false)"
+            )
         result = HealPassResult()
         if request.manual:
             reports: list[NodeHealReport] = await workflow.execute_activity(

@@ -377,6 +377,9 @@ async def test_the_schedule_follows_the_spec_and_destroy_removes_it(
     off = await healing.deploy(one_node(name, notes=False, healing="{enabled: false, every: 2m}"))
     assert off["state"] == "succeeded", off.get("summary")
     await _schedule_is(healing, name, 120, paused=True)
+    # Asked by hand, a pass does not act against the spec either: it says why it did nothing.
+    skipped = await healing.call("POST", f"/v1/stacks/{name}/heal")
+    assert "disabled" in skipped["skipped"] and skipped["actions"] == []
 
     gone = await healing.destroy(name)
     assert gone["state"] == "succeeded", gone.get("summary")

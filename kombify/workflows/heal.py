@@ -460,7 +460,10 @@ class HealNode(_Healer):
                 and down_for >= timedelta(seconds=lost.every_seconds)
             ):
                 await self._move_away(node)
-            await workflow.wait_condition(lambda: self._reset, timeout=pause)
+            try:
+                await workflow.wait_condition(lambda: self._reset, timeout=pause)
+            except TimeoutError:  # the pause is over, no reset came: try again
+                pass
             if self._reset:
                 return
             # Growing pauses, but at least one try per healing period.

@@ -44,7 +44,6 @@ import os
 import secrets
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -52,13 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _setup import bench_home, images, tests_support
+
 from kombify import sim
-from kombify.settings import get_settings
 
 if TYPE_CHECKING:
     from tests.support.cluster import Cluster
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY_TIMEOUT = 600.0
 
 
@@ -71,12 +70,6 @@ class Phase:
     deploys: list[float]  # seconds from start request to result, per stack
     per_worker: Counter[int]  # activity attempts run, by worker pid
     busy: float  # share of the machine's CPU time that was busy during the phase (0-1)
-
-
-def _tests_support() -> None:
-    """Make ``tests.support`` importable (the repo root on sys.path)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 async def _deploy(cluster: Cluster, stack: str) -> tuple[float, dict[str, Any]]:
@@ -205,39 +198,25 @@ def main() -> None:
     if not 2 <= args.stacks <= 12:
         parser.error("--stacks must be between 2 and 12")
 
-    home = Path(tempfile.mkdtemp(prefix="kombify-bench-concurrent-"))
     pg_base = Path(tempfile.mkdtemp(prefix="kombify-bench-pg-"))  # PostgreSQL runs as postgres
-    for var in ("KOMBIFY_DATABASE_URL", "KOMBIFY_TEMPORAL_ADDRESS", "KOMBIFY_API_URL",
-                "KOMBIFY_TASK_QUEUE", "KOMBIFY_ADMIN_TOKEN"):
-        os.environ.pop(var, None)
-    os.environ["KOMBIFY_HOME"] = str(home)
-    get_settings.cache_clear()
-    ok = False
     try:
-        node_image = sim.ensure_image(progress=print)
-        client = sim.docker_client()
-        try:
-            image = sim.ensure_httpd_image(client)
-        finally:
-            client.close()
-        print(f"node image {node_image}, service image {image}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}, home {home}", flush=True)
-        _tests_support()
-        from tests.support.postgres import running_postgres
-        from tests.support.temporal import running_temporal
+        with bench_home("kombify-bench-concurrent-", keep=args.keep_home) as home:
+            node_image, image = images()
+            print(f"node image {node_image}, service image {image}, {os.cpu_count()} CPUs, "
+                  f"load average {os.getloadavg()[0]:.1f}, home {home}", flush=True)
+            tests_support()
+            from tests.support.postgres import running_postgres
+            from tests.support.temporal import running_temporal
 
-        with running_postgres(pg_base) as server, running_temporal(home / "temporal") as address:
-            database_url = asyncio.run(_database(server))
-            phases = asyncio.run(_measure(home, address, database_url, args.stacks))
-        _summary(phases)
-        ok = True
+            with (
+                running_postgres(pg_base) as server,
+                running_temporal(home / "temporal") as address,
+            ):
+                database_url = asyncio.run(_database(server))
+                phases = asyncio.run(_measure(home, address, database_url, args.stacks))
+            _summary(phases)
     finally:
-        get_settings.cache_clear()
         shutil.rmtree(pg_base, ignore_errors=True)
-        if ok and not args.keep_home:
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            print(f"KOMBIFY_HOME kept at {home}")
 
 
 if __name__ == "__main__":

@@ -60,20 +60,16 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncssh
+from _setup import bench_home, images, tests_support, wait_for_worker
 
 from kombify import sim
-from kombify.settings import get_settings
 from kombify.sim.models import NodeSpec, SimulationSpec, SshEndpoint
 from kombify.tofu import find_tofu_binary
 
@@ -82,7 +78,6 @@ if TYPE_CHECKING:
 
     from tests.support.deploy_env import KombifyEnv
 
-REPO = Path(__file__).resolve().parents[1]
 NODE = "box"
 PORTS = {"web": 8080, "notes": 8081}
 GREETING = "hello"
@@ -148,21 +143,6 @@ class Round:
 # ---- set-up -------------------------------------------------------------------------------
 
 
-def _tests_support() -> None:
-    """Make ``tests.support`` importable (the repo root on sys.path)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-
-
-@contextmanager
-def _temporal(home: Path) -> Iterator[str]:
-    _tests_support()
-    from tests.support.temporal import running_temporal
-
-    with running_temporal(home) as address:
-        yield address
-
-
 def _node_spec(sim_name: str) -> SimulationSpec:
     """The simulation kombify's PrepareDeployment would create for the stack."""
     node = NodeSpec(
@@ -200,30 +180,6 @@ def _connect(ssh: SshEndpoint) -> asyncssh.SSHClientConnectionOptions:
 async def _run_on(ssh: SshEndpoint, command: str, *, timeout: float) -> None:
     async with asyncssh.connect(ssh.host, ssh.port, options=_connect(ssh)) as conn:
         await conn.run(command, check=True, timeout=timeout)
-
-
-async def _wait_for_worker(client: Client, queue: str, timeout: float = 60) -> None:
-    """Until the worker polls both the workflow and the activity task queue."""
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-    deadline = time.monotonic() + timeout
-    for kind in (
-        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    ):
-        while True:
-            answer = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace="default", task_queue=TaskQueue(name=queue), task_queue_type=kind
-                )
-            )
-            if answer.pollers:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no worker polls task queue {queue} after {timeout:.0f}s")
-            await asyncio.sleep(0.2)
 
 
 # ---- kombify ------------------------------------------------------------------------------
@@ -461,7 +417,7 @@ async def _measure(home: Path, address: str, rounds: int, image: str) -> list[Ro
     try:
         env.start_worker()
         client = await Client.connect(address)
-        await _wait_for_worker(client, env.settings.task_queue)
+        await wait_for_worker(client, env.settings.task_queue)
         for index in range(rounds):
             tag = secrets.token_hex(3)
             stack, baseline = f"kbd-{tag}", f"kbr-{tag}"
@@ -593,37 +549,20 @@ def main() -> None:
     if not 1 <= args.rounds <= 10:
         parser.error("--rounds must be between 1 and 10")
 
-    home = Path(tempfile.mkdtemp(prefix="kombify-bench-deploy-"))
-    for var in ("KOMBIFY_DATABASE_URL", "KOMBIFY_TEMPORAL_ADDRESS", "KOMBIFY_API_URL",
-                "KOMBIFY_TASK_QUEUE"):
-        os.environ.pop(var, None)
-    os.environ["KOMBIFY_HOME"] = str(home)
-    get_settings.cache_clear()
-    ok = False
-    try:
-        node_image = sim.ensure_image(progress=print)
-        client = sim.docker_client()
-        try:
-            image = sim.ensure_httpd_image(client)
-        finally:
-            client.close()
+    with bench_home("kombify-bench-deploy-", keep=args.keep_home) as home:
+        node_image, image = images()
         tofu = find_tofu_binary()
         version = subprocess.run([tofu, "version", "-json"], capture_output=True, text=True,
                                  check=True, timeout=60).stdout
         print(f"node image {node_image}, service image {image}, "
               f"{Path(tofu).name} {json.loads(version)['terraform_version']}, "
               f"{os.cpu_count()} CPUs, home {home}")
-        with _temporal(home / "temporal") as address:
-            _tests_support()
+        tests_support()
+        from tests.support.temporal import running_temporal
+
+        with running_temporal(home / "temporal") as address:
             results = asyncio.run(_measure(home, address, args.rounds, image))
         _summary(results)
-        ok = True
-    finally:
-        get_settings.cache_clear()
-        if ok and not args.keep_home:
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            print(f"KOMBIFY_HOME kept at {home}")
 
 
 if __name__ == "__main__":

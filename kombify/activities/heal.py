@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from kombify.activities.agent import AgentActivities, node_identity
 from kombify.activities.deploy import simulation_name, stack_workdir
 from kombify.activities.heartbeat import heartbeating
-from kombify.activities.ssh import node_session
+from kombify.activities.ssh import NodeSession, node_session
 from kombify.activities.tofu import TofuActivities
 from kombify.contracts.deploy import NodeTarget, RolloutInput, deploy_workflow_id
 from kombify.contracts.heal import (
@@ -142,13 +142,21 @@ class HealActivities:
         return deployed, pinned[0]
 
     @asynccontextmanager
-    async def _client(self, ref: NodeRef, target: NodeTarget) -> AsyncIterator[Any]:
+    async def _connected(
+        self, ref: NodeRef, target: NodeTarget
+    ) -> AsyncIterator[tuple[NodeSession, Any]]:
+        """The node's SSH session and its agent's client."""
         async with node_session(target) as session:
             if not await self.agent._agent_running(session):
                 raise AgentError("its node agent is not running")
             identity = node_identity(ref.organisation, ref.stack, ref.node)
             async with self.agent.agent(session, identity) as client:
-                yield client
+                yield session, client
+
+    @asynccontextmanager
+    async def _client(self, ref: NodeRef, target: NodeTarget) -> AsyncIterator[Any]:
+        async with self._connected(ref, target) as (_, client):
+            yield client
 
     def _provider(self, deployed: Deployed, node: str) -> str:
         spec = deployed.kombination.spec.node(node)

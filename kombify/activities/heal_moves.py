@@ -116,7 +116,12 @@ class MoveActivities:
         if target is None:
             raise KombifyError(f"node `{receiver}` does not run")
         revision = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-        async with self.heal._client(target_ref, target) as client:
+        async with self.heal._connected(target_ref, target) as (session, client):
+            # The receiver may never have run these images: ship what it lacks, as a rollout.
+            images = sorted({s["image"] for s in manifest.get("services", []) if s.get("image")})
+            await self.heal.agent._ship_images(
+                session, client, images, lambda _: activity.heartbeat(receiver)
+            )
             result = await client.apply(
                 to_proto_manifest(manifest, revision), lambda _: activity.heartbeat(receiver)
             )

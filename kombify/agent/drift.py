@@ -156,23 +156,22 @@ def _env(want: dict[str, str], running: dict[str, str], image: dict[str, str]) -
         if key not in running:
             found.append(f"env {key}: spec {_value(key, value)}, not set in the container")
         elif running[key] != value:
-            if is_secret(key):
-                found.append(f"env {key}: differs from the spec")
-            else:
-                was = _value(key, running[key])
-                found.append(f"env {key}: spec {_value(key, value)}, running {was}")
+            found.append(_env_differs(key, "spec", "the spec", value, running[key]))
     for key, value in sorted(running.items()):
         if key in want:
             continue
         if key not in image:
             found.append(f"env {key}: not in the spec, running {_value(key, value)}")
         elif image[key] != value:
-            if is_secret(key):
-                found.append(f"env {key}: differs from the image's")
-            else:
-                was = _value(key, image[key])
-                found.append(f"env {key}: image {was}, running {_value(key, value)}")
+            found.append(_env_differs(key, "image", "the image's", image[key], value))
     return found
+
+
+def _env_differs(key: str, source: str, owner: str, expected: str, running: str) -> str:
+    """One env difference against ``source`` (spec or image); secret values never shown."""
+    if is_secret(key):
+        return f"env {key}: differs from {owner}"
+    return f"env {key}: {source} {_value(key, expected)}, running {_value(key, running)}"
 
 
 def _port_text(bound: tuple[str, str, str]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -67,6 +68,8 @@ ROUNDS_PER_RUN = 200
 # While a deploy of the stack runs, look again this often.
 BUSY_POLL = timedelta(seconds=3)
 
+_T = TypeVar("_T")
+
 _QUICK = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
 _RECORD = RetryPolicy(maximum_attempts=20, initial_interval=timedelta(seconds=1))
 
@@ -88,25 +91,24 @@ class _Healer:
     def _now(self) -> str:
         return workflow.now().isoformat(timespec="milliseconds")
 
-    async def _open(self, incident: IncidentOpen) -> int:
-        opened: int = await workflow.execute_activity(
-            "OpenIncident",
-            incident,
-            result_type=int,
+    async def _record(self, activity: str, arg: object, result_type: type[_T]) -> _T:
+        """A write to the incident records: quick, and retried long (the database may blink)."""
+        result: _T = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_RECORD,
         )
+        return result
+
+    async def _open(self, incident: IncidentOpen) -> int:
+        opened = await self._record("OpenIncident", incident, int)
         await self._notify(opened, "opened")
         return opened
 
     async def _update(self, update: IncidentUpdate) -> Incident:
-        incident: Incident = await workflow.execute_activity(
-            "UpdateIncident",
-            update,
-            result_type=Incident,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_RECORD,
-        )
+        incident = await self._record("UpdateIncident", update, Incident)
         if update.state in (RECOVERED, GIVEN_UP):
             await self._notify(update.id, update.state)
         return incident

@@ -93,6 +93,14 @@ def _host_ports(plan_manifests: dict[str, dict[str, Any]]) -> dict[str, list[int
     return ports
 
 
+def _swarm_host_ports(swarm: dict[str, Any] | None, ports: dict[str, list[int]]) -> None:
+    """Adds the swarm's published ports to every node that may run one of its tasks."""
+    for service in (swarm or {}).get("services", []):
+        published = {p["host"] for p in service["ports"] if p.get("host")}
+        for node in service.get("nodes", []):
+            ports[node] = sorted(set(ports.get(node, [])) | published)
+
+
 def _check_keys(stack: str, endpoints: dict[str, Any], simulate: bool) -> None:
     """Refuse a simulation whose key this home cannot read, naming the command that re-keys it.
 
@@ -249,9 +257,9 @@ class DeployActivities:
         if simulated:
             if create:
                 plan0 = unify(k)
-                endpoints, instances = self._ensure_simulation(
-                    k, simulated, _host_ports(plan0.manifests), report
-                )
+                ports = _host_ports(plan0.manifests)
+                _swarm_host_ports(plan0.swarm, ports)
+                endpoints, instances = self._ensure_simulation(k, simulated, ports, report)
             else:
                 endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
                 _check_keys(k.metadata.name, endpoints, simulate)
@@ -327,9 +335,7 @@ class DeployActivities:
         self, stack: Stack, k: Kombination, targets: list[NodeTarget], instances: dict[str, str]
     ) -> tuple[Kombination, list[NodeTarget], list[str]]:
         """Hold every node to its host key pin (recording first contacts); see hostkeys."""
-        stated = {
-            n.name: HostKey.parse(n.ssh.host_key) for n in k.spec.nodes if n.ssh.host_key
-        }
+        stated = {n.name: HostKey.parse(n.ssh.host_key) for n in k.spec.nodes if n.ssh.host_key}
         pinned, lines = pin_targets(
             self._session,
             stack_id=stack.id,
@@ -388,6 +394,7 @@ class DeployActivities:
             nodes=targets,
             plan_hash=plan.fingerprint,
             skipped=[f"{name}: the simulated node is stopped" for name in stopped],
+            platform="swarm" if plan.swarm is not None else "",
         )
 
     @activity.defn(name="PrepareDeployment")

@@ -35,6 +35,7 @@ from kombify.contracts.deploy import (
     search_attributes,
 )
 from kombify.contracts.heal import DeployingNow, EnsureHealingInput, HealingPlan, StackRef
+from kombify.contracts.swarm import SwarmFormed, SwarmInput, SwarmRollout
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
 
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     import kombify.tofu.models  # noqa: F401
     from kombify.activities.agent import NODE_UNREACHABLE, AgentActivities
     from kombify.activities.deploy import DeployActivities
+    from kombify.activities.swarm import SwarmActivities
     from kombify.activities.tofu import (
         TofuActivities,
         TofuApplyInput,
@@ -53,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from kombify.unifier.changes import plan_lines
 
-STEPS = ("validate", "plan", "approve", "apply", "agent", "rollout", "record")
+STEPS = ("validate", "plan", "approve", "apply", "agent", "network", "rollout", "routes", "record")
 DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # workflow.patched ids: each marks a change in the order of commands, so that histories
 # recorded before it still replay (tests/unit/test_workflow_replay.py).
@@ -62,6 +64,8 @@ _STAGE_IMAGES = "stage-images-beside-agent"
 _WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
 _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
+_SWARM_FORMED = "swarm-formed-before-rollout"
+_SWARM_DISSOLVED = "swarm-dissolved-on-destroy"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -229,6 +233,7 @@ class DeployKombination(_RunBase):
         super().__init__()
         self._approved: ApproveSignal | None = None
         self._staged: set[str] = set()  # nodes whose images StageImages shipped
+        self._swarm_formed: SwarmFormed | None = None  # platform swarm: what FormSwarm made
 
     @workflow.signal(name="approve")
     def approve(self, signal: ApproveSignal) -> None:
@@ -308,20 +313,71 @@ class DeployKombination(_RunBase):
                 agents.cancel()
                 await asyncio.gather(agents, return_exceptions=True)
 
+        self._start("network", "connect the nodes")
+        if prepared.platform == "swarm" and workflow.patched(_SWARM_FORMED):
+            self._swarm_formed = await self._swarm(request, prepared)
+        else:
+            self._finish("network", "nothing to connect for this kit", state="skipped")
+
         self._start("rollout", "roll out services, health-gated")
         rollouts = await asyncio.gather(
             *(self._rollout(request, prepared, n) for n in prepared.nodes)
         )
         failed = [(r.node, s.name, s.reason) for r in rollouts for s in r.services if not s.healthy]
+        swarm_detail = ""
+        if self._swarm_formed is not None:
+            swarm = await self._swarm_rollout(request, prepared, self._swarm_formed)
+            failed += [
+                (f"swarm via {swarm.manager}", s.name, s.reason)
+                for s in swarm.services
+                if not s.healthy
+            ]
+            swarm_detail = "swarm: " + ", ".join(f"{s.name} {s.state}" for s in swarm.services)
         if failed:
             text = unhealthy_text(failed)
             self._finish("rollout", text, state="failed")
             raise _Failed(text)
-        self._finish("rollout")
+        self._finish("rollout", swarm_detail)
+        if self._step("routes").state == "pending":
+            self._finish("routes", "no routes for this kit", state="skipped")
         if workflow.patched(_HEAL_AFTER_DEPLOY):
             # Before the outcome is recorded: once a run reads as ended, the stack's next
             # deploy may start (one workflow id per stack), and healing is already in place.
             await self._set_up_healing(request)
+
+    async def _swarm(self, request: DeployInput, prepared: PreparedDeploy) -> SwarmFormed:
+        """Forms (or converges) the stack's Docker Swarm through the node agents."""
+        formed: SwarmFormed = await workflow.execute_activity_method(
+            SwarmActivities.form,
+            SwarmInput(request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=_MACHINE,
+        )
+        self._finish(
+            "network",
+            f"swarm: {formed.managers} manager(s), {formed.workers} worker(s), quorum "
+            f"{'held' if formed.quorum else 'lost'}, ports in {formed.publish_mode} mode",
+        )
+        return formed
+
+    async def _swarm_rollout(
+        self, request: DeployInput, prepared: PreparedDeploy, formed: SwarmFormed
+    ) -> SwarmRollout:
+        """The stack's Swarm services through a manager; Swarm rolls back a failed update."""
+        rollout: SwarmRollout = await workflow.execute_activity_method(
+            SwarmActivities.apply,
+            SwarmInput(
+                request.deployment_id,
+                prepared.stack_id,
+                prepared.workdir,
+                prepared.nodes,
+                publish_mode=formed.publish_mode,
+            ),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=120),
+            retry_policy=_MACHINE,
+        )
+        return rollout
 
     async def _plan(self, prepared: PreparedDeploy) -> TofuPlanResult:
         self._start("plan")
@@ -522,6 +578,24 @@ class DestroyKombination(_RunBase):
     kind = "destroy"
     step_names = DESTROY_STEPS
 
+    async def _dissolve(
+        self, request: DeployInput, prepared: PreparedDeploy, skipped: list[str]
+    ) -> None:
+        """Removes the swarm's services and network; every node leaves the swarm."""
+        try:
+            await workflow.execute_activity_method(
+                SwarmActivities.dissolve,
+                SwarmInput(
+                    request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes
+                ),
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=_MACHINE,
+            )
+        except ActivityError as exc:
+            if not request.force:
+                raise
+            skipped.append(f"swarm: {_error_text(exc)}")
+
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
         return await self._run(request, self._destroy(request), forget_nodes=True)
@@ -553,6 +627,9 @@ class DestroyKombination(_RunBase):
         self._finish("prepare")
 
         self._start("services", "stop and remove services")
+        if prepared.platform == "swarm" and workflow.patched(_SWARM_DISSOLVED):
+            # Before the nodes' own removal, which takes their agents away with it.
+            await self._dissolve(request, prepared, skipped)
         outcomes = await asyncio.gather(
             *(
                 workflow.execute_activity_method(

@@ -63,6 +63,9 @@ PINNED_ACTIVITIES = {
     "OpenIncidentFor",
     "NotifyIncident",
     "CloseMendedDrift",
+    "FormSwarm",
+    "ApplySwarm",
+    "DissolveSwarm",
 }
 
 

@@ -116,7 +116,13 @@ def status(engine: Engine) -> pb.SwarmStatusResponse:
         remote_managers=[m.get("Addr", "") for m in swarm.get("RemoteManagers") or []],
     )
     if reply.is_manager:
-        nodes = _call("listing the swarm's nodes", client.api.nodes)
+        try:
+            nodes = _call("listing the swarm's nodes", client.api.nodes)
+        except SwarmError as exc:
+            # A manager that cannot reach a leader (quorum lost, or it is just back and still
+            # catching up) answers for itself only: that is the state to report, not a failure.
+            reply.error = str(exc)
+            return reply
         reply.nodes.extend(sorted((_node(n) for n in nodes), key=lambda n: n.hostname))
         managers = [n for n in reply.nodes if n.role == "manager"]
         reachable = [n for n in managers if n.manager_reachability == "reachable"]

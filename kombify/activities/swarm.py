@@ -67,6 +67,30 @@ def swarm_proto_manifest(data: dict[str, Any], *, revision: str, publish_mode: s
     )
 
 
+def refuse_unplaceable(data: dict[str, Any]) -> None:
+    """Refuses replicas a host-mode port cannot place: one task per node may hold the port.
+
+    Without the ingress mesh (no IPVS on the nodes) the swarm would leave the extra tasks
+    pending for ever; the owner hears it now, with the field to change.
+
+    Raises:
+        ApplicationError: Non-retryable, naming ``spec.services.<name>.replicas``.
+    """
+    for service in data.get("services", []):
+        published = [p["host"] for p in service.get("ports", []) if p.get("host")]
+        eligible = service.get("nodes", [])
+        replicas = int(service.get("replicas") or 1)
+        if published and service.get("mode") != "global" and replicas > len(eligible):
+            raise ApplicationError(
+                f"spec.services.{service['name']}.replicas: {replicas} replicas publish host "
+                f"port {published[0]}, but only {len(eligible)} node(s) may run them and these "
+                "nodes have no ingress routing mesh (no IPVS), so each node holds the port for "
+                "one replica: lower replicas, or drop the host port",
+                type="SpecError",
+                non_retryable=True,
+            )
+
+
 def _application_error(exc: KombifyError) -> ApplicationError:
     return ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent)
 
@@ -315,6 +339,8 @@ class SwarmActivities:
     async def apply(self, request: SwarmInput) -> SwarmRollout:
         """Ships the images the swarm needs where they lack, then converges the services."""
         data = read_swarm_manifest(request.workdir)
+        if request.publish_mode == "host":
+            refuse_unplaceable(data)
         revision = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
         manifest = swarm_proto_manifest(data, revision=revision, publish_mode=request.publish_mode)
 

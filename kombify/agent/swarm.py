@@ -26,6 +26,8 @@ SWARM_PORT = 2377
 _ROUTE_TABLE = "/proc/net/route"
 # Labels kombify sets on swarm nodes; others' labels are left alone.
 KOMBIFY_NODE_LABELS = "io.kombify."
+# Docker's label on every container of a Swarm task.
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 
 
 class SwarmError(Exception):
@@ -200,6 +202,16 @@ def leave(engine: Engine, *, force: bool) -> pb.SwarmStatusResponse:
     if current.state == "inactive":
         return current
     _call("leaving the swarm", engine.client.api.leave_swarm, force=force)
+    # Stopped tasks the swarm kept as history may stay behind on a node that leaves; with
+    # the swarm gone nobody else would ever remove them.
+    api = engine.client.api
+    for container in _call(
+        "listing swarm task containers",
+        api.containers,
+        all=True,
+        filters={"label": SWARM_TASK_LABEL},
+    ):
+        _call("removing a swarm task container", api.remove_container, container["Id"], force=True)
     return status(engine)
 
 

@@ -147,6 +147,14 @@ async def test_deploy_forms_the_swarm_and_spreads_replicas(
     assert len(tasks) == 3 and len(set(tasks)) == 3, tasks  # spread: one per node
     for node in tasks:
         assert await _answers(swarm_stack, node) == 200
+    # `kombify status` asks a manager: where each task runs, replicas, publish mode.
+    status = await kombify.call("GET", f"/v1/stacks/{swarm_stack}/status")
+    swarm = status["swarm"]
+    assert (swarm["quorum"], swarm["managers"], swarm["nodes_ready"]) == (True, 3, 5), swarm
+    web = swarm["services"]["web"]
+    assert (web["running"], web["wanted"], web["publish_mode"]) == (3, 3, "host"), web
+    assert sorted(t["node"] for t in web["tasks"] if t["state"] == "running") == tasks
+    assert len(web["endpoints"]) == 3 and all("-> 80/tcp" in e for e in web["endpoints"])
     lines = await _swarm_lines(kombify, run)
     assert any("no IPVS" in line for line in lines), lines
     assert not any("SWMTKN" in line for line in lines)  # join tokens never reach the log

@@ -177,3 +177,16 @@ def test_the_unifier_s_swarm_manifest_reaches_the_agent_whole() -> None:
         "http://localhost:80/",
     )
     assert service.spec.volumes[0].source == "data"
+
+
+def test_more_replicas_than_nodes_for_a_host_port_are_refused_naming_the_field() -> None:
+    from temporalio.exceptions import ApplicationError
+
+    from kombify.activities.swarm import refuse_unplaceable
+
+    service = {"name": "web", "ports": [{"container": 80, "host": 8080}], "nodes": ["a", "b"]}
+    refuse_unplaceable({"services": [{**service, "replicas": 2}]})
+    refuse_unplaceable({"services": [{**service, "replicas": 3, "ports": []}]})
+    with pytest.raises(ApplicationError, match=r"spec.services.web.replicas: 3 replicas") as err:
+        refuse_unplaceable({"services": [{**service, "replicas": 3}]})
+    assert err.value.non_retryable

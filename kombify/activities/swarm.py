@@ -23,7 +23,7 @@ from kombify.activities.ssh import NodeSession, node_session
 from kombify.contracts.deploy import NodeTarget, ServiceReport
 from kombify.contracts.swarm import SwarmFormed, SwarmInput, SwarmMember, SwarmRollout
 from kombify.errors import AgentError, KombifyError
-from kombify.unifier.swarm import SWARM_MANIFEST_FILE
+from kombify.unifier.swarm import NODE_LABEL, SWARM_MANIFEST_FILE
 
 _OUTCOME_WORDS = {
     1: "unchanged",
@@ -136,7 +136,8 @@ class SwarmActivities:
             yield list(await asyncio.gather(*(open_one(t) for t in targets)))
 
     def _log(self, request: SwarmInput, line: str) -> None:
-        self.deploy.log(request.deployment_id, "swarm", line)
+        if request.deployment_id:  # a heal pass has none: its incidents say what it did
+            self.deploy.log(request.deployment_id, "swarm", line)
 
     # ---- FormSwarm -------------------------------------------------------------------------
 
@@ -196,7 +197,7 @@ class SwarmActivities:
         after = await leader.agent.swarm_status()
         ids = {n.name: (await n.agent.swarm_status()).node_id for n in nodes}
         promoted, demoted = await self._set_roles_and_labels(leader, nodes, ids, after, labels)
-        removed = await self._drop_leavers(request, leader, set(ids.values()), after)
+        removed = await self._drop_leavers(request, leader, ids, set(labels), after)
         final = await leader.agent.swarm_status()
         by_id = {v: k for k, v in ids.items()}
         mesh = all(s.ingress_mesh for s in statuses.values())
@@ -297,12 +298,24 @@ class SwarmActivities:
         return promoted, demoted
 
     async def _drop_leavers(
-        self, request: SwarmInput, leader: _Node, ours: set[str], status: Any
+        self,
+        request: SwarmInput,
+        leader: _Node,
+        ids: dict[str, str],
+        stack_nodes: set[str],
+        status: Any,
     ) -> list[str]:
-        """Drains, demotes and removes swarm nodes that are not nodes of the stack now."""
+        """Drains, demotes and removes swarm nodes that are not nodes of the stack now.
+
+        A node of the stack that could not be reached now (stopped) keeps its place: it
+        rejoins by itself when it starts. An entry of a reached node under an old id (the
+        node's engine was made anew) is stale and goes.
+        """
         removed = []
+        ours = set(ids.values())
         for member in status.nodes:
-            if member.id in ours:
+            name = member.labels.get(NODE_LABEL, "")
+            if member.id in ours or (name in stack_nodes and name not in ids):
                 continue
             await leader.agent.swarm_update_node(member.id, availability="drain")
             if member.role == "manager":

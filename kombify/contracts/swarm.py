@@ -54,3 +54,13 @@ class SwarmRollout:
 
     manager: str
     services: list[ServiceReport]
+
+
+@dataclass(frozen=True)
+class SwarmHealth:
+    """What HealSwarm found: whether the stack has a swarm, its quorum, nodes joined again."""
+
+    swarm: bool
+    quorum: bool = True
+    rejoined: list[str] = field(default_factory=list)
+    detail: str = ""

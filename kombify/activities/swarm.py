@@ -95,6 +95,12 @@ def _application_error(exc: KombifyError) -> ApplicationError:
     return ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent)
 
 
+def _as_wanted(member: Any, role: str, labels: dict[str, str]) -> bool:
+    """Whether a swarm node already has the role, kombify's labels and is active."""
+    ours = {k: v for k, v in member.labels.items() if k.startswith("io.kombify.")}
+    return member.role == role and member.availability == "active" and ours == labels
+
+
 class _Node:
     """A reachable node of the stack: its target, SSH session and agent client."""
 
@@ -195,7 +201,8 @@ class SwarmActivities:
         cluster = statuses[leader.name].cluster_id
         joined = await self._join_all(request, nodes, leader, statuses, cluster)
         after = await leader.agent.swarm_status()
-        ids = {n.name: (await n.agent.swarm_status()).node_id for n in nodes}
+        own = await asyncio.gather(*(n.agent.swarm_status() for n in nodes))
+        ids = {n.name: status.node_id for n, status in zip(nodes, own, strict=True)}
         promoted, demoted = await self._set_roles_and_labels(leader, nodes, ids, after, labels)
         removed = await self._drop_leavers(request, leader, ids, set(labels), after)
         final = await leader.agent.swarm_status()
@@ -248,12 +255,15 @@ class SwarmActivities:
         cluster: str,
     ) -> list[str]:
         """Joins every node not in the leader's swarm; the tokens live only in this frame."""
-        outside = [
-            n
-            for n in nodes
-            if n is not leader
-            and not (statuses[n.name].state == "active" and statuses[n.name].cluster_id == cluster)
-        ]
+        # A worker's engine does not know the cluster's id: the leader's node list decides.
+        members = {m.id for m in statuses[leader.name].nodes}
+
+        def inside(status: Any) -> bool:
+            return status.state == "active" and (
+                status.cluster_id == cluster or status.node_id in members
+            )
+
+        outside = [n for n in nodes if n is not leader and not inside(statuses[n.name])]
         if not outside:
             return []
         tokens = await leader.agent.swarm_join_tokens()
@@ -289,6 +299,8 @@ class SwarmActivities:
             want = "manager" if node.target.role == "manager" else "worker"
             if member is not None and member.role != want:
                 (promoted if want == "manager" else demoted).append(node.name)
+            if member is not None and _as_wanted(member, want, labels.get(node.name, {})):
+                continue  # each update is a Raft write: none where nothing changes
             await leader.agent.swarm_update_node(
                 ids[node.name],
                 role=want,
@@ -361,9 +373,16 @@ class SwarmActivities:
             activity.heartbeat(line[:80])
             self._log(request, line)
 
+        # With every node's images staged beside the agent install, a manager is all it needs.
+        names = (
+            [n.name for n in request.nodes if n.role == "manager"]
+            if request.images_staged
+            else None
+        )
         try:
-            async with self._connected(request) as nodes:
-                await self._ship(nodes, data, on_line)
+            async with self._connected(request, names) as nodes:
+                if not request.images_staged:
+                    await self._ship(nodes, data, on_line)
                 manager = await self._manager(nodes)
 
                 def on_event(event: Any) -> None:

@@ -18,6 +18,8 @@ class SwarmInput:
     nodes: list[NodeTarget]
     # ApplySwarm: "host" or "ingress", as FormSwarm chose it.
     publish_mode: str = "host"
+    # ApplySwarm: StageImages shipped every node's images already (no probe needed).
+    images_staged: bool = False
 
 
 @dataclass(frozen=True)

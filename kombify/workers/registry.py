@@ -44,6 +44,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.swarm import SwarmActivities
+    from kombify.activities.swarm_heal import SwarmHealActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
 
@@ -75,4 +76,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
         *SwarmActivities(agent).all(),
+        *SwarmHealActivities(heal, SwarmActivities(agent)).all(),
     ]

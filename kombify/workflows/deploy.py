@@ -320,13 +320,23 @@ class DeployKombination(_RunBase):
             self._finish("network", "nothing to connect for this kit", state="skipped")
 
         self._start("rollout", "roll out services, health-gated")
-        rollouts = await asyncio.gather(
-            *(self._rollout(request, prepared, n) for n in prepared.nodes)
+        # A swarm kit's services go through a manager beside the nodes' own (empty) manifests.
+        swarm_task = (
+            asyncio.create_task(self._swarm_rollout(request, prepared, self._swarm_formed))
+            if self._swarm_formed is not None
+            else None
         )
+        try:
+            rollouts = await asyncio.gather(
+                *(self._rollout(request, prepared, n) for n in prepared.nodes)
+            )
+        finally:
+            if swarm_task is not None and not swarm_task.done():
+                await asyncio.wait([swarm_task])  # never left running behind a failure
         failed = [(r.node, s.name, s.reason) for r in rollouts for s in r.services if not s.healthy]
         swarm_detail = ""
-        if self._swarm_formed is not None:
-            swarm = await self._swarm_rollout(request, prepared, self._swarm_formed)
+        if swarm_task is not None:
+            swarm = swarm_task.result()
             failed += [
                 (f"swarm via {swarm.manager}", s.name, s.reason)
                 for s in swarm.services
@@ -372,6 +382,7 @@ class DeployKombination(_RunBase):
                 prepared.workdir,
                 prepared.nodes,
                 publish_mode=formed.publish_mode,
+                images_staged=all(n.name in self._staged for n in prepared.nodes),
             ),
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(seconds=120),

@@ -194,6 +194,9 @@ async def test_a_stopped_manager_keeps_the_quorum_and_a_reapply_works(
     assert run["state"] == "succeeded", _why(run)
     rollout = next(s for s in run["progress"]["steps"] if s["name"] == "rollout")
     assert "web updated" in rollout["detail"]
+    # Members stay members: nobody left and joined again (that would stop their tasks).
+    lines = await _swarm_lines(kombify, run)
+    assert not any("joined the swarm" in line for line in lines), lines
     # The stopped nodes were started by the apply (KombiSim starts a stack's nodes) and are
     # members again: nobody had to join them anew.
     nodes = await _eventually(lambda: _all_ready(kombify, swarm_stack), timeout=120)
@@ -229,6 +232,65 @@ async def test_an_update_that_fails_its_check_is_rolled_back_by_the_swarm(
     assert len(tasks) == 3
     for node in tasks:
         assert await _answers(swarm_stack, node) == 200
+
+
+def _heal_swarm_activity(kombify: KombifyEnv) -> Any:
+    """HealSwarm as the worker runs it (the heal pass calls it; here it is called alone)."""
+    from kombify.activities.agent import AgentActivities
+    from kombify.activities.deploy import DeployActivities
+    from kombify.activities.heal import HealActivities
+    from kombify.activities.swarm import SwarmActivities
+    from kombify.activities.swarm_heal import SwarmHealActivities
+    from kombify.activities.tofu import TofuActivities, TofuRunner
+
+    settings = kombify.settings
+    deploy = DeployActivities(settings)
+    agent = AgentActivities(settings, deploy)
+    tofu = TofuActivities(TofuRunner(binary=settings.tofu_bin, home=settings.home))
+    return SwarmHealActivities(HealActivities(agent, tofu), SwarmActivities(agent)).heal_swarm
+
+
+async def test_healing_rejoins_a_node_and_reports_a_lost_quorum(
+    kombify: KombifyEnv, swarm_stack: str
+) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from kombify.contracts.heal import StackRef
+
+    heal_swarm = _heal_swarm_activity(kombify)
+    ref = StackRef("local", swarm_stack)
+    await kombify.on_node(swarm_stack, "w2", "sudo docker swarm leave --force")
+
+    health = await ActivityEnvironment().run(heal_swarm, ref)
+
+    assert (health.swarm, health.quorum, health.rejoined) == (True, True, ["w2"]), health
+    nodes = await _eventually(lambda: _all_ready(kombify, swarm_stack), timeout=60)
+    assert sorted(n[0] for n in nodes) == sorted(MANAGERS + WORKERS)  # old w2 entry gone
+
+    for node in ("m2", "m3"):
+        await asyncio.to_thread(_stop_node, swarm_stack, node)
+    try:
+        health = await ActivityEnvironment().run(heal_swarm, ref)
+        assert (health.swarm, health.quorum) == (True, False), health
+        assert "lost their quorum" in health.detail and "m1" in health.detail
+    finally:
+        for node in ("m2", "m3"):
+            await asyncio.to_thread(_start_node, swarm_stack, node)
+
+    async def quorum_back() -> Any:
+        health = await ActivityEnvironment().run(heal_swarm, ref)
+        return health if health.quorum else None
+
+    health = await _eventually(quorum_back, timeout=120)
+    assert health.rejoined == []  # the managers came back into their swarm by themselves
+
+
+def _start_node(stack: str, node: str) -> None:
+    client = docker_client()
+    try:
+        client.containers.get(f"kombisim-{stack}-{node}").start()
+    finally:
+        client.close()
 
 
 async def test_destroy_leaves_no_swarm_state(kombify: KombifyEnv, swarm_stack: str) -> None:

@@ -66,6 +66,7 @@ PINNED_ACTIVITIES = {
     "FormSwarm",
     "ApplySwarm",
     "DissolveSwarm",
+    "HealSwarm",
 }
 
 

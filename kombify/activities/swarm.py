@@ -123,23 +123,35 @@ class SwarmActivities:
 
     @asynccontextmanager
     async def _connected(
-        self, request: SwarmInput, names: list[str] | None = None
+        self, request: SwarmInput, names: list[str] | None = None, *, reachable_only: bool = False
     ) -> AsyncIterator[list[_Node]]:
-        """Agent clients of every node (or of ``names``), opened at once."""
+        """Agent clients of every node (or of ``names``), opened at once.
+
+        ``reachable_only``: leave out nodes that cannot be reached now (a heal pass looks at
+        what answers) instead of failing.
+        """
         organisation, stack = Path(request.workdir).parts[-3:-1]
         cert = self.agents.control_cert()
         targets = [n for n in request.nodes if names is None or n.name in names]
         async with AsyncExitStack() as stack_:
 
-            async def open_one(target: NodeTarget) -> _Node:
-                session = await stack_.enter_async_context(node_session(target))
-                identity = node_identity(organisation, stack, target.name)
-                client = await stack_.enter_async_context(
-                    self.agents.agent(session, identity, cert)
-                )
+            async def open_one(target: NodeTarget) -> _Node | None:
+                try:
+                    session = await stack_.enter_async_context(node_session(target))
+                    identity = node_identity(organisation, stack, target.name)
+                    client = await stack_.enter_async_context(
+                        self.agents.agent(session, identity, cert)
+                    )
+                    if reachable_only:
+                        await client.health()  # an agent not up yet counts as unreachable
+                except KombifyError:
+                    if not reachable_only:
+                        raise
+                    return None
                 return _Node(target, session, client)
 
-            yield list(await asyncio.gather(*(open_one(t) for t in targets)))
+            opened = await asyncio.gather(*(open_one(t) for t in targets))
+            yield [n for n in opened if n is not None]
 
     def _log(self, request: SwarmInput, line: str) -> None:
         if request.deployment_id:  # a heal pass has none: its incidents say what it did

@@ -19,7 +19,7 @@ from kombify.activities.heal import HealActivities
 from kombify.activities.swarm import SwarmActivities, read_swarm_manifest
 from kombify.contracts.heal import StackRef
 from kombify.contracts.swarm import SwarmHealth, SwarmInput
-from kombify.errors import KombifyError
+from kombify.errors import HostKeyChangedError, KombifyError, SshError
 from kombify.unifier.swarm import SWARM_MANIFEST_FILE
 
 
@@ -39,7 +39,14 @@ class SwarmHealActivities:
             return None
         k = deployed.kombination
         _, targets, instances = self.heal.deploy._targets(k, deployed.simulate, create=False)
-        _, pinned, _ = self.heal.deploy._pin(deployed.stack, k, targets, instances)
+        pinned = []
+        for target in targets:  # one node whose SSH is not up yet must not hide the others
+            try:
+                pinned += self.heal.deploy._pin(deployed.stack, k, [target], instances)[1]
+            except HostKeyChangedError:
+                raise  # not the node it was: that is for the owner to look at
+            except SshError:
+                continue
         # No deployment id: a heal pass writes no deploy log (its incidents say what it did).
         return SwarmInput("", deployed.stack.id, str(workdir), pinned)
 
@@ -51,7 +58,7 @@ class SwarmHealActivities:
             if request is None:
                 return SwarmHealth(swarm=False)
             labels = {n["name"]: n["labels"] for n in read_swarm_manifest(request.workdir)["nodes"]}
-            async with self.swarm._connected(request) as nodes:
+            async with self.swarm._connected(request, reachable_only=True) as nodes:
                 statuses = await asyncio.gather(*(n.agent.swarm_status() for n in nodes))
                 managers = [(n, s) for n, s in zip(nodes, statuses, strict=True) if s.is_manager]
                 if not any(s.quorum for _, s in managers):

@@ -367,21 +367,19 @@ def _print_swarm(swarm: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     table = Table(box=None, pad_edge=False)
-    for column in ("service", "mode", "replicas", "publish", "tasks", "reach"):
+    for column in ("service", "mode", "replicas", "publish", "node", "task", "reach"):
         table.add_column(column)
     for name, info in sorted(swarm["services"].items()):
-        tasks = ", ".join(
-            f"{t['node'] or '-'} {t['state']}" for t in info["tasks"] if t["state"] == "running"
-        )
-        reach = ", ".join(e.split(" -> ")[0] for e in info["endpoints"]) or "-"
-        table.add_row(
-            name,
-            info["mode"],
-            f"{info['running']}/{info['wanted']}",
-            info["publish_mode"] or "-",
-            tasks or "-",
-            reach,
-        )
+        head = [name, info["mode"], f"{info['running']}/{info['wanted']}", info["publish_mode"]]
+        running = [t for t in info["tasks"] if t["state"] == "running"] or [
+            {"node": "-", "state": "-"}
+        ]
+        for task in running:  # one row per running task: where it runs, where it answers
+            reach = ", ".join(
+                e.split(" -> ")[0] for e in info["endpoints"] if e.endswith(f"({task['node']})")
+            )
+            table.add_row(*head, task["node"] or "-", task["state"], reach or "-")
+            head = ["", "", "", ""]
     console.print(table)
 
 

@@ -451,18 +451,24 @@ class SwarmActivities:
                 members = [
                     (n, s) for n, s in zip(nodes, statuses, strict=True) if s.state != "inactive"
                 ]
-                manager = next((n for n, s in members if s.is_manager), None)
+                # A manager with quorum removes the services; without one (its managers lost
+                # the quorum) the swarm cannot, and each node's forced leave below takes its
+                # own tasks with it.
+                manager = next((n for n, s in members if s.is_manager and s.quorum), None)
                 if manager is not None:
                     removed = await manager.agent.remove_swarm_services(stack, remove_network=True)
                     if removed:
                         self._log(request, f"swarm services removed: {', '.join(removed)}")
+                elif members:
+                    self._log(request, "no swarm manager has quorum: every node leaves by force")
                 workers = [n for n, s in members if not s.is_manager]
                 await asyncio.gather(*(n.agent.swarm_leave(force=True) for n in workers))
                 # Every other manager is demoted first (the swarm keeps its quorum while they
                 # go), then leaves; the one that removed the services goes last.
                 for node, status in members:
-                    if status.is_manager and manager is not None and node is not manager:
-                        await manager.agent.swarm_update_node(status.node_id, role="worker")
+                    if status.is_manager and node is not manager:
+                        if manager is not None:
+                            await manager.agent.swarm_update_node(status.node_id, role="worker")
                         await node.agent.swarm_leave(force=True)
                 if manager is not None:
                     await manager.agent.swarm_leave(force=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import os
 import secrets
@@ -147,9 +148,13 @@ async def _kombify_round(env: Any, stack: str) -> Timing:
     return timing
 
 
+@functools.lru_cache(maxsize=1)
+def _docker() -> Any:
+    return sim.docker_client()  # one client for the run's docker exec calls
+
+
 def _container(stack: str, node: str) -> Any:
-    client = sim.docker_client()
-    return client.containers.get(f"kombisim-{stack}-{node}")
+    return _docker().containers.get(f"kombisim-{stack}-{node}")
 
 
 def _run(container: Any, *argv: str) -> str:

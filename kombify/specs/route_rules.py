@@ -56,7 +56,9 @@ def route_problems(
             )
             continue
         if name == kit.proxy:
-            yield problem(path, f"{name} is the reverse proxy itself; expose the services behind it")
+            yield problem(
+                path, f"{name} is the reverse proxy itself; expose the services behind it"
+            )
             continue
         if proxy_off:
             yield problem(
@@ -69,9 +71,7 @@ def route_problems(
         host = expose.get("host")
         if isinstance(host, str):
             if host in hosts:
-                yield problem(
-                    f"{path}.host", f'host "{host}" is already exposed by {hosts[host]}'
-                )
+                yield problem(f"{path}.host", f'host "{host}" is already exposed by {hosts[host]}')
             else:
                 hosts[host] = name
     yield from _tls_problems(problem, kit, spec, stack)

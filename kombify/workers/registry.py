@@ -43,6 +43,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.heal_moves import MoveActivities
     from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
+    from kombify.activities.routes import RoutesActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
 
@@ -73,4 +74,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
+        RoutesActivities(agent).apply_routes,
     ]

@@ -58,6 +58,7 @@ PINNED_ACTIVITIES = {
     "HealNodesNow",
     "RescheduleServices",
     "ReturnServices",
+    "ApplyRoutes",
     "OpenIncident",
     "UpdateIncident",
     "OpenIncidentFor",

@@ -75,8 +75,7 @@ def test_a_service_on_a_worker_must_publish_the_port_on_the_host() -> None:
 
 def test_a_service_beside_the_proxy_needs_no_host_port() -> None:
     text = _text(
-        PHOTOS.replace("{container: 80, host: 8081}", "{container: 80}")
-        + "      node: main\n"
+        PHOTOS.replace("{container: 80, host: 8081}", "{container: 80}") + "      node: main\n"
     )
     assert _problems(text) == []
 
@@ -174,5 +173,7 @@ def test_acme_with_a_lan_domain_is_refused() -> None:
 
 
 def test_expose_on_base_homelab_beside_its_proxy() -> None:
-    text = _text(PHOTOS.replace("{container: 80, host: 8081}", "{container: 80}"), kit="base-homelab")
+    text = _text(
+        PHOTOS.replace("{container: 80, host: 8081}", "{container: 80}"), kit="base-homelab"
+    )
     assert _problems(text) == []

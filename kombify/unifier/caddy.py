@@ -88,7 +88,10 @@ def caddy_config(routes: Mapping[str, Any], addresses: Mapping[str, str]) -> dic
                     "terminal": True,
                 }
                 for route in routes["routes"]
-            ],
+            ]
+            # A name the proxy still holds a certificate for (Caddy keeps them in storage)
+            # but no longer routes gets a 404, not Caddy's empty 200 for "no route matched".
+            + [{"handle": [NO_ROUTE]}],
         }
         apps["tls"] = {
             "automation": {"policies": [{"subjects": hosts, "issuers": [_issuer(routes)]}]}

@@ -87,10 +87,14 @@ def test_caddy_config_routes_by_host_and_redirects_plain_http() -> None:
     servers = config["apps"]["http"]["servers"]
     https = servers["kombify-https"]
     assert https["listen"] == [":443"]
-    assert [(r["match"][0]["host"], r["handle"][0]["upstreams"]) for r in https["routes"]] == [
+    *routed, last = https["routes"]
+    assert [(r["match"][0]["host"], r["handle"][0]["upstreams"]) for r in routed] == [
         (["notes.lab.example"], [{"dial": "10.0.0.7:8081"}]),
         (["photos.lab.example"], [{"dial": "photos:80"}]),
     ]
+    assert last == {
+        "handle": [{"handler": "static_response", "status_code": 404, "body": "no route"}]
+    }
     redirect, fallback = servers["kombify-http"]["routes"]
     assert redirect["match"] == [{"host": ["notes.lab.example", "photos.lab.example"]}]
     assert redirect["handle"][0]["status_code"] == 308

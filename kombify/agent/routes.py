@@ -101,6 +101,8 @@ def load_routes(
     Raises:
         ProxyAdminError: No socket (when there are routes to load), or Caddy refused.
     """
+    if request.read_only:
+        return read_routes(path, internal_ca=request.internal_ca)
     if not _wait_for_socket(path, wait if request.routes else 0.0):
         if not request.routes:
             # A config loaded earlier would have kept the socket: nothing here to clear.
@@ -112,17 +114,32 @@ def load_routes(
         )
     try:
         admin_request(path, "POST", "/load", request.config_json.encode())
+    except OSError as exc:
+        raise ProxyAdminError(f"the proxy's admin socket {path}: {exc}") from exc
+    # Read back: the answer is what the proxy routes now, not what was sent.
+    reply = read_routes(path, internal_ca=request.internal_ca)
+    reply.message = f"loaded {len(reply.hosts)} route(s)"
+    return reply
+
+
+def read_routes(path: Path, *, internal_ca: bool) -> pb.ApplyRoutesResponse:
+    """What the proxy at ``path`` routes now; loads nothing.
+
+    Raises:
+        ProxyAdminError: Caddy refused, or the socket is there but does not answer.
+    """
+    if not path.is_socket():
+        return pb.ApplyRoutesResponse(message="no admin socket: the proxy routes nothing")
+    try:
         loaded = json.loads(admin_request(path, "GET", "/config/") or b"null")
         root = ""
-        if request.internal_ca:
+        if internal_ca:
             ca = json.loads(admin_request(path, "GET", "/pki/ca/local"))
             root = str(ca.get("root_certificate", ""))
     except OSError as exc:
         raise ProxyAdminError(f"the proxy's admin socket {path}: {exc}") from exc
     hosts = routed_hosts(loaded)
-    return pb.ApplyRoutesResponse(
-        hosts=hosts, root_ca_pem=root, message=f"loaded {len(hosts)} route(s)"
-    )
+    return pb.ApplyRoutesResponse(hosts=hosts, root_ca_pem=root, message=f"routes {len(hosts)}")
 
 
 def _proxy_container(engine: Engine, service: str) -> str:
@@ -134,7 +151,8 @@ async def apply_routes(engine: Engine, stream: Any, *, socket_path: Path = ADMIN
     """The ApplyRoutes RPC, for :class:`kombify.agent.service.AgentService`."""
     request: pb.ApplyRoutesRequest = await stream.recv_message()
     try:
-        json.loads(request.config_json)
+        if not request.read_only:
+            json.loads(request.config_json)
     except ValueError as exc:
         abort(Status.INVALID_ARGUMENT, f"the proxy config is not JSON: {exc}")
     container = await asyncio.to_thread(_proxy_container, engine, request.proxy_service)

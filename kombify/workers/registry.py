@@ -16,6 +16,7 @@ from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
 from kombify.workflows.heal import CheckDrift, HealNode, HealStack
 from kombify.workflows.observe import ObserveStackWorkflow
+from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
 
@@ -29,6 +30,7 @@ WORKFLOWS: Sequence[type] = (
     HealNode,
     HealStack,
     CheckDrift,
+    ObserveRoutesWorkflow,
 )
 
 
@@ -74,5 +76,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
-        RoutesActivities(agent).apply_routes,
+        *RoutesActivities(agent).all(),
     ]

@@ -162,6 +162,16 @@ async def test_each_name_reaches_its_service_over_verified_https(
     assert await _answer(f"photos.{domain}", https, ca) == (200, "photos says hi")
     assert await _answer(f"notes.{domain}", https, ca) == (200, "notes says hi")
 
+    # `kombify routes`: asked from the proxy now, beside what the revision wants.
+    seen = await kombify.call("GET", f"/v1/stacks/{stack}/routes")
+    assert (seen["answered"], seen["error"], seen["issuer"]) == (True, None, "internal"), seen["error"]
+    assert (seen["proxy_node"], seen["https"]) == ("main", f"127.0.0.1:{https}")
+    assert seen["root_ca_pem"] == ca.read_text()
+    assert [(r["url"], r["service"], r["state"]) for r in seen["routes"]] == [
+        (f"https://notes.{domain}", "notes", "routed"),
+        (f"https://photos.{domain}", "photos", "routed"),
+    ]
+
     logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
     lines = [line["message"] for line in logs["data"] if line["source"] == "routes"]
     assert lines[0].startswith(f"https://notes.{domain} -> "), lines
@@ -203,6 +213,10 @@ async def test_a_removed_service_loses_its_route_and_the_proxy_keeps_running(
     assert _steps(run)["routes"] == ("done", "1 route(s) through `main`")
     assert await _proxy_container(kombify, stack, "main") == before  # same id, same start
     assert await _answer(f"photos.{domain}", https, ca) == (200, "photos says hi")
+    seen = await kombify.call("GET", f"/v1/stacks/{stack}/routes")
+    assert [(r["url"], r["state"]) for r in seen["routes"]] == [
+        (f"https://photos.{domain}", "routed")
+    ]
     gone = await asyncio.to_thread(_https, f"notes.{domain}", https, ca)
     # Refused in the handshake (no certificate for the name any more), or, where Caddy still
     # holds the old certificate in its storage, answered "no route".

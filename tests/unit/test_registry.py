@@ -22,6 +22,7 @@ PINNED_WORKFLOWS = {
     "HealNode",
     "HealStack",
     "CheckDrift",
+    "ObserveRoutes",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -59,6 +60,7 @@ PINNED_ACTIVITIES = {
     "RescheduleServices",
     "ReturnServices",
     "ApplyRoutes",
+    "ObserveRoutes",
     "OpenIncident",
     "UpdateIncident",
     "OpenIncidentFor",

@@ -164,7 +164,9 @@ async def test_each_name_reaches_its_service_over_verified_https(
 
     # `kombify routes`: asked from the proxy now, beside what the revision wants.
     seen = await kombify.call("GET", f"/v1/stacks/{stack}/routes")
-    assert (seen["answered"], seen["error"], seen["issuer"]) == (True, None, "internal"), seen["error"]
+    assert (seen["answered"], seen["error"], seen["issuer"]) == (True, None, "internal"), seen[
+        "error"
+    ]
     assert (seen["proxy_node"], seen["https"]) == ("main", f"127.0.0.1:{https}")
     assert seen["root_ca_pem"] == ca.read_text()
     assert [(r["url"], r["service"], r["state"]) for r in seen["routes"]] == [

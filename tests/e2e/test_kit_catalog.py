@@ -97,6 +97,9 @@ async def test_the_kits_reverse_proxy_is_gated_by_its_own_check(
 
     assert run["state"] == "succeeded", run.get("summary")
     assert run["progress"]["nodes"][0]["services"] == {SERVICE: "created"}
+    # A proxy without kombify's admin socket and nothing exposed: nothing to load or clear.
+    routes = next(s for s in run["progress"]["steps"] if s["name"] == "routes")
+    assert (routes["state"], routes["detail"]) == ("skipped", "the stack exposes no service")
     # The agent checked the catalog's tcp port, inside the container, and it passed.
     lines = await _agent_lines(kombify, run)
     assert f"{SERVICE}: tcp port 80" in lines, lines

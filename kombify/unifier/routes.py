@@ -31,12 +31,16 @@ def proxy_network(stack: ResolvedStack) -> str:
 
 def networked(stack: ResolvedStack, node: str) -> set[str]:
     """Services on ``node`` that join the proxy's network: the proxy and the services it
-    reaches there by name (``<service>:<port>``)."""
+    reaches there by name (``<service>:<port>``).
+
+    The proxy joins whether or not anything is exposed on its node yet: a network is part of
+    its container's spec, so joining later would replace (restart) the proxy.
+    """
     proxy = proxy_service(stack)
     if proxy is None or proxy.nodes[0] != node:
         return set()
     local = {s.name for s in stack.services if _expose(s) is not None and node in s.nodes}
-    return {proxy.name} | local if local else set()
+    return {proxy.name} | local
 
 
 def _expose(service: ResolvedService) -> dict[str, Any] | None:

@@ -80,6 +80,17 @@ def test_the_proxy_and_its_local_upstreams_join_the_nodes_network() -> None:
     assert "networks" not in worker["plain"]
 
 
+def test_the_proxy_joins_the_network_before_anything_is_exposed_beside_it() -> None:
+    # Joining later would change its container's spec, i.e. restart it on that apply.
+    text = MODERN % {"tls": ""}
+    text = text.replace("      node: main\n", "      node: w1\n").replace(
+        "[{container: 80}]", "[{container: 80, host: 8080}]"
+    )
+    main = {s["name"]: s for s in unify(load_kombination(text)).manifests["main"]["services"]}
+    assert main["reverse-proxy"]["networks"] == ["kombify"]
+    assert set(main) == {"reverse-proxy"}
+
+
 def test_caddy_config_routes_by_host_and_redirects_plain_http() -> None:
     routes = json.loads(_plan().files["routes.json"])
     config = caddy_config(routes, {"w1": "10.0.0.7"})

@@ -268,6 +268,7 @@ def to_proto_manifest(manifest: dict[str, Any], revision: str) -> Any:
                 replicas=int(s.get("replicas") or 1),
                 command=list(s.get("command") or []),
                 healthcheck=_health_check(check),
+                networks=list(s.get("networks") or []),
             )
         )
     return pb.Manifest(revision=revision, services=services)

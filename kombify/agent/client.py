@@ -287,6 +287,14 @@ class AgentClient:
         )
         return list(reply.images)
 
+    async def apply_routes(self, request: pb.ApplyRoutesRequest) -> pb.ApplyRoutesResponse:
+        """Loads a whole config into the node's reverse proxy (kombify.agent.routes)."""
+        # The agent waits up to 30 s for a proxy this rollout just started to open its socket.
+        reply: pb.ApplyRoutesResponse = await self._unary(
+            "ApplyRoutes", lambda: self._stub.ApplyRoutes(request, timeout=self.timeout + 60)
+        )
+        return reply
+
     # ---- identity -------------------------------------------------------------------------
 
     async def verify_peer(self) -> x509.Certificate:

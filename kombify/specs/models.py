@@ -89,6 +89,13 @@ class Healthcheck(_Model):
     start_period: str | None = None
 
 
+class Expose(_Model):
+    """How a service is reached through the kit's reverse proxy: ``https://<host>.<domain>``."""
+
+    host: str
+    port: int
+
+
 class Service(_Model):
     """A service as the user wrote it: a catalog service's overrides, or a custom service."""
 
@@ -102,6 +109,7 @@ class Service(_Model):
     replicas: int | None = None
     memory: str | None = None
     healthcheck: Healthcheck | None = None
+    expose: Expose | None = None
 
 
 class Vpn(_Model):
@@ -132,6 +140,13 @@ class Healing(_Model):
     strategy: Literal["restart", "redeploy", "reschedule"] = "restart"
 
 
+class Tls(_Model):
+    """Where the reverse proxy's certificates come from (docs/routes.md)."""
+
+    issuer: Literal["internal", "acme"] = "internal"
+    email: str | None = None
+
+
 class Metadata(_Model):
     """Name and labels of the stack."""
 
@@ -149,6 +164,7 @@ class Spec(_Model):
     services: dict[str, Service] = {}
     network: Network = Network()
     healing: Healing = Healing()
+    tls: Tls = Tls()
 
     @property
     def stackkit_name(self) -> str:

@@ -16,6 +16,7 @@ from kombify.hostkeys import ALGORITHMS, HostKey
 from kombify.specs.models import CLOUD_PROVIDERS, split_address
 from kombify.specs.problem import Problem
 from kombify.specs.quantities import format_quantity, parse_duration, parse_quantity
+from kombify.specs.route_rules import placed_route_problems, route_problems
 from kombify.specs.schema import suggest
 from kombify.specs.source import Source, join
 from kombify.stackkits.library import Kit, Library, load_library
@@ -52,6 +53,8 @@ def rule_problems(source: Source, schema_problems: list[Problem]) -> list[Proble
     ctx = _Ctx(source, lib, _kit(spec, lib), spec)
     problems = [*_check_stackkit(ctx), *_check_nodes(ctx), *_check_counts(ctx)]
     problems += [*_check_vpn(ctx), *_check_services(ctx), *_check_healing(ctx)]
+    metadata = _as_dict(_as_dict(source.data).get("metadata"))
+    problems += route_problems(ctx.problem, ctx.kit, spec, metadata.get("name"))
     broken = any(
         p.path.startswith(("spec.nodes", "spec.services", "spec.network")) for p in schema_problems
     )
@@ -303,6 +306,7 @@ def _check_placement(ctx: _Ctx) -> list[Problem]:
     return [
         *_port_clashes(ctx, planned, scope),
         *_memory_fit(ctx, planned, nodes),
+        *placed_route_problems(ctx.problem, ctx.kit, ctx.spec, planned),
     ]
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from kombify.stackkits.resolver import ResolvedNode, ResolvedStack
+from kombify.unifier.routes import networked, proxy_network
 
 
 def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
     """The manifest for one node (plain JSON data, deterministic)."""
     k = stack.kombination
     services = []
+    on_network = networked(stack, node.node.name)
     for service in stack.services:
         if node.node.name not in service.nodes:
             continue
@@ -38,6 +40,9 @@ def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
                 "global": len(service.nodes) > 1,
             }
         )
+        if service.name in on_network:
+            # The proxy reaches the service by name there (docs/routes.md).
+            services[-1]["networks"] = [proxy_network(stack)]
     return {
         "apiVersion": "kombify.io/v1",
         "kind": "NodeManifest",

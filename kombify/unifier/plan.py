@@ -14,6 +14,7 @@ from kombify.stackkits.resolver import ResolvedStack, resolve
 from kombify.unifier.canonical import digest, dumps
 from kombify.unifier.config import bootstrap_file, build, manifest_file
 from kombify.unifier.manifest import node_manifest
+from kombify.unifier.routes import ROUTES_FILE, routes_document
 
 SECRETS_FILE = "secrets.auto.tfvars.json"
 CONFIG_NAMES = ("main", "variables", "outputs")
@@ -27,7 +28,8 @@ class Plan:
     Attributes:
         stack: The stack's name (``metadata.name``).
         files: Relative path -> bytes: ``main.tf.json``, ``variables.tf.json``,
-            ``outputs.tf.json``, ``bootstrap/<node>.sh``, ``manifests/<node>.json``.
+            ``outputs.tf.json``, ``bootstrap/<node>.sh``, ``manifests/<node>.json``,
+            ``routes.json`` (kombify.unifier.routes).
             Byte-identical for the same input.
         manifests: Node name -> manifest data (the same content as ``manifests/<node>.json``).
         config: ``main``/``variables``/``outputs`` -> the JSON documents (for the HCL writer).
@@ -75,6 +77,7 @@ def unify(
     for rnode in stack.nodes:
         files[bootstrap_file(rnode.node.name)] = rnode.bootstrap.encode()
         files[manifest_file(rnode.node.name)] = manifest_bytes[rnode.node.name]
+    files[ROUTES_FILE] = dumps(routes_document(stack))
     variables = config["variables"]["variable"]
     sensitive = tuple(sorted(n for n, v in variables.items() if v.get("sensitive")))
     secret_files: dict[str, bytes] = {}

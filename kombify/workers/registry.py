@@ -16,6 +16,7 @@ from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
 from kombify.workflows.heal import CheckDrift, HealNode, HealStack
 from kombify.workflows.observe import ObserveStackWorkflow
+from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
 
@@ -29,6 +30,7 @@ WORKFLOWS: Sequence[type] = (
     HealNode,
     HealStack,
     CheckDrift,
+    ObserveRoutesWorkflow,
 )
 
 
@@ -43,6 +45,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.heal_moves import MoveActivities
     from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
+    from kombify.activities.routes import RoutesActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.sim.client import unchecked_docker_client
 
@@ -73,4 +76,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
+        *RoutesActivities(agent).all(),
     ]

@@ -35,6 +35,7 @@ from kombify.contracts.deploy import (
     search_attributes,
 )
 from kombify.contracts.heal import DeployingNow, EnsureHealingInput, HealingPlan, StackRef
+from kombify.contracts.routes import RoutesInput, RoutesResult
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
 
@@ -53,7 +54,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from kombify.unifier.changes import plan_lines
 
-STEPS = ("validate", "plan", "approve", "apply", "agent", "rollout", "record")
+STEPS = (
+    "validate",
+    "plan",
+    "approve",
+    "apply",
+    "agent",
+    "network",
+    "rollout",
+    "routes",
+    "record",
+)
 DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # workflow.patched ids: each marks a change in the order of commands, so that histories
 # recorded before it still replay (tests/unit/test_workflow_replay.py).
@@ -62,6 +73,7 @@ _STAGE_IMAGES = "stage-images-beside-agent"
 _WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
 _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
+_ROUTES_AFTER_ROLLOUT = "routes-after-rollout"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -223,7 +235,8 @@ def _error_text(exc: BaseException) -> str:
 
 @workflow.defn(name="DeployKombination")
 class DeployKombination(_RunBase):
-    """validate → unify → plan → (approve) → apply → agent → rollout → record."""
+    """validate → unify → plan → (approve) → apply → agent → network → rollout → routes →
+    record."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -308,6 +321,8 @@ class DeployKombination(_RunBase):
                 agents.cancel()
                 await asyncio.gather(agents, return_exceptions=True)
 
+        if self._step("network").state == "pending":  # no network work on this platform
+            self._finish("network", state="skipped")
         self._start("rollout", "roll out services, health-gated")
         rollouts = await asyncio.gather(
             *(self._rollout(request, prepared, n) for n in prepared.nodes)
@@ -318,10 +333,26 @@ class DeployKombination(_RunBase):
             self._finish("rollout", text, state="failed")
             raise _Failed(text)
         self._finish("rollout")
+        if workflow.patched(_ROUTES_AFTER_ROLLOUT):
+            await self._routes(request, prepared)
+        else:  # a run recorded before routes: no step boundary (a cancel must not land here)
+            self._finish("routes", state="skipped")
         if workflow.patched(_HEAL_AFTER_DEPLOY):
             # Before the outcome is recorded: once a run reads as ended, the stack's next
             # deploy may start (one workflow id per stack), and healing is already in place.
             await self._set_up_healing(request)
+
+    async def _routes(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """The proxy routes what the stack exposes now (and nothing it no longer exposes)."""
+        self._start("routes", "load routes into the reverse proxy")
+        result: RoutesResult = await workflow.execute_activity(
+            "ApplyRoutes",
+            RoutesInput(request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes),
+            result_type=RoutesResult,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=_MACHINE,
+        )
+        self._finish("routes", result.detail, state="done" if result.state == "done" else "skipped")
 
     async def _plan(self, prepared: PreparedDeploy) -> TofuPlanResult:
         self._start("plan")

@@ -44,6 +44,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.activities.vpn import VpnActivities
     from kombify.sim.client import unchecked_docker_client
 
     deploy = DeployActivities(settings)
@@ -73,4 +74,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
+        VpnActivities(agent).mesh,
     ]

@@ -51,9 +51,11 @@ with workflow.unsafe.imports_passed_through():
         TofuPlanInput,
         TofuPlanResult,
     )
+    from kombify.activities.vpn import VpnActivities
+    from kombify.contracts.vpn import MeshInput, MeshResult
     from kombify.unifier.changes import plan_lines
 
-STEPS = ("validate", "plan", "approve", "apply", "agent", "rollout", "record")
+STEPS = ("validate", "plan", "approve", "apply", "agent", "network", "rollout", "routes", "record")
 DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # workflow.patched ids: each marks a change in the order of commands, so that histories
 # recorded before it still replay (tests/unit/test_workflow_replay.py).
@@ -62,6 +64,7 @@ _STAGE_IMAGES = "stage-images-beside-agent"
 _WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
 _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
+_VPN_MESH = "vpn-mesh-before-rollout"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -308,6 +311,8 @@ class DeployKombination(_RunBase):
                 agents.cancel()
                 await asyncio.gather(agents, return_exceptions=True)
 
+        await self._network(request, prepared)
+
         self._start("rollout", "roll out services, health-gated")
         rollouts = await asyncio.gather(
             *(self._rollout(request, prepared, n) for n in prepared.nodes)
@@ -389,6 +394,42 @@ class DeployKombination(_RunBase):
             workflow.logger.warning(
                 "staging images on %s failed; the rollout ships them", node.name
             )
+
+    async def _network(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """What joins the nodes before services roll out on them: the WireGuard mesh."""
+        self._start("network", "join the nodes")
+        done: list[str] = []
+        if prepared.vpn and workflow.patched(_VPN_MESH):
+            done.append(await self._mesh(request, prepared))
+        if done:
+            self._finish("network", "; ".join(done))
+        else:
+            self._finish("network", "nothing to join", state="skipped")
+
+    async def _mesh(self, request: DeployInput, prepared: PreparedDeploy) -> str:
+        """Build (or take down) the stack's WireGuard mesh through the agents; a summary."""
+        result: MeshResult = await workflow.execute_activity_method(
+            VpnActivities.mesh,
+            MeshInput(
+                request.deployment_id,
+                prepared.stack_id,
+                prepared.workdir,
+                prepared.nodes,
+                subnet=prepared.vpn_subnet,
+                state="down" if prepared.vpn == "down" else "up",
+            ),
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        if not result.subnet:
+            return "WireGuard mesh removed"
+        text = f"WireGuard mesh {result.subnet}: " + ", ".join(
+            f"{n.name} {n.address.split('/')[0]}" for n in result.nodes
+        )
+        if result.unreachable:
+            text += f" (no direct path: {', '.join(result.unreachable)})"
+        return text
 
     async def _approval(self, request: DeployInput) -> None:
         if request.auto_approve:

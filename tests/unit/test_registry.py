@@ -63,6 +63,7 @@ PINNED_ACTIVITIES = {
     "OpenIncidentFor",
     "NotifyIncident",
     "CloseMendedDrift",
+    "MeshVpn",
 }
 
 

@@ -19,6 +19,8 @@ EXPECTED_LINES = {
     "base-two-nodes.yaml": 7,
     "duplicate-node.yaml": 9,
     "ha-even-managers.yaml": 7,
+    "hybrid-mesh-public-subnet.yaml": 11,
+    "hybrid-mesh-vpn-service.yaml": 13,
     "hybrid-no-vpn.yaml": 11,
     "hybrid-vpn-service-off.yaml": 13,
     "local-without-address.yaml": 8,

@@ -324,7 +324,7 @@ def test_the_vpn_service_of_a_kit_that_needs_a_vpn_stays_on() -> None:
         "nodes:\n"
         "  - {name: home, provider: sim, role: main}\n"
         "  - {name: edge, provider: hetzner, role: edge, type: cx22, location: fsn1}\n"
-        "network: {vpn: {enabled: true}}\n"
+        "network: {vpn: {enabled: true, provider: headscale}}\n"
     )
     off = spec(body + "services: {vpn: {enabled: false}}\n")
     assert paths(off) == [("spec.services.vpn.enabled", 10)]

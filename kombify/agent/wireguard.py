@@ -174,9 +174,6 @@ class WireGuard:
         if not implementation:
             implementation = self._create(name)
             changed = True
-        if self._config_differs(tunnel):
-            _run(["wg", "syncconf", name, "/dev/stdin"], stdin=self._config_text(tunnel))
-            changed = True
         have = self._interface_addresses(name)
         if have != [tunnel.address]:
             for address in have:
@@ -185,6 +182,11 @@ class WireGuard:
             changed = True
         if "UP" not in self._flags(name):
             _run(["ip", "link", "set", name, "up"])
+            changed = True
+        # Configured while up: a peer given a persistent keepalive is greeted at once, so a
+        # node behind NAT opens its tunnel now rather than at its first packet.
+        if self._config_differs(tunnel):
+            _run(["wg", "syncconf", name, "/dev/stdin"], stdin=self._config_text(tunnel))
             changed = True
         self._save(tunnel)
         return changed, implementation

@@ -1,0 +1,165 @@
+"""cloud-hybrid's WireGuard mesh on KombiSim: a home node behind NAT and a cloud node.
+
+The kombination is written for real machines (a hetzner edge) and rehearsed with
+``--simulate``: the edge becomes a ``vps`` node on the simulation's stand-in for the
+internet, the home node sits on its LAN and on that internet behind NAT (nothing gets in
+that it did not start). Through the real workflow, OpenTofu, SSH and the node agents:
+
+* a service on the home node answers from the cloud node at the home node's mesh address,
+  and at none of its other addresses;
+* a third node added on re-apply is peered with both (home nodes of one LAN dial each other
+  there), addresses stay where they were;
+* a node taken out of the kombination is no peer of anyone on the next apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kombify.sim import labels
+from tests.support.deploy_env import KombifyEnv
+from tests.support.kombinations import kit_defaults_off
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+HOME2 = "    - {{name: home2, provider: sim, role: main, resources: {{memory: 384Mi}}}}\n"
+TEMPLATE = """\
+apiVersion: kombify.io/v1
+kind: Kombination
+metadata: {{name: {name}}}
+spec:
+  stackkit: cloud-hybrid
+  nodes:
+    - {{name: home, provider: sim, role: main, resources: {{memory: 384Mi}}}}
+    - {{name: edge, provider: hetzner, role: edge, type: cx22, location: fsn1}}
+{more}  network:
+    vpn: {{enabled: true}}
+  healing: {{enabled: false}}
+  services:
+{disabled}
+    web:
+      image: kombify-test/httpd:1
+      node: home
+      ports: [{{container: 80, host: 8080}}]
+      healthcheck: {{http: "http://localhost:80/", interval: 1s}}
+"""
+
+
+def _kombination(name: str, *, third: bool = False) -> str:
+    disabled = kit_defaults_off(TEMPLATE.replace("{more}", ""))
+    more = HOME2 if third else ""
+    return TEMPLATE.replace("{more}", more).format(name=name, disabled=disabled)
+
+
+def _addresses(stack: str, node: str) -> dict[str, str]:
+    """The node's IPv4 address on each KombiSim network it is on."""
+    from kombify.sim.client import docker_client
+
+    client = docker_client()
+    try:
+        attrs = client.api.inspect_container(labels.container_name(stack, node))
+    finally:
+        client.close()
+    return {k: v["IPAddress"] for k, v in attrs["NetworkSettings"]["Networks"].items()}
+
+
+async def _peers(kombify: KombifyEnv, stack: str, node: str) -> dict[str, dict[str, str]]:
+    """``wg show wg-kombify dump`` on a node: its peers by public key."""
+    out = await kombify.on_node(stack, node, "sudo wg show wg-kombify dump")
+    own, *rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert len(own) == 4  # private key (hidden from us by nobody: it is root's), public, port
+    return {r[0]: {"endpoint": r[2], "allowed": r[3], "keepalive": r[7]} for r in rows}
+
+
+async def _key(kombify: KombifyEnv, stack: str, node: str) -> str:
+    return (await kombify.on_node(stack, node, "sudo wg show wg-kombify public-key")).strip()
+
+
+async def _curl(kombify: KombifyEnv, stack: str, node: str, url: str) -> tuple[int, str]:
+    """Exit status and body of ``curl`` run on ``node`` (2 s to connect)."""
+    out = await kombify.on_node(
+        stack, node, f'curl -sS --connect-timeout 2 --max-time 4 {url}; echo "~$?"'
+    )
+    body, _, status = out.rpartition("~")
+    return int(status.strip()), body
+
+
+def _mesh_line(run: dict[str, Any]) -> str:
+    step = next(s for s in run["progress"]["steps"] if s["name"] == "network")
+    assert step["state"] == "done", step
+    return str(step["detail"])
+
+
+@pytest.fixture(scope="module")
+async def deployed(kombify: KombifyEnv) -> tuple[str, dict[str, Any]]:
+    name = kombify.new_stack()
+    return name, await kombify.deploy(_kombination(name), simulate=True)
+
+
+async def test_a_home_service_answers_the_cloud_node_only_over_the_mesh(
+    kombify: KombifyEnv, deployed: tuple[str, dict[str, Any]]
+) -> None:
+    stack, run = deployed
+    assert run["state"] == "succeeded", run.get("summary")
+    assert _mesh_line(run) == "WireGuard mesh 10.66.0.0/24: home 10.66.0.1, edge 10.66.0.2"
+
+    # The edge is an endpoint on the internet; home dials it and keeps the tunnel open.
+    edge_online = _addresses(stack, "edge")[labels.internet_network(stack)]
+    home_peers = await _peers(kombify, stack, "home")
+    edge_key = await _key(kombify, stack, "edge")
+    assert home_peers == {
+        edge_key: {"endpoint": f"{edge_online}:51820", "allowed": "10.66.0.2/32", "keepalive": "25"}
+    }
+    edge_peers = await _peers(kombify, stack, "edge")
+    home_key = await _key(kombify, stack, "home")
+    assert list(edge_peers) == [home_key]
+    assert edge_peers[home_key]["allowed"] == "10.66.0.1/32"
+    assert edge_peers[home_key]["keepalive"] == "off"
+
+    # Over the mesh the home service answers the cloud node.
+    status, body = await _curl(kombify, stack, "edge", "http://10.66.0.1:8080/")
+    assert status == 0, body
+    assert "kombify-test/httpd works" in body
+    # Its other addresses do not: the LAN is not routed from the internet, and home's own
+    # address on the internet takes no connection it did not start (NAT).
+    home = _addresses(stack, "home")
+    others = {labels.lan_network(stack), labels.internet_network(stack)}
+    assert set(home) == others
+    for network in sorted(others):
+        status, body = await _curl(kombify, stack, "edge", f"http://{home[network]}:8080/")
+        assert status != 0, f"home answered the edge at {home[network]} ({network}): {body}"
+
+
+async def test_a_node_added_is_peered_with_all_and_a_removed_one_is_gone_everywhere(
+    kombify: KombifyEnv, deployed: tuple[str, dict[str, Any]]
+) -> None:
+    stack, first = deployed
+    assert first["state"] == "succeeded", first.get("summary")
+
+    grown = await kombify.deploy(_kombination(stack, third=True), simulate=True)
+    assert grown["state"] == "succeeded", grown.get("summary")
+    # Addresses stay; the new node takes the lowest free one.
+    assert _mesh_line(grown) == (
+        "WireGuard mesh 10.66.0.0/24: home 10.66.0.1, edge 10.66.0.2, home2 10.66.0.3"
+    )
+    keys = {n: await _key(kombify, stack, n) for n in ("home", "edge", "home2")}
+    for node in keys:
+        peers = await _peers(kombify, stack, node)
+        assert sorted(peers) == sorted(k for n, k in keys.items() if n != node), node
+    # Two home nodes of one LAN dial each other there, without keepalive.
+    lan = labels.lan_network(stack)
+    home_peers = await _peers(kombify, stack, "home")
+    assert home_peers[keys["home2"]]["endpoint"] == f"{_addresses(stack, 'home2')[lan]}:51820"
+    assert home_peers[keys["home2"]]["keepalive"] == "off"
+    status, body = await _curl(kombify, stack, "home2", "http://10.66.0.1:8080/")
+    assert status == 0, body
+
+    shrunk = await kombify.deploy(_kombination(stack), simulate=True)
+    assert shrunk["state"] == "succeeded", shrunk.get("summary")
+    assert _mesh_line(shrunk) == "WireGuard mesh 10.66.0.0/24: home 10.66.0.1, edge 10.66.0.2"
+    assert list(await _peers(kombify, stack, "home")) == [keys["edge"]]
+    assert list(await _peers(kombify, stack, "edge")) == [keys["home"]]
+    status, body = await _curl(kombify, stack, "edge", "http://10.66.0.1:8080/")
+    assert status == 0, body

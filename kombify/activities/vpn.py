@@ -113,15 +113,22 @@ class VpnActivities:
             return await call(client)
 
     async def _all(
-        self, request: MeshInput, call: Callable[[NodeTarget, Any], Awaitable[_T]]
+        self,
+        request: MeshInput,
+        call: Callable[[NodeTarget, Any], Awaitable[_T]],
+        *,
+        nodes: list[NodeTarget] | None = None,
     ) -> list[_T]:
+        """``call`` with each node's agent client, all at once; results in node order."""
+
         async def one(node: NodeTarget) -> _T:
             async def on_client(client: Any) -> _T:
                 return await call(node, client)
 
             return await self._on_agent(request, node, on_client)
 
-        return list(await asyncio.gather(*(one(node) for node in request.nodes)))
+        targets = request.nodes if nodes is None else nodes
+        return list(await asyncio.gather(*(one(node) for node in targets)))
 
     @activity.defn(name="MeshVpn")
     async def mesh(self, request: MeshInput) -> MeshResult:
@@ -155,9 +162,20 @@ class VpnActivities:
         # Kept before anything is applied, so a retry gives every node the same address.
         await asyncio.to_thread(_save_addresses, path, request.subnet, addresses)
         plans = {p.name: p for p in plan_mesh(request.subnet, members, addresses)}
-        replies = await self._all(
-            request, lambda node, client: client.apply_vpn(_request(plans[node.name]))
-        )
+        # Endpoints first: a node behind NAT greets its public peers as soon as it is
+        # configured, and a greeting from a node its peer does not know yet is dropped (the
+        # next try comes 5 s later, WireGuard's handshake retry).
+        endpoints = {m.name for m in members if m.public_address}
+        by_name: dict[str, Any] = {}
+        for first in (True, False):
+            wave = [n for n in request.nodes if (n.name in endpoints) == first]
+            replies = await self._all(
+                request,
+                lambda node, client: client.apply_vpn(_request(plans[node.name])),
+                nodes=wave,
+            )
+            by_name.update(zip((n.name for n in wave), replies, strict=True))
+        replies = [by_name[m.name] for m in members]
         results = []
         for member, reply in zip(members, replies, strict=True):
             plan = plans[member.name]

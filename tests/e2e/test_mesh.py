@@ -14,6 +14,7 @@ that it did not start). Through the real workflow, OpenTofu, SSH and the node ag
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -130,6 +131,69 @@ async def test_a_home_service_answers_the_cloud_node_only_over_the_mesh(
     for network in sorted(others):
         status, body = await _curl(kombify, stack, "edge", f"http://{home[network]}:8080/")
         assert status != 0, f"home answered the edge at {home[network]} ({network}): {body}"
+
+
+async def _vpn_lines(kombify: KombifyEnv, run: dict[str, Any]) -> list[str]:
+    logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
+    return [line["message"] for line in logs["data"] if line["source"] == "vpn"]
+
+
+async def test_a_reapply_changes_nothing_and_no_private_key_leaves_the_node(
+    kombify: KombifyEnv, deployed: tuple[str, dict[str, Any]]
+) -> None:
+    stack, first = deployed
+    assert first["state"] == "succeeded", first.get("summary")
+    pid = "pgrep -f 'wireguard-go -f wg-kombify'"
+    before = {n: await kombify.on_node(stack, n, pid) for n in ("home", "edge")}
+
+    again = await kombify.deploy(_kombination(stack), simulate=True)
+
+    assert again["state"] == "succeeded", again.get("summary")
+    lines = await _vpn_lines(kombify, again)
+    assert sorted(lines) == [
+        "edge: 10.66.0.2/24 on wg-kombify (wireguard-go), 1 peer(s), endpoint "
+        f"{_addresses(stack, 'edge')[labels.internet_network(stack)]}:51820, unchanged",
+        "home: 10.66.0.1/24 on wg-kombify (wireguard-go), 1 peer(s), behind NAT, no endpoint, "
+        "unchanged",
+    ]
+    assert {n: await kombify.on_node(stack, n, pid) for n in ("home", "edge")} == before
+    # The private keys stay on the nodes: in no log line, run record or worker output.
+    told = (
+        str(await kombify.call("GET", f"/v1/deployments/{again['id']}/logs"))
+        + str(await kombify.call("GET", f"/v1/deployments/{first['id']}/logs"))
+        + str(again)
+        + kombify.worker_log.read_text(errors="replace")
+    )
+    for node in ("home", "edge"):
+        private = await kombify.on_node(
+            stack, node, "sudo cat /var/lib/kombify/agent/vpn/wg-kombify.key"
+        )
+        mode = await kombify.on_node(
+            stack, node, "sudo stat -c %a /var/lib/kombify/agent/vpn/wg-kombify.key"
+        )
+        assert len(private.strip()) == 44 and mode.strip() == "600"
+        assert private.strip() not in told
+
+
+async def test_the_agent_brings_a_killed_wireguard_go_back(
+    kombify: KombifyEnv, deployed: tuple[str, dict[str, Any]]
+) -> None:
+    stack, first = deployed
+    assert first["state"] == "succeeded", first.get("summary")
+    peers = await _peers(kombify, stack, "home")
+    await kombify.on_node(stack, "home", "sudo pkill -x wireguard-go; true")
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # the agent looks every 5 s; the tunnel must be back with the same peers
+        shown = await kombify.on_node(
+            stack, "home", "sudo wg show wg-kombify dump 2>/dev/null; true"
+        )
+        if shown.strip():
+            break
+        assert asyncio.get_running_loop().time() < deadline, "wg-kombify never came back"
+        await asyncio.sleep(0.5)
+    assert (await _peers(kombify, stack, "home")).keys() == peers.keys()
+    status, body = await _curl(kombify, stack, "edge", "http://10.66.0.1:8080/")
+    assert status == 0, body
 
 
 async def test_a_node_added_is_peered_with_all_and_a_removed_one_is_gone_everywhere(

@@ -227,3 +227,44 @@ async def test_a_node_added_is_peered_with_all_and_a_removed_one_is_gone_everywh
     assert list(await _peers(kombify, stack, "edge")) == [keys["home"]]
     status, body = await _curl(kombify, stack, "edge", "http://10.66.0.1:8080/")
     assert status == 0, body
+
+
+ONE_NODE = """\
+apiVersion: kombify.io/v1
+kind: Kombination
+metadata: {{name: {name}}}
+spec:
+  stackkit: base-homelab
+  nodes:
+    - {{name: box, provider: sim, resources: {{memory: 384Mi}}}}
+{vpn}  healing: {{enabled: false}}
+  services:
+{disabled}
+    web: {{image: "kombify-test/httpd:1"}}
+"""
+
+
+def _one_node(name: str, vpn: str) -> str:
+    disabled = kit_defaults_off(ONE_NODE.replace("{vpn}", ""))
+    return ONE_NODE.format(name=name, disabled=disabled, vpn=vpn)
+
+
+async def test_a_mesh_switched_off_is_taken_off_the_nodes(kombify: KombifyEnv) -> None:
+    stack = kombify.new_stack()
+    link = "ip -br link show dev wg-kombify 2>/dev/null | wc -l"
+    on = await kombify.deploy(
+        _one_node(stack, "  network: {vpn: {enabled: true, subnet: 10.99.0.0/24}}\n")
+    )
+    assert on["state"] == "succeeded", on.get("summary")
+    assert _mesh_line(on) == "WireGuard mesh 10.99.0.0/24: box 10.99.0.1"
+    assert (await kombify.on_node(stack, "box", link)).strip() == "1"
+
+    off = await kombify.deploy(_one_node(stack, ""))
+    assert off["state"] == "succeeded", off.get("summary")
+    assert _mesh_line(off) == "WireGuard mesh removed"
+    assert (await kombify.on_node(stack, "box", link)).strip() == "0"
+    assert await _vpn_lines(kombify, off) == ["box: wg-kombify removed (the stack has no VPN)"]
+
+    again = await kombify.deploy(_one_node(stack, ""))
+    step = next(s for s in again["progress"]["steps"] if s["name"] == "network")
+    assert (step["state"], step["detail"]) == ("skipped", "nothing to join")

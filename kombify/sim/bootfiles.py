@@ -50,6 +50,10 @@ if [ -n "${KOMBIFY_NAT_FROM:-}" ]; then
     # shellcheck disable=SC2086
     iptables -t mangle -C PREROUTING $rule 2>/dev/null || iptables -t mangle -A PREROUTING $rule
   done
+  # mDNS is the LAN's: the node announces and resolves nothing on the internet side.
+  online=$(ip -o route show "$KOMBIFY_NAT_FROM" | awk '{print $3; exit}')
+  [ -z "$online" ] || sed -i "s/^#\{0,1\}deny-interfaces=.*/deny-interfaces=$online/" \
+    /etc/avahi/avahi-daemon.conf
 fi
 # A machine id of the node's own (D-Bus and avahi want one; the image ships none).
 [ -s /etc/machine-id ] || dbus-uuidgen --ensure=/etc/machine-id

@@ -589,8 +589,14 @@ class SimEngine:
                 raise DockerError(f"cannot connect node `{node.name}`: {exc}") from exc
 
     def _ensure_network(self, name: str, tags: dict[str, str]) -> str:
+        # The internet stand-in is internal: no route out through it, so a node's default
+        # route and published ports stay on its own network (the engine orders internal
+        # networks last), and it joins nodes to each other only.
+        internal = name == labels.internet_network(tags.get(labels.SIMULATION, ""))
         try:
-            self.api.create_network(name, driver="bridge", labels=tags, check_duplicate=True)
+            self.api.create_network(
+                name, driver="bridge", labels=tags, check_duplicate=True, internal=internal
+            )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: it exists (an earlier attempt, or a race)
                 raise DockerError(f"cannot create network `{name}`: {exc}") from exc

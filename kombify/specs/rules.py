@@ -222,9 +222,15 @@ def _vpn_provider(spec: dict[str, Any]) -> str | None:
 
 def _check_mesh(ctx: _Ctx) -> Iterator[Problem]:
     """The WireGuard mesh's subnet, and no `vpn` service beside the mesh."""
-    if _vpn_provider(ctx.spec) != "wireguard":
-        return
+    provider = _vpn_provider(ctx.spec)
     subnet = _vpn(ctx.spec).get("subnet")
+    if provider == "headscale" and subnet is not None:
+        yield ctx.problem(
+            "spec.network.vpn.subnet",
+            "the subnet is the wireguard mesh's; headscale hands out its own addresses",
+        )
+    if provider != "wireguard":
+        return
     if isinstance(subnet, str):
         try:
             check_subnet(subnet)
@@ -239,10 +245,7 @@ def _check_mesh(ctx: _Ctx) -> Iterator[Problem]:
 
 
 def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
-    if _vpn_provider(ctx.spec) == "wireguard" and (
-        ctx.kit is None or not ctx.kit.constraints.requires_vpn
-    ):
-        yield from _check_mesh(ctx)
+    yield from _check_mesh(ctx)
     if ctx.kit is None or not ctx.kit.constraints.requires_vpn:
         return
     if _vpn(ctx.spec).get("enabled") is not True:
@@ -250,8 +253,7 @@ def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
             "spec.network.vpn.enabled",
             f"{ctx.kit.name} joins home and cloud nodes over a VPN: set it to true",
         )
-        return
-    if _vpn_provider(ctx.spec) != "wireguard":
+    elif _vpn_provider(ctx.spec) != "wireguard":
         # kombify runs Headscale's server but enrolls no node in it yet (docs/vpn.md): a kit
         # whose nodes must reach each other would deploy with nodes that cannot.
         yield ctx.problem(
@@ -260,8 +262,6 @@ def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
             "nodes in headscale yet (it runs only its server): use provider: wireguard "
             "(the default), a mesh kombify builds on every node",
         )
-        return
-    yield from _check_mesh(ctx)
 
 
 # A HealStack pass asks every node and plans with OpenTofu: more often than this only loads

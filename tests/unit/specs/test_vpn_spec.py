@@ -71,3 +71,13 @@ def test_a_vpn_service_beside_the_mesh_is_refused() -> None:
     [problem] = validate_text(text)
     assert problem.path == "spec.services.vpn"
     assert "mesh kombify builds on every node" in problem.message
+
+
+def test_a_subnet_with_headscale_is_refused_not_ignored() -> None:
+    text = spec(
+        "stackkit: base-homelab\nnodes: [{name: nas, provider: local, address: 10.0.0.2}]\n"
+        "network: {vpn: {enabled: true, provider: headscale, subnet: 10.66.0.0/24}}\n"
+    )
+    [problem] = validate_text(text)
+    assert problem.path == "spec.network.vpn.subnet"
+    assert "headscale hands out its own addresses" in problem.message

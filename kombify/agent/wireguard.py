@@ -106,14 +106,16 @@ def _check_key(key: str) -> None:
         raise VpnRefused(f"public key `{key}` is not a WireGuard key (32 bytes)")
 
 
-def _run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
+def _run(
+    argv: Sequence[str], *, stdin: str | None = None, check: bool = True, secret: str = ""
+) -> str:
     done = subprocess.run(
         list(argv), input=stdin, capture_output=True, text=True, check=False, timeout=30
     )
     if check and done.returncode != 0:
-        raise VpnFailed(
-            f"`{' '.join(argv)}` exited {done.returncode}: {done.stderr.strip()[-300:]}"
-        )
+        # wg quotes a configuration line it rejects: never let the private key out with it.
+        tail = done.stderr.replace(secret, "(hidden)") if secret else done.stderr
+        raise VpnFailed(f"`{' '.join(argv)}` exited {done.returncode}: {tail.strip()[-300:]}")
     return done.stdout
 
 
@@ -132,7 +134,8 @@ class WireGuard:
     def public_key(self, interface: str) -> str:
         """The public key of ``interface``'s key pair, made on first use."""
         check_interface(interface)
-        return _run(["wg", "pubkey"], stdin=self._private_key(interface)).strip()
+        private = self._private_key(interface)
+        return _run(["wg", "pubkey"], stdin=private, secret=private).strip()
 
     def _private_key(self, interface: str) -> str:
         path = self.dir / f"{interface}.key"
@@ -186,7 +189,11 @@ class WireGuard:
         # Configured while up: a peer given a persistent keepalive is greeted at once, so a
         # node behind NAT opens its tunnel now rather than at its first packet.
         if self._config_differs(tunnel):
-            _run(["wg", "syncconf", name, "/dev/stdin"], stdin=self._config_text(tunnel))
+            _run(
+                ["wg", "syncconf", name, "/dev/stdin"],
+                stdin=self._config_text(tunnel),
+                secret=self._private_key(name),
+            )
             changed = True
         self._save(tunnel)
         return changed, implementation

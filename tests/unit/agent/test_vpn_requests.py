@@ -46,3 +46,14 @@ def test_a_bad_request_is_refused_naming_the_field(
         return
     with pytest.raises(VpnRefused, match=words):
         _tunnel(**change).check()
+
+
+def test_a_failing_command_never_echoes_the_private_key() -> None:
+    from kombify.agent.wireguard import VpnFailed, _run
+
+    secret = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
+    # As `wg syncconf` quotes a configuration line it read on stdin and rejects.
+    with pytest.raises(VpnFailed) as caught:
+        _run(["sh", "-c", "cat >&2; exit 1"], stdin=f"PrivateKey = {secret}\n", secret=secret)
+    assert secret not in str(caught.value)
+    assert "PrivateKey = (hidden)" in str(caught.value)

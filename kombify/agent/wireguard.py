@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -341,5 +342,13 @@ class WireGuard:
 
 
 def _resolved(endpoint: str) -> str:
-    """``endpoint`` as ``wg show`` prints it (hosts are IPs in kombify's plans already)."""
+    """``endpoint`` as ``wg show`` prints it: ``wg`` resolves a host name when it is set."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        try:
+            return f"{socket.gethostbyname(host)}:{port}"
+        except OSError:
+            return endpoint  # unresolvable now: wg would fail to set it, and says so
     return endpoint

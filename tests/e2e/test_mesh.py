@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncssh
 import pytest
 
 from kombify.sim import labels
-from tests.support.deploy_env import KombifyEnv
+from tests.support.deploy_env import KombifyEnv, sim_action
 from tests.support.kombinations import kit_defaults_off
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -194,6 +195,25 @@ async def test_the_agent_brings_a_killed_wireguard_go_back(
     assert (await _peers(kombify, stack, "home")).keys() == peers.keys()
     status, body = await _curl(kombify, stack, "edge", "http://10.66.0.1:8080/")
     assert status == 0, body
+
+
+async def test_a_restarted_home_node_is_back_in_the_mesh_without_a_deploy(
+    kombify: KombifyEnv, deployed: tuple[str, dict[str, Any]]
+) -> None:
+    stack, first = deployed
+    assert first["state"] == "succeeded", first.get("summary")
+    await sim_action("restart", stack)  # both nodes boot again; their agents start at boot
+    deadline = asyncio.get_running_loop().time() + 90
+    while True:  # the agent brings the saved tunnel back; home greets the edge at once
+        try:
+            status, body = await _curl(kombify, stack, "edge", "http://10.66.0.1:8080/")
+        except (OSError, asyncssh.Error):  # sshd of a booting node
+            status, body = -1, ""
+        if status == 0:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the mesh never came back"
+        await asyncio.sleep(1)
+    assert "kombify-test/httpd works" in body
 
 
 async def test_a_node_added_is_peered_with_all_and_a_removed_one_is_gone_everywhere(

@@ -249,6 +249,32 @@ async def test_a_node_added_is_peered_with_all_and_a_removed_one_is_gone_everywh
     assert status == 0, body
 
 
+def _has_mesh(stack: str, node: str) -> bool:
+    """Whether the node has wg-kombify, asked with the engine (a destroyed stack has no pins)."""
+    from kombify.sim.client import docker_client
+
+    client = docker_client()
+    try:
+        container = client.containers.get(labels.container_name(stack, node))
+        code, _ = container.exec_run(["ip", "link", "show", "dev", "wg-kombify"])
+    finally:
+        client.close()
+    return bool(code == 0)
+
+
+async def test_destroy_takes_the_mesh_off_every_node(
+    kombify: KombifyEnv, deployed: tuple[str, dict[str, Any]]
+) -> None:
+    stack, first = deployed
+    assert first["state"] == "succeeded", first.get("summary")
+    assert _has_mesh(stack, "home") and _has_mesh(stack, "edge")
+
+    gone = await kombify.destroy(stack)
+
+    assert gone["state"] == "succeeded", gone.get("summary")
+    assert not _has_mesh(stack, "home") and not _has_mesh(stack, "edge")
+
+
 ONE_NODE = """\
 apiVersion: kombify.io/v1
 kind: Kombination

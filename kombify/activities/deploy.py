@@ -56,6 +56,11 @@ def stack_workdir(settings: Settings, organisation: str, stack: str) -> Path:
     return contained(settings.home / "stacks", organisation, stack) / "tofu"
 
 
+def mesh_file(workdir: Path) -> Path:
+    """Where a stack's WireGuard mesh keeps its node addresses (beside its tofu directory)."""
+    return workdir.parent / "mesh.json"
+
+
 def simulated_target(name: str, role: str, ep: SshEndpoint) -> NodeTarget:
     """How to reach a simulated node, from its published SSH endpoint."""
     return NodeTarget(
@@ -327,9 +332,7 @@ class DeployActivities:
         self, stack: Stack, k: Kombination, targets: list[NodeTarget], instances: dict[str, str]
     ) -> tuple[Kombination, list[NodeTarget], list[str]]:
         """Hold every node to its host key pin (recording first contacts); see hostkeys."""
-        stated = {
-            n.name: HostKey.parse(n.ssh.host_key) for n in k.spec.nodes if n.ssh.host_key
-        }
+        stated = {n.name: HostKey.parse(n.ssh.host_key) for n in k.spec.nodes if n.ssh.host_key}
         pinned, lines = pin_targets(
             self._session,
             stack_id=stack.id,
@@ -382,12 +385,16 @@ class DeployActivities:
                 "kombify",
                 f"plan {plan.fingerprint[-12:]} for {len(targets)} node(s) written to {workdir}",
             )
+        vpn = rewritten.spec.network.vpn
+        mesh = vpn.enabled and vpn.provider == "wireguard"
         return PreparedDeploy(
             stack_id=stack.id,
             workdir=str(workdir),
             nodes=targets,
             plan_hash=plan.fingerprint,
             skipped=[f"{name}: the simulated node is stopped" for name in stopped],
+            vpn="wireguard" if mesh else ("down" if mesh_file(workdir).exists() else ""),
+            vpn_subnet=vpn.subnet if mesh else "",
         )
 
     @activity.defn(name="PrepareDeployment")

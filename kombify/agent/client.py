@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import grpc
 from cryptography import x509
 
-from kombify.agent.proto import agent_stub, pb
+from kombify.agent.proto import agent_stub, pb, vpn_stub
 from kombify.errors import AgentError, CertificateRevokedError
 from kombify.pki.certs import IssuedCert, cert_identity
 from kombify.pki.revocation import RevocationList
@@ -88,6 +88,7 @@ class AgentClient:
             ],
         )
         self._stub = agent_stub(self._channel)
+        self._vpn = vpn_stub(self._channel)
 
     @classmethod
     def with_cert(
@@ -348,3 +349,19 @@ class AgentClient:
                 "refusing to talk to it (a new deploy of the stack gives the node a new one)"
             )
         return cert
+
+    # ---- WireGuard mesh (the Vpn service) -------------------------------------------------
+
+    async def vpn_key(self, interface: str) -> pb.VpnKeyResponse:
+        """The node's WireGuard public key for ``interface`` (made on first ask) and its
+        IPv4 addresses per interface."""
+        request = pb.VpnKeyRequest(interface=interface)
+        return await self._unary(
+            "VpnKey", lambda: self._vpn.VpnKey(request, timeout=self.timeout)
+        )
+
+    async def apply_vpn(self, request: pb.ApplyVpnRequest) -> pb.ApplyVpnResponse:
+        """Bring one WireGuard interface of the node to ``request`` (idempotent)."""
+        return await self._unary(
+            "ApplyVpn", lambda: self._vpn.ApplyVpn(request, timeout=self.timeout)
+        )

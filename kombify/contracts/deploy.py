@@ -95,6 +95,10 @@ class PreparedDeploy:
     nodes: list[NodeTarget]
     plan_hash: str
     skipped: list[str] = field(default_factory=list)
+    # "wireguard": the stack has a WireGuard mesh (the deploy's network step builds it);
+    # "down": it had one and no longer has (the step takes it away); "": neither.
+    vpn: str = ""
+    vpn_subnet: str = ""
 
 
 @dataclass(frozen=True)

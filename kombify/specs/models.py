@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kombify.specs.vpn import DEFAULT_SUBNET
+
 Provider = Literal["local", "sim", "hetzner", "aws", "azure"]
 CLOUD_PROVIDERS: frozenset[str] = frozenset({"hetzner", "aws", "azure"})
 
@@ -116,7 +118,11 @@ class Vpn(_Model):
     """The overlay network joining nodes."""
 
     enabled: bool = False
-    provider: Literal["headscale", "wireguard"] = "headscale"
+    # wireguard: a mesh kombify builds on every node (docs/vpn.md); headscale: its server as
+    # a container on the kit's vpn role.
+    provider: Literal["headscale", "wireguard"] = "wireguard"
+    # The mesh's private range (wireguard): each node gets one address of it, kept.
+    subnet: str = DEFAULT_SUBNET
 
 
 class Discovery(_Model):

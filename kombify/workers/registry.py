@@ -47,6 +47,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.routes import RoutesActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.activities.vpn import VpnActivities
     from kombify.sim.client import unchecked_docker_client
 
     deploy = DeployActivities(settings)
@@ -77,4 +78,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
         *RoutesActivities(agent).all(),
+        VpnActivities(agent).mesh,
     ]

@@ -52,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
         TofuPlanInput,
         TofuPlanResult,
     )
+    from kombify.activities.vpn import VpnActivities
+    from kombify.contracts.vpn import MeshInput, MeshResult
     from kombify.unifier.changes import plan_lines
 
 STEPS = (
@@ -74,6 +76,7 @@ _WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
 _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
 _ROUTES_AFTER_ROLLOUT = "routes-after-rollout"
+_VPN_MESH = "vpn-mesh-before-rollout"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -321,8 +324,8 @@ class DeployKombination(_RunBase):
                 agents.cancel()
                 await asyncio.gather(agents, return_exceptions=True)
 
-        if self._step("network").state == "pending":  # no network work on this platform
-            self._finish("network", state="skipped")
+        await self._network(request, prepared)
+
         self._start("rollout", "roll out services, health-gated")
         rollouts = await asyncio.gather(
             *(self._rollout(request, prepared, n) for n in prepared.nodes)
@@ -420,6 +423,42 @@ class DeployKombination(_RunBase):
             workflow.logger.warning(
                 "staging images on %s failed; the rollout ships them", node.name
             )
+
+    async def _network(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """What joins the nodes before services roll out on them: the WireGuard mesh."""
+        self._start("network", "join the nodes")
+        done: list[str] = []
+        if prepared.vpn and workflow.patched(_VPN_MESH):
+            done.append(await self._mesh(request, prepared))
+        if done:
+            self._finish("network", "; ".join(done))
+        else:
+            self._finish("network", "nothing to join", state="skipped")
+
+    async def _mesh(self, request: DeployInput, prepared: PreparedDeploy) -> str:
+        """Build (or take down) the stack's WireGuard mesh through the agents; a summary."""
+        result: MeshResult = await workflow.execute_activity_method(
+            VpnActivities.mesh,
+            MeshInput(
+                request.deployment_id,
+                prepared.stack_id,
+                prepared.workdir,
+                prepared.nodes,
+                subnet=prepared.vpn_subnet,
+                state="down" if prepared.vpn == "down" else "up",
+            ),
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        if not result.subnet:
+            return "WireGuard mesh removed"
+        text = f"WireGuard mesh {result.subnet}: " + ", ".join(
+            f"{n.name} {n.address.split('/')[0]}" for n in result.nodes
+        )
+        if result.unreachable:
+            text += f" (no direct path: {', '.join(result.unreachable)})"
+        return text
 
     async def _approval(self, request: DeployInput) -> None:
         if request.auto_approve:

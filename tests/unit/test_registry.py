@@ -66,6 +66,7 @@ PINNED_ACTIVITIES = {
     "OpenIncidentFor",
     "NotifyIncident",
     "CloseMendedDrift",
+    "MeshVpn",
 }
 
 

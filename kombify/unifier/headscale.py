@@ -153,8 +153,10 @@ def enroll_document(stack: ResolvedStack, service: ResolvedService) -> dict[str,
     """What the enrollment needs (no secret): server, user, each node's tag."""
     return {
         "service": service.name,
+        "image": str(service.definition.get("image", "")),
         "node": service.nodes[0],
         "server_url": server_url(stack, service),
+        "base_domain": base_domain(stack),
         "user": user(stack),
         "nodes": {n.node.name: tag(n.node.role) for n in stack.nodes},
     }

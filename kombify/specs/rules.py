@@ -232,6 +232,14 @@ def _check_mesh(ctx: _Ctx) -> Iterator[Problem]:
             check_prefix(subnet)  # Headscale's prefixes.v4
         except ValueError as exc:
             yield ctx.problem("spec.network.vpn.subnet", str(exc))
+    vpn_service = _as_dict(_as_dict(ctx.spec.get("services")).get("vpn"))
+    if provider == "headscale" and vpn_service.get("enabled") is False:
+        # Headscale's server is what enrolls the nodes: without it nothing joins them.
+        yield ctx.problem(
+            "spec.services.vpn.enabled",
+            "with provider: headscale the vpn service is the Headscale server kombify enrolls "
+            "the nodes in: keep it (set spec.network.vpn.enabled to false to go without a VPN)",
+        )
     if provider != "wireguard":
         return
     if isinstance(subnet, str):

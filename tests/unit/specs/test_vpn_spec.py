@@ -83,3 +83,14 @@ def test_a_subnet_with_headscale_must_be_in_its_range_not_ignored() -> None:
     assert problem.path == "spec.network.vpn.subnet"
     assert "headscale hands out addresses of 100.64.0.0/10" in problem.message
     assert validate_text(text.replace("10.66.0.0/24", "100.66.0.0/24")) == []
+
+
+def test_headscale_without_its_server_is_refused_not_ignored() -> None:
+    text = spec(
+        "stackkit: base-homelab\nnodes: [{name: nas, provider: local, address: 10.0.0.2}]\n"
+        "network: {vpn: {enabled: true, provider: headscale}}\n"
+        "services: {vpn: {enabled: false}}\n"
+    )
+    [problem] = validate_text(text)
+    assert problem.path == "spec.services.vpn.enabled"
+    assert "the vpn service is the Headscale server kombify enrolls the nodes in" in problem.message

@@ -173,3 +173,26 @@ def test_the_plan_carries_the_files_byte_identical_and_none_without_headscale() 
     for name in (CONFIG_FILE, POLICY_FILE, ENROLL_FILE):
         assert first.files[name] == second.files[name]
     assert not any(n.startswith("headscale/") for n in unify(load_kombination(spec(SWARM))).files)
+
+
+@pytest.mark.parametrize(
+    ("node", "url"),
+    [
+        ("{name: m, provider: local, role: main, address: 10.0.0.2}", "http://10.0.0.2:8480"),
+        (
+            "{name: m, provider: hetzner, role: main, type: cx22, location: fsn1}",
+            "http://headscale.lab.example.net:8480",  # a cloud node's address comes later
+        ),
+    ],
+)
+def test_server_url_never_contains_the_base_domain(node: str, url: str) -> None:
+    # Headscale 0.23 refuses to start otherwise (MagicDNS would take over the server's name);
+    # a check across two keys, which the schema cannot express.
+    text = spec(
+        f"stackkit: base-homelab\ndomain: lab.example.net\nnodes: [{node}]\n"
+        "network: {vpn: {enabled: true, provider: headscale}}\n"
+    )
+    config = _config(text)
+    assert config["server_url"] == url
+    assert config["dns"]["base_domain"] not in config["server_url"]
+    _schema("config.schema.json").validate(config)

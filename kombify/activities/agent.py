@@ -95,6 +95,8 @@ _UNINSTALL_AGENT = (
     f"fi; {_STOP_AGENT}; "
     # The WireGuard mesh goes with it (a userspace wireguard-go ends with its interface).
     "ip link del wg-kombify 2>/dev/null; "
+    # So does the Headscale config kombify generated (kombify/unifier/headscale.py).
+    "rm -rf /etc/kombify/headscale; "
     f"rm -rf {REMOTE_ROOT} {REMOTE_STATE} {REMOTE_ETC} {REMOTE_PID}"
 )
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"

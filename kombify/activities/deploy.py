@@ -40,6 +40,7 @@ from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
 from kombify.specs.models import Node as SpecNode
 from kombify.unifier import unify, write_plan
+from kombify.unifier.headscale import ENROLL_FILE
 
 if TYPE_CHECKING:  # kombify.sim (docker SDK and all) is imported where it is used
     from kombify.sim.models import SshEndpoint
@@ -395,6 +396,7 @@ class DeployActivities:
             skipped=[f"{name}: the simulated node is stopped" for name in stopped],
             vpn="wireguard" if mesh else ("down" if mesh_file(workdir).exists() else ""),
             vpn_subnet=vpn.subnet if mesh else "",
+            headscale=ENROLL_FILE in plan.files,
         )
 
     @activity.defn(name="PrepareDeployment")

@@ -99,6 +99,9 @@ class PreparedDeploy:
     # "down": it had one and no longer has (the step takes it away); "": neither.
     vpn: str = ""
     vpn_subnet: str = ""
+    # The stack runs Headscale (network.vpn.provider: headscale): the network step checks and
+    # configures it, and its nodes are enrolled once it runs (after rollout).
+    headscale: bool = False
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,10 @@ class Vpn(_Model):
 
     enabled: bool = False
     # wireguard: a mesh kombify builds on every node (docs/vpn.md); headscale: its server as
-    # a container on the kit's vpn role.
+    # a container on the kit's vpn role, configured by kombify, every node enrolled in it.
     provider: Literal["headscale", "wireguard"] = "wireguard"
-    # The mesh's private range (wireguard): each node gets one address of it, kept.
+    # The mesh's private range (wireguard): each node gets one address of it, kept. With
+    # headscale: its prefixes.v4 when given (else 100.64.0.0/10, kombify.unifier.headscale).
     subnet: str = DEFAULT_SUBNET
 
 

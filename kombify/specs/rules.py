@@ -19,7 +19,7 @@ from kombify.specs.quantities import format_quantity, parse_duration, parse_quan
 from kombify.specs.route_rules import placed_route_problems, route_problems
 from kombify.specs.schema import suggest
 from kombify.specs.source import Source, join
-from kombify.specs.vpn import check_subnet
+from kombify.specs.vpn import check_prefix, check_subnet
 from kombify.stackkits.library import Kit, Library, load_library
 from kombify.stackkits.placement import NodeRef, PlannedService, kit_services, plan_services
 
@@ -227,10 +227,18 @@ def _check_mesh(ctx: _Ctx) -> Iterator[Problem]:
     """The WireGuard mesh's subnet, and no `vpn` service beside the mesh."""
     provider = _vpn_provider(ctx.spec)
     subnet = _vpn(ctx.spec).get("subnet")
-    if provider == "headscale" and subnet is not None:
+    if provider == "headscale" and isinstance(subnet, str):
+        try:
+            check_prefix(subnet)  # Headscale's prefixes.v4
+        except ValueError as exc:
+            yield ctx.problem("spec.network.vpn.subnet", str(exc))
+    vpn_service = _as_dict(_as_dict(ctx.spec.get("services")).get("vpn"))
+    if provider == "headscale" and vpn_service.get("enabled") is False:
+        # Headscale's server is what enrolls the nodes: without it nothing joins them.
         yield ctx.problem(
-            "spec.network.vpn.subnet",
-            "the subnet is the wireguard mesh's; headscale hands out its own addresses",
+            "spec.services.vpn.enabled",
+            "with provider: headscale the vpn service is the Headscale server kombify enrolls "
+            "the nodes in: keep it (set spec.network.vpn.enabled to false to go without a VPN)",
         )
     if provider != "wireguard":
         return
@@ -257,13 +265,15 @@ def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
             f"{ctx.kit.name} joins home and cloud nodes over a VPN: set it to true",
         )
     elif _vpn_provider(ctx.spec) != "wireguard":
-        # kombify runs Headscale's server but enrolls no node in it yet (docs/vpn.md): a kit
-        # whose nodes must reach each other would deploy with nodes that cannot.
+        # kombify generates Headscale's config and enrolls nodes with pre-auth keys, but never
+        # ran that end to end (no Headscale or Tailscale binaries where it is built; see
+        # docs/vpn.md): a kit whose nodes must reach each other takes the mesh that was.
         yield ctx.problem(
             "spec.network.vpn.provider",
-            f"{ctx.kit.name} joins home and cloud nodes over a VPN, and kombify does not enroll "
-            "nodes in headscale yet (it runs only its server): use provider: wireguard "
-            "(the default), a mesh kombify builds on every node",
+            f"{ctx.kit.name} joins home and cloud nodes over a VPN, and kombify's headscale "
+            "enrollment has not been exercised end to end (no headscale or tailscale binaries "
+            "where it is built): use provider: wireguard (the default), a mesh kombify builds "
+            "on every node",
         )
 
 

@@ -13,6 +13,7 @@ from kombify.specs.models import Kombination
 from kombify.stackkits.resolver import ResolvedStack, resolve
 from kombify.unifier.canonical import digest, dumps
 from kombify.unifier.config import bootstrap_file, build, manifest_file
+from kombify.unifier.headscale import headscale_files
 from kombify.unifier.manifest import node_manifest
 from kombify.unifier.routes import ROUTES_FILE, routes_document
 
@@ -29,7 +30,8 @@ class Plan:
         stack: The stack's name (``metadata.name``).
         files: Relative path -> bytes: ``main.tf.json``, ``variables.tf.json``,
             ``outputs.tf.json``, ``bootstrap/<node>.sh``, ``manifests/<node>.json``,
-            ``routes.json`` (kombify.unifier.routes).
+            ``routes.json`` (kombify.unifier.routes), ``headscale/*`` with a Headscale VPN
+            (kombify.unifier.headscale).
             Byte-identical for the same input.
         manifests: Node name -> manifest data (the same content as ``manifests/<node>.json``).
         config: ``main``/``variables``/``outputs`` -> the JSON documents (for the HCL writer).
@@ -78,6 +80,7 @@ def unify(
         files[bootstrap_file(rnode.node.name)] = rnode.bootstrap.encode()
         files[manifest_file(rnode.node.name)] = manifest_bytes[rnode.node.name]
     files[ROUTES_FILE] = dumps(routes_document(stack))
+    files.update(headscale_files(stack))
     variables = config["variables"]["variable"]
     sensitive = tuple(sorted(n for n, v in variables.items() if v.get("sensitive")))
     secret_files: dict[str, bytes] = {}
@@ -106,7 +109,7 @@ def write_plan(plan: Plan, workdir: Path, *, fmt: Format = "json") -> list[Path]
             del files[f"{name}.tf.json"]
             files[f"{name}.tf"] = to_hcl(plan.config[name]).encode()
     stale = [workdir / f"{n}.tf{'' if fmt == 'json' else '.json'}" for n in CONFIG_NAMES]
-    for folder in ("bootstrap", "manifests"):
+    for folder in ("bootstrap", "manifests", "headscale"):
         if (workdir / folder).is_dir():
             stale += [p for p in (workdir / folder).iterdir() if f"{folder}/{p.name}" not in files]
     for path in stale:

@@ -40,6 +40,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.agent import AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.docker import SimActivities
+    from kombify.activities.headscale import HeadscaleActivities
     from kombify.activities.heal import HealActivities
     from kombify.activities.heal_control import HealControlActivities
     from kombify.activities.heal_moves import MoveActivities
@@ -79,4 +80,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *IncidentActivities(settings).all(),
         *RoutesActivities(agent).all(),
         VpnActivities(agent).mesh,
+        HeadscaleActivities(agent).prepare,
+        HeadscaleActivities(agent).enroll,
     ]

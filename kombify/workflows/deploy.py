@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     import kombify.tofu.models  # noqa: F401
     from kombify.activities.agent import NODE_UNREACHABLE, AgentActivities
     from kombify.activities.deploy import DeployActivities
+    from kombify.activities.headscale import HeadscaleActivities
     from kombify.activities.tofu import (
         TofuActivities,
         TofuApplyInput,
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TofuPlanResult,
     )
     from kombify.activities.vpn import VpnActivities
+    from kombify.contracts.headscale import HeadscaleInput, HeadscaleResult
     from kombify.contracts.vpn import MeshInput, MeshResult
     from kombify.unifier.changes import plan_lines
 
@@ -77,6 +79,7 @@ _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
 _ROUTES_AFTER_ROLLOUT = "routes-after-rollout"
 _VPN_MESH = "vpn-mesh-before-rollout"
+_HEADSCALE = "headscale-prepare-and-enroll"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -336,6 +339,8 @@ class DeployKombination(_RunBase):
             self._finish("rollout", text, state="failed")
             raise _Failed(text)
         self._finish("rollout")
+        if prepared.headscale and workflow.patched(_HEADSCALE):
+            await self._enroll(request, prepared)
         if workflow.patched(_ROUTES_AFTER_ROLLOUT):
             await self._routes(request, prepared)
         else:  # a run recorded before routes: no step boundary (a cancel must not land here)
@@ -430,6 +435,8 @@ class DeployKombination(_RunBase):
         done: list[str] = []
         if prepared.vpn and workflow.patched(_VPN_MESH):
             done.append(await self._mesh(request, prepared))
+        if prepared.headscale and workflow.patched(_HEADSCALE):
+            done.append(await self._prepare_headscale(request, prepared))
         if done:
             self._finish("network", "; ".join(done))
         else:
@@ -459,6 +466,40 @@ class DeployKombination(_RunBase):
         if result.unreachable:
             text += f" (no direct path: {', '.join(result.unreachable)})"
         return text
+
+    def _headscale_input(self, request: DeployInput, prepared: PreparedDeploy) -> HeadscaleInput:
+        return HeadscaleInput(
+            request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes
+        )
+
+    async def _prepare_headscale(self, request: DeployInput, prepared: PreparedDeploy) -> str:
+        """Refuse a Headscale that cannot enroll (what is missing, by name); ship its config."""
+        result: HeadscaleResult = await workflow.execute_activity_method(
+            HeadscaleActivities.prepare,
+            self._headscale_input(request, prepared),
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        return f"headscale on {result.server} ({result.server_url}): config and ACL policy"
+
+    async def _enroll(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """Enroll the nodes once Headscale runs (after rollout); reported on the network step."""
+        network = self._step("network")
+        try:
+            result: HeadscaleResult = await workflow.execute_activity_method(
+                HeadscaleActivities.enroll,
+                self._headscale_input(request, prepared),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=_MACHINE,
+            )
+        except ActivityError as exc:
+            network.state = "failed"
+            raise _Failed(f"headscale enrollment: {_error_text(exc)}") from exc
+        parts = [f"enrolled {', '.join(result.enrolled)}"] if result.enrolled else []
+        parts += [f"already in: {', '.join(result.already)}"] if result.already else []
+        network.detail = "; ".join([network.detail, *parts])
 
     async def _approval(self, request: DeployInput) -> None:
         if request.auto_approve:

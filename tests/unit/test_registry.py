@@ -67,6 +67,8 @@ PINNED_ACTIVITIES = {
     "NotifyIncident",
     "CloseMendedDrift",
     "MeshVpn",
+    "PrepareHeadscale",
+    "EnrollHeadscale",
 }
 
 

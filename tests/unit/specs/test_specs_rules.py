@@ -318,7 +318,7 @@ def test_replicas_with_a_host_port_validate() -> None:
     assert paths(text) == []
 
 
-def test_a_kit_that_needs_a_vpn_refuses_headscale_which_joins_no_node_yet() -> None:
+def test_a_kit_that_needs_a_vpn_refuses_headscale_whose_enrollment_never_ran() -> None:
     body = (
         "stackkit: cloud-hybrid\n"
         "nodes:\n"
@@ -327,7 +327,7 @@ def test_a_kit_that_needs_a_vpn_refuses_headscale_which_joins_no_node_yet() -> N
     )
     headscale = spec(body + "network: {vpn: {enabled: true, provider: headscale}}\n")
     assert paths(headscale) == [("spec.network.vpn.provider", 9)]
-    assert "does not enroll nodes in headscale yet" in messages(headscale)[0]
+    assert "has not been exercised end to end" in messages(headscale)[0]
     assert paths(spec(body + "network: {vpn: {enabled: true}}\n")) == []
 
 

@@ -73,11 +73,24 @@ def test_a_vpn_service_beside_the_mesh_is_refused() -> None:
     assert "mesh kombify builds on every node" in problem.message
 
 
-def test_a_subnet_with_headscale_is_refused_not_ignored() -> None:
+def test_a_subnet_with_headscale_must_be_in_its_range_not_ignored() -> None:
+    # It becomes Headscale's prefixes.v4 (tests/unit/unifier/test_headscale_files.py).
     text = spec(
         "stackkit: base-homelab\nnodes: [{name: nas, provider: local, address: 10.0.0.2}]\n"
         "network: {vpn: {enabled: true, provider: headscale, subnet: 10.66.0.0/24}}\n"
     )
     [problem] = validate_text(text)
     assert problem.path == "spec.network.vpn.subnet"
-    assert "headscale hands out its own addresses" in problem.message
+    assert "headscale hands out addresses of 100.64.0.0/10" in problem.message
+    assert validate_text(text.replace("10.66.0.0/24", "100.66.0.0/24")) == []
+
+
+def test_headscale_without_its_server_is_refused_not_ignored() -> None:
+    text = spec(
+        "stackkit: base-homelab\nnodes: [{name: nas, provider: local, address: 10.0.0.2}]\n"
+        "network: {vpn: {enabled: true, provider: headscale}}\n"
+        "services: {vpn: {enabled: false}}\n"
+    )
+    [problem] = validate_text(text)
+    assert problem.path == "spec.services.vpn.enabled"
+    assert "the vpn service is the Headscale server kombify enrolls the nodes in" in problem.message

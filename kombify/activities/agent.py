@@ -93,6 +93,10 @@ _UNINSTALL_AGENT = (
     f"if {_HAS_SYSTEMD} && test -f {REMOTE_UNIT}; then "
     f"systemctl disable --now --quiet {UNIT_NAME}; rm -f {REMOTE_UNIT}; systemctl daemon-reload; "
     f"fi; {_STOP_AGENT}; "
+    # The WireGuard mesh goes with it (a userspace wireguard-go ends with its interface).
+    "ip link del wg-kombify 2>/dev/null; "
+    # So does the Headscale config kombify generated (kombify/unifier/headscale.py).
+    "rm -rf /etc/kombify/headscale; "
     f"rm -rf {REMOTE_ROOT} {REMOTE_STATE} {REMOTE_ETC} {REMOTE_PID}"
 )
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
@@ -267,6 +271,7 @@ def to_proto_manifest(manifest: dict[str, Any], revision: str) -> Any:
                 replicas=int(s.get("replicas") or 1),
                 command=list(s.get("command") or []),
                 healthcheck=_health_check(check),
+                networks=list(s.get("networks") or []),
             )
         )
     return pb.Manifest(revision=revision, services=services)

@@ -40,6 +40,7 @@ from kombify.specs import load_kombination
 from kombify.specs.models import Kombination
 from kombify.specs.models import Node as SpecNode
 from kombify.unifier import unify, write_plan
+from kombify.unifier.headscale import ENROLL_FILE
 
 if TYPE_CHECKING:  # kombify.sim (docker SDK and all) is imported where it is used
     from kombify.sim.models import SshEndpoint
@@ -54,6 +55,11 @@ def stack_workdir(settings: Settings, organisation: str, stack: str) -> Path:
         InvalidName: The organisation or stack is not a name.
     """
     return contained(settings.home / "stacks", organisation, stack) / "tofu"
+
+
+def mesh_file(workdir: Path) -> Path:
+    """Where a stack's WireGuard mesh keeps its node addresses (beside its tofu directory)."""
+    return workdir.parent / "mesh.json"
 
 
 def simulated_target(name: str, role: str, ep: SshEndpoint) -> NodeTarget:
@@ -388,6 +394,8 @@ class DeployActivities:
                 "kombify",
                 f"plan {plan.fingerprint[-12:]} for {len(targets)} node(s) written to {workdir}",
             )
+        vpn = rewritten.spec.network.vpn
+        mesh = vpn.enabled and vpn.provider == "wireguard"
         return PreparedDeploy(
             stack_id=stack.id,
             workdir=str(workdir),
@@ -395,6 +403,9 @@ class DeployActivities:
             plan_hash=plan.fingerprint,
             skipped=[f"{name}: the simulated node is stopped" for name in stopped],
             platform="swarm" if plan.swarm is not None else "",
+            vpn="wireguard" if mesh else ("down" if mesh_file(workdir).exists() else ""),
+            vpn_subnet=vpn.subnet if mesh else "",
+            headscale=ENROLL_FILE in plan.files,
         )
 
     @activity.defn(name="PrepareDeployment")

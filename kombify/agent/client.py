@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import grpc
 from cryptography import x509
 
-from kombify.agent.proto import agent_stub, pb
+from kombify.agent.proto import agent_stub, pb, vpn_stub
 from kombify.errors import AgentError, CertificateRevokedError
 from kombify.pki.certs import IssuedCert, cert_identity
 from kombify.pki.revocation import RevocationList
@@ -88,6 +88,7 @@ class AgentClient:
             ],
         )
         self._stub = agent_stub(self._channel)
+        self._vpn = vpn_stub(self._channel)
 
     @classmethod
     def with_cert(
@@ -287,6 +288,14 @@ class AgentClient:
         )
         return list(reply.images)
 
+    async def apply_routes(self, request: pb.ApplyRoutesRequest) -> pb.ApplyRoutesResponse:
+        """Loads a whole config into the node's reverse proxy (kombify.agent.routes)."""
+        # The agent waits up to 30 s for a proxy this rollout just started to open its socket.
+        reply: pb.ApplyRoutesResponse = await self._unary(
+            "ApplyRoutes", lambda: self._stub.ApplyRoutes(request, timeout=self.timeout + 60)
+        )
+        return reply
+
     # ---- identity -------------------------------------------------------------------------
 
     async def verify_peer(self) -> x509.Certificate:
@@ -447,3 +456,18 @@ class AgentClient:
             lambda: self._stub.RemoveSwarmServices(request, timeout=self.timeout * 2),
         )
         return list(reply.removed)
+    # ---- WireGuard mesh (the Vpn service) -------------------------------------------------
+
+    async def vpn_key(self, interface: str) -> pb.VpnKeyResponse:
+        """The node's WireGuard public key for ``interface`` (made on first ask) and its
+        IPv4 addresses per interface."""
+        request = pb.VpnKeyRequest(interface=interface)
+        return await self._unary(
+            "VpnKey", lambda: self._vpn.VpnKey(request, timeout=self.timeout)
+        )
+
+    async def apply_vpn(self, request: pb.ApplyVpnRequest) -> pb.ApplyVpnResponse:
+        """Bring one WireGuard interface of the node to ``request`` (idempotent)."""
+        return await self._unary(
+            "ApplyVpn", lambda: self._vpn.ApplyVpn(request, timeout=self.timeout)
+        )

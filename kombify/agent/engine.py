@@ -136,6 +136,7 @@ class Engine:
     ) -> None:
         self._client = client
         self._client_lock = threading.Lock()
+        self._network_lock = threading.Lock()
         self.node = node
         self.prefix = prefix
         self.extra_labels = dict(extra_labels or {})
@@ -294,6 +295,7 @@ class Engine:
             for v in spec.volumes
         }
         name = self.container_name(spec.name, replica)
+        network = self._network_args(spec)
         with docker_errors(f"creating container `{name}`"):
             container = self.client.containers.create(
                 spec.image,
@@ -305,6 +307,7 @@ class Engine:
                 volumes=volumes,
                 restart_policy=_RESTART[spec.restart_policy],
                 detach=True,
+                **network,
             )
         with docker_errors(f"starting container `{name}`"):
             try:
@@ -314,6 +317,30 @@ class Engine:
                 raise
             container.reload()
         return self._managed(container)
+
+    def _network_args(self, spec: pb.ServiceSpec) -> dict[str, Any]:
+        """``network``/``networking_config`` for ``spec.networks`` (the first; made if missing).
+
+        The service's name is an alias there, so a proxy on the same network reaches every
+        replica as ``<service>:<port>`` (docs/routes.md).
+        """
+        if not spec.networks:
+            return {}
+        network = spec.networks[0]
+        self.ensure_network(network)
+        endpoint = self.client.api.create_endpoint_config(aliases=[spec.name])
+        return {"network": network, "networking_config": {network: endpoint}}
+
+    def ensure_network(self, name: str) -> None:
+        """Makes the bridge network ``name`` unless it exists.
+
+        Under a lock: services converge side by side, and Docker does not refuse a second
+        network of the same name.
+        """
+        with self._network_lock, docker_errors(f"making network `{name}`"):
+            # The engine's name filter matches substrings ("kombify" finds "kombify-overlay").
+            if not any(n.name == name for n in self.client.networks.list(names=[name])):
+                self.client.networks.create(name, driver="bridge")
 
     def start(self, container_id: str) -> None:
         """Starts a stopped container."""

@@ -43,4 +43,14 @@ def agent_stub(channel: Any) -> Any:
     return _grpc_module().AgentStub(channel)
 
 
-__all__ = ["SERVICE_NAME", "agent_base", "agent_stub", "pb"]
+def vpn_base() -> Any:
+    """The generated grpclib base class of the Vpn service (the agent's WireGuard calls)."""
+    return importlib.import_module(_GRPCLIB_MODULE).VpnBase
+
+
+def vpn_stub(channel: Any) -> Any:
+    """The generated client stub for the Vpn service on ``channel``."""
+    return _grpc_module().VpnStub(channel)
+
+
+__all__ = ["SERVICE_NAME", "agent_base", "agent_stub", "pb", "vpn_base", "vpn_stub"]

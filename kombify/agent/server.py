@@ -24,6 +24,8 @@ from kombify.agent.tls import (
     load_key_pair,
     server_identity,
 )
+from kombify.agent.vpn import VpnService, stop_watch
+from kombify.agent.wireguard import WireGuard
 from kombify.errors import ConfigError
 
 
@@ -81,10 +83,15 @@ class AgentServer:
         service: The servicer (tests read its engine and store).
     """
 
-    def __init__(self, server: Server, port: int, service: AgentService) -> None:
+    def __init__(
+        self, server: Server, port: int, service: AgentService, vpn: VpnService | None = None
+    ) -> None:
         self._server = server
         self.port = port
         self.service = service
+        self.vpn = vpn
+        # Tunnels applied before a restart or reboot come back without waiting for a deploy.
+        self._vpn_watch = asyncio.create_task(vpn.watch(), name="agent-vpn") if vpn else None
         # Rollouts an earlier run left half done are undone as soon as the engine answers.
         self._recovery = asyncio.create_task(service.recover(), name="agent-recovery")
         # Probes health-checked containers for as long as the agent serves.
@@ -114,14 +121,15 @@ class AgentServer:
             policy=ClientPolicy(config.allowed_clients),
             files_root=config.files_root,
         )
-        server = Server([service])
+        vpn = VpnService(wireguard=WireGuard(config.state_dir), policy=service.policy)
+        server = Server([service, vpn])
         sock = _bind(listen)
         try:
             await server.start(sock=sock, ssl=server_tls_context(config))
         except (OSError, ssl.SSLError) as exc:
             sock.close()
             raise ConfigError(f"cannot serve on {listen}: {exc}") from exc
-        return cls(server, sock.getsockname()[1], service)
+        return cls(server, sock.getsockname()[1], service, vpn)
 
     async def stop(self, grace: float | None = 2.0) -> None:
         """Stops serving; converges under way get ``grace`` seconds to finish."""
@@ -131,6 +139,8 @@ class AgentServer:
         self._recovery.cancel()
         self._monitor.cancel()
         await asyncio.gather(self._recovery, self._monitor, return_exceptions=True)
+        if self._vpn_watch is not None:
+            await stop_watch(self._vpn_watch)
         self._server.close()
         await self._server.wait_closed()
 

@@ -18,7 +18,7 @@ from typing import Any
 from grpclib.const import Status
 
 import kombify
-from kombify.agent import drift
+from kombify.agent import drift, routes
 from kombify.agent import manifest as mf
 from kombify.agent.auth import ClientPolicy, abort
 from kombify.agent.converge import Converger
@@ -271,6 +271,11 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
             current = self.store.current() or pb.Manifest()
             found: list[pb.Drift] = await self._engine(drift.inspect, self.engine, current)
         await stream.send_message(pb.DriftReport(manifest_revision=current.revision, drifts=found))
+
+    async def ApplyRoutes(self, stream: Any) -> None:  # noqa: N802
+        """Loads the reverse proxy's config on this node (kombify.agent.routes)."""
+        self.policy.check(stream)
+        await routes.apply_routes(self.engine, stream)
 
     async def StreamLogs(self, stream: Any) -> None:  # noqa: N802
         """Log lines of a service's containers; with follow, until the caller cancels."""

@@ -12,6 +12,7 @@ from kombify.cli import (
     deploy_cmds,
     heal_cmds,
     nodes_cmds,
+    routes_cmds,
     runtime_cmds,
     sim_cmds,
     stacks_cmds,
@@ -61,6 +62,7 @@ stacks_cmds.register(app)
 nodes_cmds.register(app)
 sim_cmds.register(app)
 validate_cmds.register(app)
+routes_cmds.register(app)
 
 
 def main() -> None:

@@ -97,6 +97,13 @@ class PreparedDeploy:
     skipped: list[str] = field(default_factory=list)
     # "swarm" when the kit's services run as Swarm services (manifests/_swarm.json); else "".
     platform: str = ""
+    # "wireguard": the stack has a WireGuard mesh (the deploy's network step builds it);
+    # "down": it had one and no longer has (the step takes it away); "": neither.
+    vpn: str = ""
+    vpn_subnet: str = ""
+    # The stack runs Headscale (network.vpn.provider: headscale): the network step checks and
+    # configures it, and its nodes are enrolled once it runs (after rollout).
+    headscale: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,20 @@ mkdir -p /run/sshd
 # nodes boot on few cores; once the engine's API listens (or 60 s passed), every thread of
 # what started here gets the normal priority back (renice acts per thread: /proc/PID/task).
 renice -n 10 -p $$ >/dev/null
+if [ -n "${KOMBIFY_NAT_FROM:-}" ]; then
+  # A home node on the simulated internet is behind NAT: what it started there is answered,
+  # nothing new gets in. Mangle/PREROUTING sees traffic for the node and for its containers
+  # alike. The bridge's gateway is this machine (published ports arrive from it): let it in.
+  for rule in "-s ${KOMBIFY_NAT_GATEWAY:-0.0.0.0/32} -j RETURN" \
+    "-s $KOMBIFY_NAT_FROM -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP"; do
+    # shellcheck disable=SC2086
+    iptables -t mangle -C PREROUTING $rule 2>/dev/null || iptables -t mangle -A PREROUTING $rule
+  done
+  # mDNS is the LAN's: the node announces and resolves nothing on the internet side.
+  online=$(ip -o route show "$KOMBIFY_NAT_FROM" | awk '{print $3; exit}')
+  [ -z "$online" ] || sed -i "s/^#\{0,1\}deny-interfaces=.*/deny-interfaces=$online/" \
+    /etc/avahi/avahi-daemon.conf
+fi
 # A machine id of the node's own (D-Bus and avahi want one; the image ships none).
 [ -s /etc/machine-id ] || dbus-uuidgen --ensure=/etc/machine-id
 if [ "${KOMBIFY_MDNS:-0}" = 1 ]; then

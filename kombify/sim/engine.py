@@ -25,7 +25,7 @@ import docker.errors
 from kombify.errors import ConflictError, DockerError, NotFoundError, SpecError
 from kombify.locks import directory_lock
 from kombify.names import check_simulation_name
-from kombify.sim import labels
+from kombify.sim import internet, labels
 from kombify.sim.converge import CARRIED_PATHS, Drift, drift, limits_of
 from kombify.sim.image import ensure_node_image
 from kombify.sim.keys import SimKeys, ensure_keys, remove_keys, sim_dir
@@ -93,6 +93,8 @@ def node_run_options(
         "cap_add": list(NODE_CAPABILITIES),
         "security_opt": list(NODE_SECURITY_OPTS),
         "cgroupns": "host",
+        # wireguard-go makes its interface on the tun device (kombify/agent/vpn.py).
+        "devices": ["/dev/net/tun:/dev/net/tun:rwm"],
         "init": True,
         "nano_cpus": int(cpus * 1e9),
         "mem_limit": f"{memory_mb}m",
@@ -265,6 +267,8 @@ class SimEngine:
                 wanted[labels.vps_network(spec.name, node.name)] = {
                     **labels.base(spec.name), labels.NODE: node.name
                 }
+        if internet.wanted(spec):
+            wanted[labels.internet_network(spec.name)] = labels.base(spec.name)
         # Networks are submitted first: the pool runs jobs in order, so a node job waiting for
         # its network never holds the last thread while that network's job is still queued.
         with ThreadPoolExecutor(max_workers=min(len(wanted) + len(spec.nodes), 32)) as pool:
@@ -272,6 +276,11 @@ class SimEngine:
                 name: pool.submit(self._ensure_network, name, tags)
                 for name, tags in wanted.items()
             }
+            web: Future[internet.Internet] | None = None
+            if internet.wanted(spec):
+                web = pool.submit(
+                    self._internet, networks[labels.internet_network(spec.name)]
+                )
             nodes = []
             for index, node in enumerate(spec.nodes):
                 network = (
@@ -284,10 +293,10 @@ class SimEngine:
                         self._ensure_node, spec.name, node, index=index, image=image,
                         keys=keys, network=network, network_ready=networks[network],
                         start=start, on_started=on_started, converge=converge,
-                        report=report,
+                        report=report, web=web,
                     )
                 )
-            jobs: list[Future[Any]] = [*networks.values(), *nodes]
+            jobs: list[Future[Any]] = [*networks.values(), *([web] if web else []), *nodes]
             for job in jobs:
                 job.result()  # re-raises the first failure once every job has ended
         return self.info(spec.name)
@@ -331,10 +340,11 @@ class SimEngine:
         on_started: Callable[[NodeInfo], None] | None,
         converge: bool = False,
         report: Callable[[str], None] | None = None,
+        web: Future[internet.Internet] | None = None,
     ) -> None:
         container_id = self._ensure_container(
             sim, node, index=index, network=network, network_ready=network_ready, image=image,
-            keys=keys, converge=converge, report=report,
+            keys=keys, converge=converge, report=report, web=web,
         )
         network_ready.result()  # a container can be made before its network, not started
         if not start:
@@ -562,9 +572,31 @@ class SimEngine:
             spec=spec, state=state, container_id=container["Id"], ssh=ssh, ports=published
         )
 
-    def _ensure_network(self, name: str, tags: dict[str, str]) -> str:
+    def _internet(self, ready: Future[str]) -> internet.Internet:
+        """The simulated internet once its network exists (its subnet is the engine's pick)."""
+        attrs = self._call("inspect network", self.api.inspect_network, ready.result())
+        if not attrs:
+            raise DockerError(f"network `{ready.result()}` vanished while nodes were made")
+        return internet.from_network(attrs)
+
+    def _join_internet(self, container_id: str, node: NodeSpec, web: internet.Internet) -> None:
         try:
-            self.api.create_network(name, driver="bridge", labels=tags, check_duplicate=True)
+            self.api.connect_container_to_network(
+                container_id, web.network, aliases=[node.name]
+            )
+        except docker.errors.APIError as exc:
+            if "already exists" not in str(exc.explanation or exc):  # a retry joined it
+                raise DockerError(f"cannot connect node `{node.name}`: {exc}") from exc
+
+    def _ensure_network(self, name: str, tags: dict[str, str]) -> str:
+        # The internet stand-in is internal: no route out through it, so a node's default
+        # route and published ports stay on its own network (the engine orders internal
+        # networks last), and it joins nodes to each other only.
+        internal = name == labels.internet_network(tags.get(labels.SIMULATION, ""))
+        try:
+            self.api.create_network(
+                name, driver="bridge", labels=tags, check_duplicate=True, internal=internal
+            )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: it exists (an earlier attempt, or a race)
                 raise DockerError(f"cannot create network `{name}`: {exc}") from exc
@@ -582,6 +614,7 @@ class SimEngine:
         network_ready: Future[str] | None = None,
         converge: bool = False,
         report: Callable[[str], None] | None = None,
+        web: Future[internet.Internet] | None = None,
     ) -> str:
         """The id of ``node``'s container, created (not started) when missing.
 
@@ -596,11 +629,11 @@ class SimEngine:
                 return existing
             return self._converge(
                 existing, sim, node, index=index, network=network, image=image, keys=keys,
-                network_ready=network_ready, report=report,
+                network_ready=network_ready, report=report, web=web,
             )
         return self._create_container(
             sim, node, index=index, network=network, image=image, keys=keys,
-            network_ready=network_ready,
+            network_ready=network_ready, web=web,
         )
 
     def _create_container(
@@ -614,8 +647,13 @@ class SimEngine:
         keys: SimKeys,
         network_ready: Future[str] | None = None,
         host_ports: dict[int, int] | None = None,
+        web: Future[internet.Internet] | None = None,
     ) -> str:
-        """Make ``node``'s volumes (kept when they exist) and its container; its id."""
+        """Make ``node``'s volumes (kept when they exist) and its container; its id.
+
+        In a simulation with an internet (``web``) the container joins it before it starts.
+        """
+        on_web = web.result() if web is not None else None
         name = labels.container_name(sim, node.name)
         volume = labels.volume_name(sim, node.name)
         state_volume = labels.state_volume_name(sim, node.name)
@@ -662,6 +700,7 @@ class SimEngine:
                     "KOMBIFY_USER": node.user,
                     # mDNS only where there is a LAN to announce on: not on a vps node.
                     "KOMBIFY_MDNS": "1" if node.type == "local" else "0",
+                    **internet.node_env(node, on_web),
                 },
                 ports=[22, *node.ports],
                 host_config=host_config,
@@ -673,14 +712,18 @@ class SimEngine:
             if exc.status_code == 409:  # created concurrently by a retry: use that one
                 again = self._existing(name, sim, node.name)
                 if again is not None:
+                    if on_web is not None:
+                        self._join_internet(again, node, on_web)
                     return again
             if exc.status_code == 404 and network_ready is not None:
                 network_ready.result()
                 return self._create_container(
                     sim, node, index=index, network=network, image=image, keys=keys,
-                    host_ports=host_ports,
+                    host_ports=host_ports, web=web,
                 )
             raise DockerError(f"cannot create node `{node.name}`: {exc}") from exc
+        if on_web is not None:
+            self._join_internet(str(created["Id"]), node, on_web)
         return str(created["Id"])
 
     def _converge(
@@ -695,19 +738,23 @@ class SimEngine:
         keys: SimKeys,
         network_ready: Future[str] | None,
         report: Callable[[str], None] | None,
+        web: Future[internet.Internet] | None = None,
     ) -> str:
         """Make an existing node container match ``node`` (see :meth:`create`); its id."""
         attrs = self._call("inspect", self.api.inspect_container, container_id)
         if attrs is None:  # removed meanwhile: make it as new
             return self._create_container(
                 sim, node, index=index, network=network, image=image, keys=keys,
-                network_ready=network_ready,
+                network_ready=network_ready, web=web,
             )
         change = drift(attrs, node, keys)
+        online = internet.drift_reason(attrs, node, web.result() if web is not None else None)
+        if online:
+            change = replace(change, recreate=[*change.recreate, online])
         if change.recreate:
             new_id = self._recreate(
                 attrs, sim, node, index=index, network=network, image=image, keys=keys,
-                network_ready=network_ready, change=change,
+                network_ready=network_ready, change=change, web=web,
             )
             if report is not None:
                 report(
@@ -752,6 +799,7 @@ class SimEngine:
         keys: SimKeys,
         network_ready: Future[str] | None,
         change: Drift,
+        web: Future[internet.Internet] | None = None,
     ) -> str:
         """Replace a node's container, keeping its volumes, host key and loopback ports."""
         old = str(attrs["Id"])
@@ -771,7 +819,7 @@ class SimEngine:
         }
         new = self._create_container(
             sim, node, index=index, network=network, image=image, keys=keys,
-            network_ready=network_ready, host_ports=keep,
+            network_ready=network_ready, host_ports=keep, web=web,
         )
         self._write_paths(new, carried)
         if not running:
@@ -786,7 +834,7 @@ class SimEngine:
             # A kept host port was taken meanwhile: publish on ports Docker picks instead.
             self._call("remove", self.api.remove_container, new, force=True)
             new = self._create_container(
-                sim, node, index=index, network=network, image=image, keys=keys
+                sim, node, index=index, network=network, image=image, keys=keys, web=web
             )
             self._write_paths(new, carried)
         return new

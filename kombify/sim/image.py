@@ -62,6 +62,12 @@ NODE_PACKAGES: tuple[str, ...] = (
     "avahi-utils",
     "libnss-mdns",
     "dbus",
+    # A WireGuard mesh between nodes (kombify/agent/vpn.py): the kernel here has no WireGuard
+    # module, so the userspace implementation on /dev/net/tun; iptables makes a home node
+    # refuse connections from the simulated internet (NAT, see kombify/sim/internet.py).
+    "wireguard-go",
+    "wireguard-tools",
+    "iptables",
 )
 LABEL_RECIPE = "io.kombify.sim.recipe"
 

@@ -56,6 +56,11 @@ def vps_network(sim: str, node: str) -> str:
     return f"{OBJECT_PREFIX}-{sim}-{node}-net"
 
 
+def internet_network(sim: str) -> str:
+    """Name of the network that stands in for the internet (made when ``sim`` has a vps)."""
+    return f"{OBJECT_PREFIX}-{sim}-internet"
+
+
 def base(sim: str) -> dict[str, str]:
     """Labels every object of ``sim`` carries."""
     return {SIMULATION: sim, MANAGED: "true"}

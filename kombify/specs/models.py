@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kombify.specs.vpn import DEFAULT_SUBNET
+
 Provider = Literal["local", "sim", "hetzner", "aws", "azure"]
 CLOUD_PROVIDERS: frozenset[str] = frozenset({"hetzner", "aws", "azure"})
 
@@ -89,6 +91,13 @@ class Healthcheck(_Model):
     start_period: str | None = None
 
 
+class Expose(_Model):
+    """How a service is reached through the kit's reverse proxy: ``https://<host>.<domain>``."""
+
+    host: str
+    port: int
+
+
 class Service(_Model):
     """A service as the user wrote it: a catalog service's overrides, or a custom service."""
 
@@ -102,13 +111,19 @@ class Service(_Model):
     replicas: int | None = None
     memory: str | None = None
     healthcheck: Healthcheck | None = None
+    expose: Expose | None = None
 
 
 class Vpn(_Model):
     """The overlay network joining nodes."""
 
     enabled: bool = False
-    provider: Literal["headscale", "wireguard"] = "headscale"
+    # wireguard: a mesh kombify builds on every node (docs/vpn.md); headscale: its server as
+    # a container on the kit's vpn role, configured by kombify, every node enrolled in it.
+    provider: Literal["headscale", "wireguard"] = "wireguard"
+    # The mesh's private range (wireguard): each node gets one address of it, kept. With
+    # headscale: its prefixes.v4 when given (else 100.64.0.0/10, kombify.unifier.headscale).
+    subnet: str = DEFAULT_SUBNET
 
 
 class Discovery(_Model):
@@ -132,6 +147,13 @@ class Healing(_Model):
     strategy: Literal["restart", "redeploy", "reschedule"] = "restart"
 
 
+class Tls(_Model):
+    """Where the reverse proxy's certificates come from (docs/routes.md)."""
+
+    issuer: Literal["internal", "acme"] = "internal"
+    email: str | None = None
+
+
 class Metadata(_Model):
     """Name and labels of the stack."""
 
@@ -149,6 +171,7 @@ class Spec(_Model):
     services: dict[str, Service] = {}
     network: Network = Network()
     healing: Healing = Healing()
+    tls: Tls = Tls()
 
     @property
     def stackkit_name(self) -> str:

@@ -16,8 +16,10 @@ from kombify.hostkeys import ALGORITHMS, HostKey
 from kombify.specs.models import CLOUD_PROVIDERS, split_address
 from kombify.specs.problem import Problem
 from kombify.specs.quantities import format_quantity, parse_duration, parse_quantity
+from kombify.specs.route_rules import placed_route_problems, route_problems
 from kombify.specs.schema import suggest
 from kombify.specs.source import Source, join
+from kombify.specs.vpn import check_prefix, check_subnet
 from kombify.stackkits.library import Kit, Library, load_library
 from kombify.stackkits.placement import NodeRef, PlannedService, kit_services, plan_services
 
@@ -52,6 +54,8 @@ def rule_problems(source: Source, schema_problems: list[Problem]) -> list[Proble
     ctx = _Ctx(source, lib, _kit(spec, lib), spec)
     problems = [*_check_stackkit(ctx), *_check_nodes(ctx), *_check_counts(ctx)]
     problems += [*_check_vpn(ctx), *_check_services(ctx), *_check_healing(ctx)]
+    metadata = _as_dict(_as_dict(source.data).get("metadata"))
+    problems += route_problems(ctx.problem, ctx.kit, spec, metadata.get("name"))
     broken = any(
         p.path.startswith(("spec.nodes", "spec.services", "spec.network")) for p in schema_problems
     )
@@ -213,7 +217,46 @@ def _vpn(spec: dict[str, Any]) -> dict[str, Any]:
     return _as_dict(_as_dict(spec.get("network")).get("vpn"))
 
 
+def _vpn_provider(spec: dict[str, Any]) -> str | None:
+    """The VPN's provider when it is enabled (wireguard unless said otherwise), else None."""
+    vpn = _vpn(spec)
+    return str(vpn.get("provider", "wireguard")) if vpn.get("enabled") is True else None
+
+
+def _check_mesh(ctx: _Ctx) -> Iterator[Problem]:
+    """The WireGuard mesh's subnet, and no `vpn` service beside the mesh."""
+    provider = _vpn_provider(ctx.spec)
+    subnet = _vpn(ctx.spec).get("subnet")
+    if provider == "headscale" and isinstance(subnet, str):
+        try:
+            check_prefix(subnet)  # Headscale's prefixes.v4
+        except ValueError as exc:
+            yield ctx.problem("spec.network.vpn.subnet", str(exc))
+    vpn_service = _as_dict(_as_dict(ctx.spec.get("services")).get("vpn"))
+    if provider == "headscale" and vpn_service.get("enabled") is False:
+        # Headscale's server is what enrolls the nodes: without it nothing joins them.
+        yield ctx.problem(
+            "spec.services.vpn.enabled",
+            "with provider: headscale the vpn service is the Headscale server kombify enrolls "
+            "the nodes in: keep it (set spec.network.vpn.enabled to false to go without a VPN)",
+        )
+    if provider != "wireguard":
+        return
+    if isinstance(subnet, str):
+        try:
+            check_subnet(subnet)
+        except ValueError as exc:
+            yield ctx.problem("spec.network.vpn.subnet", str(exc))
+    if "vpn" in _as_dict(ctx.spec.get("services")):
+        yield ctx.problem(
+            "spec.services.vpn",
+            "the wireguard VPN is a mesh kombify builds on every node, not a service: remove "
+            "this entry (set spec.network.vpn.enabled to false to go without it)",
+        )
+
+
 def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
+    yield from _check_mesh(ctx)
     if ctx.kit is None or not ctx.kit.constraints.requires_vpn:
         return
     if _vpn(ctx.spec).get("enabled") is not True:
@@ -221,15 +264,16 @@ def _check_vpn(ctx: _Ctx) -> Iterator[Problem]:
             "spec.network.vpn.enabled",
             f"{ctx.kit.name} joins home and cloud nodes over a VPN: set it to true",
         )
-        return
-    # The VPN is a service like any other, so `enabled: false` could switch it off while the
-    # network settings still claim it.
-    vpn_service = _as_dict(_as_dict(ctx.spec.get("services")).get("vpn"))
-    if "enabled" in vpn_service and vpn_service["enabled"] is not True:
+    elif _vpn_provider(ctx.spec) != "wireguard":
+        # kombify generates Headscale's config and enrolls nodes with pre-auth keys, but never
+        # ran that end to end (no Headscale or Tailscale binaries where it is built; see
+        # docs/vpn.md): a kit whose nodes must reach each other takes the mesh that was.
         yield ctx.problem(
-            "spec.services.vpn.enabled",
-            f"{ctx.kit.name} joins home and cloud nodes over a VPN: "
-            "the vpn service cannot be turned off",
+            "spec.network.vpn.provider",
+            f"{ctx.kit.name} joins home and cloud nodes over a VPN, and kombify's headscale "
+            "enrollment has not been exercised end to end (no headscale or tailscale binaries "
+            "where it is built): use provider: wireguard (the default), a mesh kombify builds "
+            "on every node",
         )
 
 
@@ -261,11 +305,13 @@ def _check_services(ctx: _Ctx) -> Iterator[Problem]:
     node_names = [n.get("name") for n in map(_as_dict, _as_list(ctx.spec.get("nodes")))]
     names = [n for n in node_names if isinstance(n, str)]
     offered = set(kit_services(ctx.kit.name, library=ctx.lib)) if ctx.kit else set()
-    if ctx.kit and _vpn(ctx.spec).get("enabled") is True:
+    if ctx.kit and _vpn_provider(ctx.spec) not in (None, "wireguard"):
         offered.add("vpn")
     for name, raw in services.items():
         service = _as_dict(raw)
         path = join("spec.services", str(name))
+        if name == "vpn" and _vpn_provider(ctx.spec) == "wireguard":
+            continue  # _check_mesh says what is wrong with it
         if ctx.kit is not None and name not in offered and "image" not in service:
             yield ctx.problem(
                 join(path, "image"),
@@ -290,8 +336,7 @@ def _check_placement(ctx: _Ctx) -> list[Problem]:
     assert ctx.kit is not None
     nodes = [_as_dict(n) for n in _as_list(ctx.spec.get("nodes"))]
     refs = [NodeRef(str(n["name"]), _node_role(ctx, n) or "") for n in nodes]
-    vpn = _vpn(ctx.spec)
-    provider = str(vpn.get("provider", "headscale")) if vpn.get("enabled") is True else None
+    provider = _vpn_provider(ctx.spec)
     planned = plan_services(
         ctx.kit.name,
         refs,
@@ -303,6 +348,7 @@ def _check_placement(ctx: _Ctx) -> list[Problem]:
     return [
         *_port_clashes(ctx, planned, scope),
         *_memory_fit(ctx, planned, nodes),
+        *placed_route_problems(ctx.problem, ctx.kit, ctx.spec, planned),
     ]
 
 

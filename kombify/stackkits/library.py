@@ -118,6 +118,9 @@ class Kit(_Def):
     settings: dict[str, Any] = {}
     bootstrap: list[Step] = []
     services: dict[str, KitService] = {}
+    # The kit service kombify loads routes into (a caddy entry, through its admin API);
+    # None: services of this kit cannot be exposed by domain (docs/routes.md).
+    proxy: str | None = None
 
 
 class Variant(_Def):

@@ -83,6 +83,10 @@ def plan_services(
     lib = library or load_library()
     kit = lib.kit(kit_name)
     offered = kit_services(kit_name, library=lib)
+    if vpn_provider == "wireguard":
+        # The mesh is built by kombify on every node (kombify/activities/vpn.py), not a
+        # container on one of them: a lone WireGuard container peered with nobody.
+        vpn_provider = None
     if vpn_provider:
         offered = {**offered, "vpn": KitService(use=vpn_provider, default=True)}
         offered["vpn"] = offered["vpn"].model_copy(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kombify.specs.models import Kombination, Node
+from kombify.specs.vpn import MESH_PORT
 from kombify.stackkits.library import Kit, Library, Platform, Step, Variant, load_library
 from kombify.stackkits.merge import merge
 from kombify.stackkits.placement import NodeRef, PlannedService, plan_services
@@ -87,6 +88,11 @@ def resolve(k: Kombination, *, library: Library | None = None) -> ResolvedStack:
     variant = lib.variants[k.spec.variant]
     settings = merge(layer_settings(kit.name, variant.name, library=lib), user_settings(k))
     vpn = k.spec.network.vpn
+    if vpn.enabled and vpn.provider == "wireguard":
+        # Every node of the mesh takes WireGuard's UDP port (kombify/unifier/mesh.py).
+        firewall = settings.get("firewall", {})
+        allow_udp = sorted({*firewall.get("allow_udp", []), MESH_PORT})
+        settings = merge(settings, {"firewall": {"allow_udp": allow_udp}})
     user_services = {
         name: service.model_dump(exclude_none=True, by_alias=True)
         for name, service in k.spec.services.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kombify.stackkits.resolver import ResolvedNode, ResolvedStack
+from kombify.unifier.routes import networked, proxy_network
 
 
 def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
@@ -13,6 +14,7 @@ def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
     services = []
     # On a swarm kit the swarm runs every service (unifier/swarm.py), not the node's agent.
     swarm = stack.platform.name == "swarm"
+    on_network = networked(stack, node.node.name)
     for service in stack.services:
         if swarm or node.node.name not in service.nodes:
             continue
@@ -40,6 +42,9 @@ def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
                 "global": len(service.nodes) > 1,
             }
         )
+        if service.name in on_network:
+            # The proxy reaches the service by name there (docs/routes.md).
+            services[-1]["networks"] = [proxy_network(stack)]
     return {
         "apiVersion": "kombify.io/v1",
         "kind": "NodeManifest",

@@ -13,7 +13,9 @@ from kombify.specs.models import Kombination
 from kombify.stackkits.resolver import ResolvedStack, resolve
 from kombify.unifier.canonical import digest, dumps
 from kombify.unifier.config import bootstrap_file, build, manifest_file
+from kombify.unifier.headscale import headscale_files
 from kombify.unifier.manifest import node_manifest
+from kombify.unifier.routes import ROUTES_FILE, routes_document
 from kombify.unifier.swarm import SWARM_MANIFEST_FILE, is_swarm, swarm_manifest
 
 SECRETS_FILE = "secrets.auto.tfvars.json"
@@ -28,7 +30,9 @@ class Plan:
     Attributes:
         stack: The stack's name (``metadata.name``).
         files: Relative path -> bytes: ``main.tf.json``, ``variables.tf.json``,
-            ``outputs.tf.json``, ``bootstrap/<node>.sh``, ``manifests/<node>.json``.
+            ``outputs.tf.json``, ``bootstrap/<node>.sh``, ``manifests/<node>.json``,
+            ``routes.json`` (kombify.unifier.routes), ``headscale/*`` with a Headscale VPN
+            (kombify.unifier.headscale).
             Byte-identical for the same input.
         manifests: Node name -> manifest data (the same content as ``manifests/<node>.json``).
         config: ``main``/``variables``/``outputs`` -> the JSON documents (for the HCL writer).
@@ -81,6 +85,8 @@ def unify(
     swarm = swarm_manifest(stack) if is_swarm(stack) else None
     if swarm is not None:
         files[SWARM_MANIFEST_FILE] = dumps(swarm)
+    files[ROUTES_FILE] = dumps(routes_document(stack))
+    files.update(headscale_files(stack))
     variables = config["variables"]["variable"]
     sensitive = tuple(sorted(n for n, v in variables.items() if v.get("sensitive")))
     secret_files: dict[str, bytes] = {}
@@ -109,7 +115,7 @@ def write_plan(plan: Plan, workdir: Path, *, fmt: Format = "json") -> list[Path]
             del files[f"{name}.tf.json"]
             files[f"{name}.tf"] = to_hcl(plan.config[name]).encode()
     stale = [workdir / f"{n}.tf{'' if fmt == 'json' else '.json'}" for n in CONFIG_NAMES]
-    for folder in ("bootstrap", "manifests"):
+    for folder in ("bootstrap", "manifests", "headscale"):
         if (workdir / folder).is_dir():
             stale += [p for p in (workdir / folder).iterdir() if f"{folder}/{p.name}" not in files]
     for path in stale:

@@ -16,6 +16,7 @@ from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
 from kombify.workflows.heal import CheckDrift, HealNode, HealStack
 from kombify.workflows.observe import ObserveStackWorkflow
+from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
 
@@ -29,6 +30,7 @@ WORKFLOWS: Sequence[type] = (
     HealNode,
     HealStack,
     CheckDrift,
+    ObserveRoutesWorkflow,
 )
 
 
@@ -38,14 +40,17 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.agent import AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.docker import SimActivities
+    from kombify.activities.headscale import HeadscaleActivities
     from kombify.activities.heal import HealActivities
     from kombify.activities.heal_control import HealControlActivities
     from kombify.activities.heal_moves import MoveActivities
     from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
+    from kombify.activities.routes import RoutesActivities
     from kombify.activities.swarm import SwarmActivities
     from kombify.activities.swarm_heal import SwarmHealActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.activities.vpn import VpnActivities
     from kombify.sim.client import unchecked_docker_client
 
     deploy = DeployActivities(settings)
@@ -77,4 +82,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *IncidentActivities(settings).all(),
         *SwarmActivities(agent).all(),
         *SwarmHealActivities(heal, SwarmActivities(agent)).all(),
+        *RoutesActivities(agent).all(),
+        VpnActivities(agent).mesh,
+        HeadscaleActivities(agent).prepare,
+        HeadscaleActivities(agent).enroll,
     ]

@@ -35,6 +35,7 @@ from kombify.contracts.deploy import (
     search_attributes,
 )
 from kombify.contracts.heal import DeployingNow, EnsureHealingInput, HealingPlan, StackRef
+from kombify.contracts.routes import RoutesInput, RoutesResult
 from kombify.contracts.swarm import SwarmFormed, SwarmInput, SwarmRollout
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     import kombify.tofu.models  # noqa: F401
     from kombify.activities.agent import NODE_UNREACHABLE, AgentActivities
     from kombify.activities.deploy import DeployActivities
+    from kombify.activities.headscale import HeadscaleActivities
     from kombify.activities.swarm import SwarmActivities
     from kombify.activities.tofu import (
         TofuActivities,
@@ -53,9 +55,22 @@ with workflow.unsafe.imports_passed_through():
         TofuPlanInput,
         TofuPlanResult,
     )
+    from kombify.activities.vpn import VpnActivities
+    from kombify.contracts.headscale import HeadscaleInput, HeadscaleResult
+    from kombify.contracts.vpn import MeshInput, MeshResult
     from kombify.unifier.changes import plan_lines
 
-STEPS = ("validate", "plan", "approve", "apply", "agent", "network", "rollout", "routes", "record")
+STEPS = (
+    "validate",
+    "plan",
+    "approve",
+    "apply",
+    "agent",
+    "network",
+    "rollout",
+    "routes",
+    "record",
+)
 DESTROY_STEPS = ("prepare", "services", "destroy", "record")
 # workflow.patched ids: each marks a change in the order of commands, so that histories
 # recorded before it still replay (tests/unit/test_workflow_replay.py).
@@ -66,6 +81,9 @@ _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
 _SWARM_FORMED = "swarm-formed-before-rollout"
 _SWARM_DISSOLVED = "swarm-dissolved-on-destroy"
+_ROUTES_AFTER_ROLLOUT = "routes-after-rollout"
+_VPN_MESH = "vpn-mesh-before-rollout"
+_HEADSCALE = "headscale-prepare-and-enroll"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -227,7 +245,8 @@ def _error_text(exc: BaseException) -> str:
 
 @workflow.defn(name="DeployKombination")
 class DeployKombination(_RunBase):
-    """validate → unify → plan → (approve) → apply → agent → rollout → record."""
+    """validate → unify → plan → (approve) → apply → agent → network → rollout → routes →
+    record."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -313,11 +332,7 @@ class DeployKombination(_RunBase):
                 agents.cancel()
                 await asyncio.gather(agents, return_exceptions=True)
 
-        self._start("network", "connect the nodes")
-        if prepared.platform == "swarm" and workflow.patched(_SWARM_FORMED):
-            self._swarm_formed = await self._swarm(request, prepared)
-        else:
-            self._finish("network", "nothing to connect for this kit", state="skipped")
+        await self._network(request, prepared)
 
         self._start("rollout", "roll out services, health-gated")
         # A swarm kit's services go through a manager beside the nodes' own (empty) manifests.
@@ -348,8 +363,12 @@ class DeployKombination(_RunBase):
             self._finish("rollout", text, state="failed")
             raise _Failed(text)
         self._finish("rollout", swarm_detail)
-        if self._step("routes").state == "pending":
-            self._finish("routes", "no routes for this kit", state="skipped")
+        if prepared.headscale and workflow.patched(_HEADSCALE):
+            await self._enroll(request, prepared)
+        if workflow.patched(_ROUTES_AFTER_ROLLOUT):
+            await self._routes(request, prepared)
+        else:  # a run recorded before routes: no step boundary (a cancel must not land here)
+            self._finish("routes", state="skipped")
         if workflow.patched(_HEAL_AFTER_DEPLOY):
             # Before the outcome is recorded: once a run reads as ended, the stack's next
             # deploy may start (one workflow id per stack), and healing is already in place.
@@ -362,11 +381,6 @@ class DeployKombination(_RunBase):
             SwarmInput(request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes),
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=_MACHINE,
-        )
-        self._finish(
-            "network",
-            f"swarm: {formed.managers} manager(s), {formed.workers} worker(s), quorum "
-            f"{'held' if formed.quorum else 'lost'}, ports in {formed.publish_mode} mode",
         )
         return formed
 
@@ -389,6 +403,18 @@ class DeployKombination(_RunBase):
             retry_policy=_MACHINE,
         )
         return rollout
+
+    async def _routes(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """The proxy routes what the stack exposes now (and nothing it no longer exposes)."""
+        self._start("routes", "load routes into the reverse proxy")
+        result: RoutesResult = await workflow.execute_activity(
+            "ApplyRoutes",
+            RoutesInput(request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes),
+            result_type=RoutesResult,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=_MACHINE,
+        )
+        self._finish("routes", result.detail, state="done" if result.state == "done" else "skipped")
 
     async def _plan(self, prepared: PreparedDeploy) -> TofuPlanResult:
         self._start("plan")
@@ -456,6 +482,85 @@ class DeployKombination(_RunBase):
             workflow.logger.warning(
                 "staging images on %s failed; the rollout ships them", node.name
             )
+
+    async def _network(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """What joins the nodes before services roll out on them: the WireGuard mesh."""
+        self._start("network", "join the nodes")
+        done: list[str] = []
+        if prepared.vpn and workflow.patched(_VPN_MESH):
+            done.append(await self._mesh(request, prepared))
+        if prepared.headscale and workflow.patched(_HEADSCALE):
+            done.append(await self._prepare_headscale(request, prepared))
+        if prepared.platform == "swarm" and workflow.patched(_SWARM_FORMED):
+            self._swarm_formed = await self._swarm(request, prepared)
+            formed = self._swarm_formed
+            done.append(
+                f"swarm: {formed.managers} manager(s), {formed.workers} worker(s), quorum "
+                f"{'held' if formed.quorum else 'lost'}, ports in {formed.publish_mode} mode"
+            )
+        if done:
+            self._finish("network", "; ".join(done))
+        else:
+            self._finish("network", "nothing to join", state="skipped")
+
+    async def _mesh(self, request: DeployInput, prepared: PreparedDeploy) -> str:
+        """Build (or take down) the stack's WireGuard mesh through the agents; a summary."""
+        result: MeshResult = await workflow.execute_activity_method(
+            VpnActivities.mesh,
+            MeshInput(
+                request.deployment_id,
+                prepared.stack_id,
+                prepared.workdir,
+                prepared.nodes,
+                subnet=prepared.vpn_subnet,
+                state="down" if prepared.vpn == "down" else "up",
+            ),
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        if not result.subnet:
+            return "WireGuard mesh removed"
+        text = f"WireGuard mesh {result.subnet}: " + ", ".join(
+            f"{n.name} {n.address.split('/')[0]}" for n in result.nodes
+        )
+        if result.unreachable:
+            text += f" (no direct path: {', '.join(result.unreachable)})"
+        return text
+
+    def _headscale_input(self, request: DeployInput, prepared: PreparedDeploy) -> HeadscaleInput:
+        return HeadscaleInput(
+            request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes
+        )
+
+    async def _prepare_headscale(self, request: DeployInput, prepared: PreparedDeploy) -> str:
+        """Refuse a Headscale that cannot enroll (what is missing, by name); ship its config."""
+        result: HeadscaleResult = await workflow.execute_activity_method(
+            HeadscaleActivities.prepare,
+            self._headscale_input(request, prepared),
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_MACHINE,
+        )
+        return f"headscale on {result.server} ({result.server_url}): config and ACL policy"
+
+    async def _enroll(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """Enroll the nodes once Headscale runs (after rollout); reported on the network step."""
+        network = self._step("network")
+        try:
+            result: HeadscaleResult = await workflow.execute_activity_method(
+                HeadscaleActivities.enroll,
+                self._headscale_input(request, prepared),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=_MACHINE,
+            )
+        except ActivityError as exc:
+            network.state = "failed"
+            raise _Failed(f"headscale enrollment: {_error_text(exc)}") from exc
+        parts = [f"enrolled {', '.join(result.enrolled)}"] if result.enrolled else []
+        parts += [f"already in: {', '.join(result.already)}"] if result.already else []
+        network.detail = "; ".join([network.detail, *parts])
 
     async def _approval(self, request: DeployInput) -> None:
         if request.auto_approve:

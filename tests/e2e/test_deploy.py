@@ -40,9 +40,9 @@ async def test_deploy_runs_services_that_answer(kombify: KombifyEnv, stack: str)
         "approve": "skipped",
         "apply": "done",
         "agent": "done",
-        "network": "skipped",
+        "network": "skipped",  # no VPN mesh (nor anything else) to join the node to
         "rollout": "done",
-        "routes": "skipped",
+        "routes": "skipped",  # the reverse proxy is off: nothing to route
         "record": "done",
     }
     (node,) = run["progress"]["nodes"]

@@ -1,12 +1,13 @@
 """A kit's own catalog service deployed end to end, gated by the kit's own health check.
 
-base-homelab turns on its `reverse-proxy` by default: the catalog's traefik entry, checked with
-`tcp: 80`. Docker Hub is out of reach and Debian has no traefik, so the kombination points
-that service at an image built here from Debian's caddy package (`kombify-test/caddy:2`), the
-way an owner points any catalog service at another image: `spec.services.<name>.image`. It
-also says what caddy runs and keeps (`command: []` for the image's own, caddy's volumes), as
-traefik's flags mean nothing to caddy. The health check is left alone: the kit's `tcp: 80` is
-what must gate the rollout, through the real workflow, OpenTofu, SSH and the node agent.
+base-homelab turns on its `reverse-proxy` by default: the catalog's caddy entry, checked with
+`tcp: 80`. Docker Hub is out of reach, so the kombination points that service at an image
+built here from Debian's caddy package (`kombify-test/caddy:2`), the way an owner points any
+catalog service at another image: `spec.services.<name>.image`. It also says `command: []`
+(the image's own Caddyfile, serving a fixed page on :80) instead of the catalog's admin-socket
+boot, since this test is about the health gate, not routes (tests/e2e/test_routes.py). The
+health check is left alone: the kit's `tcp: 80` is what must gate the rollout, through the
+real workflow, OpenTofu, SSH and the node agent.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ async def test_the_kits_reverse_proxy_is_gated_by_its_own_check(
 
     assert run["state"] == "succeeded", run.get("summary")
     assert run["progress"]["nodes"][0]["services"] == {SERVICE: "created"}
+    # A proxy without kombify's admin socket and nothing exposed: nothing to load or clear.
+    routes = next(s for s in run["progress"]["steps"] if s["name"] == "routes")
+    assert (routes["state"], routes["detail"]) == ("skipped", "the stack exposes no service")
     # The agent checked the catalog's tcp port, inside the container, and it passed.
     lines = await _agent_lines(kombify, run)
     assert f"{SERVICE}: tcp port 80" in lines, lines

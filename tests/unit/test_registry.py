@@ -22,6 +22,7 @@ PINNED_WORKFLOWS = {
     "HealNode",
     "HealStack",
     "CheckDrift",
+    "ObserveRoutes",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -58,6 +59,8 @@ PINNED_ACTIVITIES = {
     "HealNodesNow",
     "RescheduleServices",
     "ReturnServices",
+    "ApplyRoutes",
+    "ObserveRoutes",
     "OpenIncident",
     "UpdateIncident",
     "OpenIncidentFor",
@@ -67,6 +70,9 @@ PINNED_ACTIVITIES = {
     "ApplySwarm",
     "DissolveSwarm",
     "HealSwarm",
+    "MeshVpn",
+    "PrepareHeadscale",
+    "EnrollHeadscale",
 }
 
 

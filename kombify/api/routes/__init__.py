@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from kombify.api.routes import (
     certificates,
     deployments,
+    domains,
     healing,
     health,
     nodes,
@@ -24,4 +25,5 @@ ROUTERS: list[APIRouter] = [
     sim_runs.router,
     nodes.router,
     healing.router,
+    domains.router,
 ]

@@ -197,8 +197,9 @@ def test_delete_leaves_nothing(engine: SimEngine, module_home: Path) -> None:
             SimulationSpec(name=name, nodes=[NodeSpec(name="a"), NodeSpec(name="v", type="vps")])
         )
         made = engine.leftovers(name)
-        # per node a container and two volumes (/var/lib/docker, /var/lib/kombify); 2 networks
-        assert [len(made["containers"]), len(made["volumes"]), len(made["networks"])] == [2, 4, 2]
+        # per node a container and two volumes (/var/lib/docker, /var/lib/kombify); 3 networks:
+        # the LAN, the vps's own and the stand-in for the internet
+        assert [len(made["containers"]), len(made["volumes"]), len(made["networks"])] == [2, 4, 3]
         assert engine.delete(name) is True
         assert engine.leftovers(name) == {"containers": [], "networks": [], "volumes": []}
         assert not (module_home / "sims" / name).exists()

@@ -318,19 +318,17 @@ def test_replicas_with_a_host_port_validate() -> None:
     assert paths(text) == []
 
 
-def test_the_vpn_service_of_a_kit_that_needs_a_vpn_stays_on() -> None:
+def test_a_kit_that_needs_a_vpn_refuses_headscale_whose_enrollment_never_ran() -> None:
     body = (
         "stackkit: cloud-hybrid\n"
         "nodes:\n"
         "  - {name: home, provider: sim, role: main}\n"
         "  - {name: edge, provider: hetzner, role: edge, type: cx22, location: fsn1}\n"
-        "network: {vpn: {enabled: true}}\n"
     )
-    off = spec(body + "services: {vpn: {enabled: false}}\n")
-    assert paths(off) == [("spec.services.vpn.enabled", 10)]
-    assert "the vpn service cannot be turned off" in messages(off)[0]
-    assert paths(spec(body + "services: {vpn: {enabled: true}}\n")) == []
-    assert paths(spec(body)) == []
+    headscale = spec(body + "network: {vpn: {enabled: true, provider: headscale}}\n")
+    assert paths(headscale) == [("spec.network.vpn.provider", 9)]
+    assert "has not been exercised end to end" in messages(headscale)[0]
+    assert paths(spec(body + "network: {vpn: {enabled: true}}\n")) == []
 
 
 def test_healthcheck_start_period_is_a_duration() -> None:

@@ -134,7 +134,7 @@ def test_manifests_list_what_runs_on_each_node() -> None:
     assert [s["name"] for s in worker["services"]] == ["notes"]
     assert worker["services"][0]["replicas"] == 2
     main = plan.manifests["main"]
-    assert {s["name"] for s in main["services"]} == {"platform", "reverse-proxy", "dashboard"}
+    assert {s["name"] for s in main["services"]} == {"reverse-proxy", "dashboard"}
 
 
 def test_secrets_are_never_inlined_and_written_0600(tmp_path: Path) -> None:

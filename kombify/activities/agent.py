@@ -50,6 +50,7 @@ from kombify.pki.authority import CertificateAuthority, load_or_create_ca
 from kombify.pki.certs import IssuedCert, cert_identity, load_cert, needs_renewal
 from kombify.pki.revocation import RevocationList
 from kombify.settings import Settings
+from kombify.unifier.swarm import swarm_images
 
 # Unpacked bundles, one immutable directory per version, and `current` linking to the one in
 # use. Under /var/lib like k3s's unpacked data: written by kombify, not by a package manager.
@@ -77,8 +78,7 @@ _AGENT_ALIVE = (
 # systemd is pid 1 (its runtime directory exists) and its CLI is there.
 _HAS_SYSTEMD = "test -d /run/systemd/system && command -v systemctl >/dev/null 2>&1"
 _SUPERVISED = (
-    f"sup=$(cat {REMOTE_SUPERVISOR_PID} 2>/dev/null) && [ -n \"$sup\" ] "
-    '&& kill -0 "$sup" 2>/dev/null'
+    f'sup=$(cat {REMOTE_SUPERVISOR_PID} 2>/dev/null) && [ -n "$sup" ] && kill -0 "$sup" 2>/dev/null'
 )
 # Stops an agent that runs outside systemd and waits (5 s at most) until it is gone.
 _STOP_AGENT = (
@@ -86,7 +86,7 @@ _STOP_AGENT = (
     "for i in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; fi"
 )
 _LIST_MANAGED = "docker ps -aq --no-trunc --filter label=io.kombify.managed=true"
-_REMOVE_MANAGED = f"ids=$({_LIST_MANAGED}); [ -z \"$ids\" ] || docker rm -f -v $ids >/dev/null"
+_REMOVE_MANAGED = f'ids=$({_LIST_MANAGED}); [ -z "$ids" ] || docker rm -f -v $ids >/dev/null'
 # The start script goes first, so that no supervisor starts the agent again.
 _UNINSTALL_AGENT = (
     f"rm -f {REMOTE_RUN}; "
@@ -102,7 +102,6 @@ _UNINSTALL_AGENT = (
 _READ_CERTS = f"cat {REMOTE_ETC}/ca.crt {REMOTE_ETC}/agent.crt 2>/dev/null"
 _READ_AGENT_CERT = f"cat {REMOTE_ETC}/agent.crt 2>/dev/null"
 _PROBE_SEPARATOR = "\n--kombify--\n"
-
 
 
 def _agent_argv() -> list[str]:
@@ -548,9 +547,7 @@ class AgentActivities:
                     )
                 health = await self._wait_healthy(session, identity)
         except KombifyError as exc:
-            raise ApplicationError(
-                exc.message, type=exc.code, non_retryable=exc.permanent
-            ) from exc
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent) from exc
         self.deploy.log(
             request.deployment_id,
             source,
@@ -572,9 +569,7 @@ class AgentActivities:
                 await self._start_agent(session)
                 await self._wait_healthy(session, identity)
         except KombifyError as exc:
-            raise ApplicationError(
-                exc.message, type=exc.code, non_retryable=exc.permanent
-            ) from exc
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent) from exc
         return True
 
     @activity.defn(name="RenewControlCertificate")
@@ -646,7 +641,10 @@ class AgentActivities:
         import docker.errors
 
         data, _ = self._manifest(request)
-        images = sorted({s["image"] for s in data.get("services", []) if s.get("image")})
+        images = sorted(
+            {s["image"] for s in data.get("services", []) if s.get("image")}
+            | swarm_images(Path(request.workdir), request.node.name)
+        )
         source = f"agent/{request.node.name}"
         shipped: list[str] = []
         if not images:
@@ -704,9 +702,7 @@ class AgentActivities:
                 finally:
                     local.close()
         except KombifyError as exc:
-            raise ApplicationError(
-                exc.message, type=exc.code, non_retryable=exc.permanent
-            ) from exc
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent) from exc
         return shipped
 
     def _manifest(self, request: RolloutInput) -> tuple[dict[str, Any], str]:
@@ -809,6 +805,4 @@ class AgentActivities:
                 await session.run(_UNINSTALL_AGENT, sudo=True)
                 self.deploy.log(request.deployment_id, source, "agent stopped and removed")
         except KombifyError as exc:
-            raise ApplicationError(
-                exc.message, type=exc.code, non_retryable=exc.permanent
-            ) from exc
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent) from exc

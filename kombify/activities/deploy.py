@@ -99,6 +99,14 @@ def _host_ports(plan_manifests: dict[str, dict[str, Any]]) -> dict[str, list[int
     return ports
 
 
+def _swarm_host_ports(swarm: dict[str, Any] | None, ports: dict[str, list[int]]) -> None:
+    """Adds the swarm's published ports to every node that may run one of its tasks."""
+    for service in (swarm or {}).get("services", []):
+        published = {p["host"] for p in service["ports"] if p.get("host")}
+        for node in service.get("nodes", []):
+            ports[node] = sorted(set(ports.get(node, [])) | published)
+
+
 def _check_keys(stack: str, endpoints: dict[str, Any], simulate: bool) -> None:
     """Refuse a simulation whose key this home cannot read, naming the command that re-keys it.
 
@@ -255,9 +263,9 @@ class DeployActivities:
         if simulated:
             if create:
                 plan0 = unify(k)
-                endpoints, instances = self._ensure_simulation(
-                    k, simulated, _host_ports(plan0.manifests), report
-                )
+                ports = _host_ports(plan0.manifests)
+                _swarm_host_ports(plan0.swarm, ports)
+                endpoints, instances = self._ensure_simulation(k, simulated, ports, report)
             else:
                 endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
                 _check_keys(k.metadata.name, endpoints, simulate)
@@ -394,6 +402,7 @@ class DeployActivities:
             nodes=targets,
             plan_hash=plan.fingerprint,
             skipped=[f"{name}: the simulated node is stopped" for name in stopped],
+            platform="swarm" if plan.swarm is not None else "",
             vpn="wireguard" if mesh else ("down" if mesh_file(workdir).exists() else ""),
             vpn_subnet=vpn.subnet if mesh else "",
             headscale=ENROLL_FILE in plan.files,

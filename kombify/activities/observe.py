@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from kombify.activities.agent import AgentActivities, node_identity
 from kombify.activities.deploy import simulation_name, user_error
+from kombify.activities.observe_swarm import observe_swarm
 from kombify.activities.ssh import node_session
 from kombify.contracts.deploy import NodeTarget, PrepareInput
 from kombify.contracts.observe import (
@@ -187,4 +188,13 @@ class ObserveActivities:
                 for node in k.spec.nodes
             )
         )
-        return StackSeen(nodes=list(nodes))
+        swarm = None
+        if plan.swarm is not None:
+            swarm = await observe_swarm(
+                self.agent,
+                organisation=request.organisation,
+                stack=request.stack,
+                targets=[await pin(t) for t in targets],
+                sim_ports=sim_ports,
+            )
+        return StackSeen(nodes=list(nodes), swarm=swarm)

@@ -350,6 +350,112 @@ class AgentClient:
             )
         return cert
 
+    # ---- Docker Swarm ------------------------------------------------------------------------
+
+    async def swarm_status(self) -> pb.SwarmStatusResponse:
+        """The node's swarm state; on a manager also the nodes and the managers' quorum."""
+        reply: pb.SwarmStatusResponse = await self._unary(
+            "SwarmStatus",
+            lambda: self._stub.SwarmStatus(pb.SwarmStatusRequest(), timeout=self.timeout),
+        )
+        return reply
+
+    async def swarm_init(self, advertise_addr: str = "") -> pb.SwarmStatusResponse:
+        """Starts a swarm with this node as its first manager (a member stays as it is)."""
+        request = pb.SwarmInitRequest(advertise_addr=advertise_addr)
+        reply: pb.SwarmStatusResponse = await self._unary(
+            "SwarmInit", lambda: self._stub.SwarmInit(request, timeout=self.timeout * 2)
+        )
+        return reply
+
+    async def swarm_join_tokens(self) -> pb.SwarmJoinTokensResponse:
+        """The join tokens of the manager's swarm. Secret: use them, never log them."""
+        reply: pb.SwarmJoinTokensResponse = await self._unary(
+            "SwarmJoinTokens",
+            lambda: self._stub.SwarmJoinTokens(pb.SwarmJoinTokensRequest(), timeout=self.timeout),
+        )
+        return reply
+
+    async def swarm_join(
+        self, remote_addr: str, token: str, *, advertise_addr: str = ""
+    ) -> pb.SwarmStatusResponse:
+        """Joins the swarm of the manager at ``remote_addr`` (a member stays as it is)."""
+        request = pb.SwarmJoinRequest(
+            remote_addr=remote_addr, token=token, advertise_addr=advertise_addr
+        )
+        reply: pb.SwarmStatusResponse = await self._unary(
+            "SwarmJoin", lambda: self._stub.SwarmJoin(request, timeout=self.timeout * 2)
+        )
+        return reply
+
+    async def swarm_leave(self, *, force: bool = False) -> pb.SwarmStatusResponse:
+        """Leaves the swarm (a node in none stays as it is)."""
+        request = pb.SwarmLeaveRequest(force=force)
+        reply: pb.SwarmStatusResponse = await self._unary(
+            "SwarmLeave", lambda: self._stub.SwarmLeave(request, timeout=self.timeout * 2)
+        )
+        return reply
+
+    async def swarm_update_node(
+        self,
+        node_id: str,
+        *,
+        role: str = "",
+        labels: dict[str, str] | None = None,
+        availability: str = "",
+    ) -> pb.SwarmNode:
+        """Sets a swarm node's role, kombify's labels and availability (on a manager)."""
+        request = pb.SwarmUpdateNodeRequest(
+            node_id=node_id, role=role, labels=labels or {}, availability=availability
+        )
+        reply: pb.SwarmNode = await self._unary(
+            "SwarmUpdateNode", lambda: self._stub.SwarmUpdateNode(request, timeout=self.timeout)
+        )
+        return reply
+
+    async def swarm_remove_node(self, node_id: str, *, force: bool = False) -> None:
+        """Removes a node from the swarm's list (on a manager)."""
+        request = pb.SwarmRemoveNodeRequest(node_id=node_id, force=force)
+        await self._unary(
+            "SwarmRemoveNode", lambda: self._stub.SwarmRemoveNode(request, timeout=self.timeout)
+        )
+
+    async def apply_swarm(
+        self,
+        manifest: pb.SwarmManifest,
+        on_event: Callable[[pb.ApplyEvent], None] | None = None,
+    ) -> pb.ApplyResult:
+        """Converges a stack's Swarm services (on a manager); the result of the DONE event."""
+        request = pb.ApplySwarmServicesRequest(manifest=manifest)
+        stream = self._stream("ApplySwarmServices", lambda: self._stub.ApplySwarmServices(request))
+        async for item in stream:
+            if on_event is not None:
+                on_event(item)
+            if item.kind == pb.ApplyEvent.DONE:
+                return item.result  # type: ignore[no-any-return]
+        raise AgentError(
+            f"agent `{self.node_identity}`: ApplySwarmServices ended without a result"
+        )
+
+    async def list_swarm_services(self, stack: str) -> pb.ListSwarmServicesResponse:
+        """A stack's Swarm services as they run (on a manager)."""
+        request = pb.ListSwarmServicesRequest(stack=stack)
+        reply: pb.ListSwarmServicesResponse = await self._unary(
+            "ListSwarmServices",
+            lambda: self._stub.ListSwarmServices(request, timeout=self.timeout),
+        )
+        return reply
+
+    async def remove_swarm_services(
+        self, stack: str, *, remove_network: bool = False
+    ) -> list[str]:
+        """Removes a stack's Swarm services (and the overlay network); their names."""
+        request = pb.RemoveSwarmServicesRequest(stack=stack, remove_network=remove_network)
+        reply: pb.RemoveSwarmServicesResponse = await self._unary(
+            "RemoveSwarmServices",
+            lambda: self._stub.RemoveSwarmServices(request, timeout=self.timeout * 2),
+        )
+        return list(reply.removed)
     # ---- WireGuard mesh (the Vpn service) -------------------------------------------------
 
     async def vpn_key(self, interface: str) -> pb.VpnKeyResponse:

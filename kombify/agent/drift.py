@@ -29,6 +29,10 @@ _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 _ANY_ADDRESS = ("", "0.0.0.0")
 
 
+# Docker puts this on the containers of Swarm tasks (see kombify/agent/swarm_services.py).
+SWARM_TASK_LABEL = "com.docker.swarm.service.id"
+
+
 def is_secret(key: str) -> bool:
     """Whether an env key's name says its value must not be shown."""
     return any(word in key.upper() for word in _SECRET_WORDS)
@@ -69,6 +73,8 @@ def inspect(engine: Engine, manifest: pb.Manifest) -> list[pb.Drift]:
     ours: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for attrs in engine.inspect_all():
         labels = _labels(attrs)
+        if SWARM_TASK_LABEL in labels:
+            continue  # a Swarm task: the swarm's manager runs it, not this node's manifest
         if labels.get(L_MANAGED) != "true":
             image = (attrs.get("Config") or {}).get("Image", "?")
             state = (attrs.get("State") or {}).get("Status", "?")

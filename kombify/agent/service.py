@@ -29,6 +29,7 @@ from kombify.agent.monitor import HealthMonitor
 from kombify.agent.proto import agent_base, pb
 from kombify.agent.repair import Repairer
 from kombify.agent.state import ManifestStore
+from kombify.agent.swarm_rpc import SwarmRpcs
 from kombify.agent.watch import DEFAULT_KEEPALIVE_S, ChangeLock, Changes, problems, watch
 from kombify.errors import DockerError
 
@@ -40,7 +41,7 @@ _RECOVER_FIRST_WAIT = 0.5
 _RECOVER_MAX_WAIT = 5.0
 
 
-class AgentService(agent_base()):  # type: ignore[misc]
+class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
     """Implements ``kombify.agent.v1.Agent``.
 
     Args:

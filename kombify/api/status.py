@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kombify.contracts.observe import NodeSeen, ServiceSeen
-from kombify.db.models import ContainerStatus, NodeStatus, ServiceStatus
+from kombify.contracts.observe import NodeSeen, ServiceSeen, SwarmSeen
+from kombify.db.models import (
+    ContainerStatus,
+    NodeStatus,
+    ServiceStatus,
+    SwarmServiceStatus,
+    SwarmStatus,
+    SwarmTaskStatus,
+)
 
 # How long a status request waits for the worker's answer (each node has its own, shorter,
 # limit inside ObserveStack, so one dead node never hides the others).
@@ -63,4 +70,33 @@ def node_status(node: NodeSeen) -> NodeStatus:
         error=node.error or None,
         observed_at=node.observed_at,
         services={s.name: service_status(s, answered=node.answered) for s in node.services},
+    )
+
+
+def swarm_status(swarm: SwarmSeen) -> SwarmStatus:
+    """A swarm kit's swarm from its manager's answer (or the reason none answered)."""
+    return SwarmStatus(
+        manager=swarm.manager,
+        answered=swarm.answered,
+        error=swarm.error or None,
+        quorum=swarm.quorum,
+        managers=swarm.managers,
+        reachable_managers=swarm.reachable_managers,
+        nodes=swarm.nodes,
+        nodes_ready=swarm.nodes_ready,
+        services={
+            s.name: SwarmServiceStatus(
+                mode=s.mode,
+                wanted=s.wanted,
+                running=s.running,
+                healthy=s.running >= s.wanted > 0,
+                publish_mode=s.publish_mode,
+                image=s.image,
+                tasks=[SwarmTaskStatus(node=t.node, state=t.state, error=t.error) for t in s.tasks],
+                endpoints=s.endpoints,
+                update_state=s.update_state,
+                update_message=s.update_message,
+            )
+            for s in swarm.services
+        },
     )

@@ -246,9 +246,7 @@ def destroy(
             fail(f"destroying `{stack}` needs confirmation: pass --yes", code=2)
         typer.confirm(f"Destroy every service of `{stack}`?", abort=True)
     client = _client()
-    run = client.request(
-        "POST", api_path("v1", "stacks", stack, "destroy"), json={"force": force}
-    )
+    run = client.request("POST", api_path("v1", "stacks", stack, "destroy"), json={"force": force})
     raise typer.Exit(follow(client, run, json_output=json_output, verbose=False))
 
 
@@ -292,6 +290,7 @@ def stack_status(name: str, *, json_output: bool) -> int:
     else:
         _print_status(status)
     nodes = status["nodes"]
+    swarm = status.get("swarm")
     healthy = (
         status["observed"]
         and all(node["answered"] for node in nodes)
@@ -301,6 +300,8 @@ def stack_status(name: str, *, json_output: bool) -> int:
             for info in node["services"].values()
             if info["desired_replicas"] > 0
         )
+        and (swarm is None or (swarm["answered"] and swarm["quorum"]))
+        and all(s["healthy"] for s in (swarm or {}).get("services", {}).values())
     )
     return 0 if healthy else 1
 
@@ -342,6 +343,8 @@ def _print_status(status: dict[str, Any]) -> None:
                 node["name"], service, info["state"], info["health"], since, containers, reach
             )
     console.print(table)
+    if status.get("swarm"):
+        _print_swarm(status["swarm"])
     for node in status["nodes"]:
         if not node["answered"]:
             console.print(
@@ -349,6 +352,35 @@ def _print_status(status: dict[str, Any]) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+
+
+def _print_swarm(swarm: dict[str, Any]) -> None:
+    """A swarm kit's services, as its manager reports them: replicas, where tasks run."""
+    if not swarm["answered"]:
+        console.print(f"swarm did not answer: {swarm['error']}", markup=False, soft_wrap=True)
+        return
+    quorum = "quorum held" if swarm["quorum"] else "QUORUM LOST"
+    console.print(
+        f"swarm (asked {swarm['manager']}): {swarm['reachable_managers']}/{swarm['managers']} "
+        f"managers reachable, {quorum}; {swarm['nodes_ready']}/{swarm['nodes']} nodes ready",
+        markup=False,
+        soft_wrap=True,
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("service", "mode", "replicas", "publish", "node", "task", "reach"):
+        table.add_column(column)
+    for name, info in sorted(swarm["services"].items()):
+        head = [name, info["mode"], f"{info['running']}/{info['wanted']}", info["publish_mode"]]
+        running = [t for t in info["tasks"] if t["state"] == "running"] or [
+            {"node": "-", "state": "-"}
+        ]
+        for task in running:  # one row per running task: where it runs, where it answers
+            reach = ", ".join(
+                e.split(" -> ")[0] for e in info["endpoints"] if e.endswith(f"({task['node']})")
+            )
+            table.add_row(*head, task["node"] or "-", task["state"], reach or "-")
+            head = ["", "", "", ""]
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -95,6 +95,8 @@ class PreparedDeploy:
     nodes: list[NodeTarget]
     plan_hash: str
     skipped: list[str] = field(default_factory=list)
+    # "swarm" when the kit's services run as Swarm services (manifests/_swarm.json); else "".
+    platform: str = ""
     # "wireguard": the stack has a WireGuard mesh (the deploy's network step builds it);
     # "down": it had one and no longer has (the step takes it away); "": neither.
     vpn: str = ""

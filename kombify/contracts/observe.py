@@ -81,6 +81,52 @@ class NodeSeen:
 
 @dataclass(frozen=True)
 class StackSeen:
-    """Every node of a stack, asked at the same time."""
+    """Every node of a stack, asked at the same time (and its swarm, on a swarm kit)."""
 
     nodes: list[NodeSeen] = field(default_factory=list)
+    swarm: SwarmSeen | None = None
+
+
+@dataclass(frozen=True)
+class SwarmTaskSeen:
+    """One task of a Swarm service: the node it runs on and Docker's task state."""
+
+    node: str
+    state: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SwarmServiceSeen:
+    """A Swarm service as a manager reports it now.
+
+    Attributes:
+        endpoints: Where it answers: ``host:port -> port/protocol`` on each node running a
+            task (host-mode publishing), or on every node (ingress mesh).
+    """
+
+    name: str
+    mode: str
+    wanted: int
+    running: int
+    publish_mode: str
+    image: str
+    tasks: list[SwarmTaskSeen] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
+    update_state: str = ""
+    update_message: str = ""
+
+
+@dataclass(frozen=True)
+class SwarmSeen:
+    """A swarm kit's swarm, asked from one of its managers (or why none answered)."""
+
+    manager: str
+    answered: bool
+    error: str
+    quorum: bool = False
+    managers: int = 0
+    reachable_managers: int = 0
+    nodes: int = 0
+    nodes_ready: int = 0
+    services: list[SwarmServiceSeen] = field(default_factory=list)

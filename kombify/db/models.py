@@ -363,6 +363,43 @@ class HostKeyTrust(SQLModel):
     )
 
 
+class SwarmTaskStatus(SQLModel):
+    """One task of a Swarm service: where it runs and Docker's task state."""
+
+    node: str
+    state: str
+    error: str
+
+
+class SwarmServiceStatus(SQLModel):
+    """A Swarm service as a manager of the stack reports it now."""
+
+    mode: str = Field(description="replicated or global")
+    wanted: int
+    running: int = Field(description="Tasks running (healthy, when the service has a check).")
+    healthy: bool
+    publish_mode: str = Field(description="host (on the nodes running a task) or ingress")
+    image: str
+    tasks: list[SwarmTaskStatus]
+    endpoints: list[str] = Field(description="Where it answers: `host:port -> port/protocol`.")
+    update_state: str
+    update_message: str
+
+
+class SwarmStatus(SQLModel):
+    """A swarm kit's swarm, asked from one of its managers now."""
+
+    manager: str = Field(description="The manager that answered.")
+    answered: bool
+    error: str | None
+    quorum: bool
+    managers: int
+    reachable_managers: int
+    nodes: int
+    nodes_ready: int
+    services: dict[str, SwarmServiceStatus]
+
+
 class StackStatus(SQLModel):
     """A stack as its nodes report it now, beside the deployed spec and the last run."""
 
@@ -375,3 +412,6 @@ class StackStatus(SQLModel):
     error: str | None = Field(description="Why not, when they could not.")
     last_deployment: DeploymentPublic | None
     nodes: list[NodeStatus]
+    swarm: SwarmStatus | None = Field(
+        default=None, description="On a swarm kit: its swarm and services, asked from a manager."
+    )

@@ -12,9 +12,11 @@ def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
     """The manifest for one node (plain JSON data, deterministic)."""
     k = stack.kombination
     services = []
+    # On a swarm kit the swarm runs every service (unifier/swarm.py), not the node's agent.
+    swarm = stack.platform.name == "swarm"
     on_network = networked(stack, node.node.name)
     for service in stack.services:
-        if node.node.name not in service.nodes:
+        if swarm or node.node.name not in service.nodes:
             continue
         d = service.definition
         services.append(

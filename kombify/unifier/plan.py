@@ -16,6 +16,7 @@ from kombify.unifier.config import bootstrap_file, build, manifest_file
 from kombify.unifier.headscale import headscale_files
 from kombify.unifier.manifest import node_manifest
 from kombify.unifier.routes import ROUTES_FILE, routes_document
+from kombify.unifier.swarm import SWARM_MANIFEST_FILE, is_swarm, swarm_manifest
 
 SECRETS_FILE = "secrets.auto.tfvars.json"
 CONFIG_NAMES = ("main", "variables", "outputs")
@@ -46,6 +47,8 @@ class Plan:
     config: dict[str, dict[str, Any]]
     sensitive: tuple[str, ...]
     secret_files: dict[str, bytes] = field(default_factory=dict)
+    # Swarm kits: every service, run by the swarm (``manifests/_swarm.json``); None otherwise.
+    swarm: dict[str, Any] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -79,6 +82,9 @@ def unify(
     for rnode in stack.nodes:
         files[bootstrap_file(rnode.node.name)] = rnode.bootstrap.encode()
         files[manifest_file(rnode.node.name)] = manifest_bytes[rnode.node.name]
+    swarm = swarm_manifest(stack) if is_swarm(stack) else None
+    if swarm is not None:
+        files[SWARM_MANIFEST_FILE] = dumps(swarm)
     files[ROUTES_FILE] = dumps(routes_document(stack))
     files.update(headscale_files(stack))
     variables = config["variables"]["variable"]
@@ -89,7 +95,7 @@ def unify(
         if unknown:
             raise SpecError(f"secret `{unknown[0]}` is not a variable of this stack")
         secret_files[SECRETS_FILE] = dumps(dict(secrets_ref))
-    return Plan(k.metadata.name, files, manifests, config, sensitive, secret_files)
+    return Plan(k.metadata.name, files, manifests, config, sensitive, secret_files, swarm)
 
 
 def write_plan(plan: Plan, workdir: Path, *, fmt: Format = "json") -> list[Path]:

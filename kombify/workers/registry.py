@@ -47,6 +47,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.incidents import IncidentActivities
     from kombify.activities.observe import ObserveActivities
     from kombify.activities.routes import RoutesActivities
+    from kombify.activities.swarm import SwarmActivities
+    from kombify.activities.swarm_heal import SwarmHealActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.activities.vpn import VpnActivities
     from kombify.sim.client import unchecked_docker_client
@@ -78,6 +80,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),
         *IncidentActivities(settings).all(),
+        *SwarmActivities(agent).all(),
+        *SwarmHealActivities(heal, SwarmActivities(agent)).all(),
         *RoutesActivities(agent).all(),
         VpnActivities(agent).mesh,
         HeadscaleActivities(agent).prepare,

@@ -36,6 +36,7 @@ from kombify.contracts.deploy import (
 )
 from kombify.contracts.heal import DeployingNow, EnsureHealingInput, HealingPlan, StackRef
 from kombify.contracts.routes import RoutesInput, RoutesResult
+from kombify.contracts.swarm import SwarmFormed, SwarmInput, SwarmRollout
 from kombify.hostkeys import fingerprint_of
 from kombify.workflows.failures import unhealthy_text
 
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from kombify.activities.agent import NODE_UNREACHABLE, AgentActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.headscale import HeadscaleActivities
+    from kombify.activities.swarm import SwarmActivities
     from kombify.activities.tofu import (
         TofuActivities,
         TofuApplyInput,
@@ -77,6 +79,8 @@ _STAGE_IMAGES = "stage-images-beside-agent"
 _WAIT_FOR_NODE = "rollout-waits-for-unreachable-node"
 _HEAL_AFTER_DEPLOY = "healing-set-up-after-deploy"
 _STOP_HEALING = "healing-stopped-before-destroy"
+_SWARM_FORMED = "swarm-formed-before-rollout"
+_SWARM_DISSOLVED = "swarm-dissolved-on-destroy"
 _ROUTES_AFTER_ROLLOUT = "routes-after-rollout"
 _VPN_MESH = "vpn-mesh-before-rollout"
 _HEADSCALE = "headscale-prepare-and-enroll"
@@ -248,6 +252,7 @@ class DeployKombination(_RunBase):
         super().__init__()
         self._approved: ApproveSignal | None = None
         self._staged: set[str] = set()  # nodes whose images StageImages shipped
+        self._swarm_formed: SwarmFormed | None = None  # platform swarm: what FormSwarm made
 
     @workflow.signal(name="approve")
     def approve(self, signal: ApproveSignal) -> None:
@@ -330,15 +335,34 @@ class DeployKombination(_RunBase):
         await self._network(request, prepared)
 
         self._start("rollout", "roll out services, health-gated")
-        rollouts = await asyncio.gather(
-            *(self._rollout(request, prepared, n) for n in prepared.nodes)
+        # A swarm kit's services go through a manager beside the nodes' own (empty) manifests.
+        swarm_task = (
+            asyncio.create_task(self._swarm_rollout(request, prepared, self._swarm_formed))
+            if self._swarm_formed is not None
+            else None
         )
+        try:
+            rollouts = await asyncio.gather(
+                *(self._rollout(request, prepared, n) for n in prepared.nodes)
+            )
+        finally:
+            if swarm_task is not None and not swarm_task.done():
+                await asyncio.wait([swarm_task])  # never left running behind a failure
         failed = [(r.node, s.name, s.reason) for r in rollouts for s in r.services if not s.healthy]
+        swarm_detail = ""
+        if swarm_task is not None:
+            swarm = swarm_task.result()
+            failed += [
+                (f"swarm via {swarm.manager}", s.name, s.reason)
+                for s in swarm.services
+                if not s.healthy
+            ]
+            swarm_detail = "swarm: " + ", ".join(f"{s.name} {s.state}" for s in swarm.services)
         if failed:
             text = unhealthy_text(failed)
             self._finish("rollout", text, state="failed")
             raise _Failed(text)
-        self._finish("rollout")
+        self._finish("rollout", swarm_detail)
         if prepared.headscale and workflow.patched(_HEADSCALE):
             await self._enroll(request, prepared)
         if workflow.patched(_ROUTES_AFTER_ROLLOUT):
@@ -349,6 +373,36 @@ class DeployKombination(_RunBase):
             # Before the outcome is recorded: once a run reads as ended, the stack's next
             # deploy may start (one workflow id per stack), and healing is already in place.
             await self._set_up_healing(request)
+
+    async def _swarm(self, request: DeployInput, prepared: PreparedDeploy) -> SwarmFormed:
+        """Forms (or converges) the stack's Docker Swarm through the node agents."""
+        formed: SwarmFormed = await workflow.execute_activity_method(
+            SwarmActivities.form,
+            SwarmInput(request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=_MACHINE,
+        )
+        return formed
+
+    async def _swarm_rollout(
+        self, request: DeployInput, prepared: PreparedDeploy, formed: SwarmFormed
+    ) -> SwarmRollout:
+        """The stack's Swarm services through a manager; Swarm rolls back a failed update."""
+        rollout: SwarmRollout = await workflow.execute_activity_method(
+            SwarmActivities.apply,
+            SwarmInput(
+                request.deployment_id,
+                prepared.stack_id,
+                prepared.workdir,
+                prepared.nodes,
+                publish_mode=formed.publish_mode,
+                images_staged=all(n.name in self._staged for n in prepared.nodes),
+            ),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=120),
+            retry_policy=_MACHINE,
+        )
+        return rollout
 
     async def _routes(self, request: DeployInput, prepared: PreparedDeploy) -> None:
         """The proxy routes what the stack exposes now (and nothing it no longer exposes)."""
@@ -437,6 +491,13 @@ class DeployKombination(_RunBase):
             done.append(await self._mesh(request, prepared))
         if prepared.headscale and workflow.patched(_HEADSCALE):
             done.append(await self._prepare_headscale(request, prepared))
+        if prepared.platform == "swarm" and workflow.patched(_SWARM_FORMED):
+            self._swarm_formed = await self._swarm(request, prepared)
+            formed = self._swarm_formed
+            done.append(
+                f"swarm: {formed.managers} manager(s), {formed.workers} worker(s), quorum "
+                f"{'held' if formed.quorum else 'lost'}, ports in {formed.publish_mode} mode"
+            )
         if done:
             self._finish("network", "; ".join(done))
         else:
@@ -633,6 +694,24 @@ class DestroyKombination(_RunBase):
     kind = "destroy"
     step_names = DESTROY_STEPS
 
+    async def _dissolve(
+        self, request: DeployInput, prepared: PreparedDeploy, skipped: list[str]
+    ) -> None:
+        """Removes the swarm's services and network; every node leaves the swarm."""
+        try:
+            await workflow.execute_activity_method(
+                SwarmActivities.dissolve,
+                SwarmInput(
+                    request.deployment_id, prepared.stack_id, prepared.workdir, prepared.nodes
+                ),
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=_MACHINE,
+            )
+        except ActivityError as exc:
+            if not request.force:
+                raise
+            skipped.append(f"swarm: {_error_text(exc)}")
+
     @workflow.run
     async def run(self, request: DeployInput) -> DeployResult:
         return await self._run(request, self._destroy(request), forget_nodes=True)
@@ -664,6 +743,9 @@ class DestroyKombination(_RunBase):
         self._finish("prepare")
 
         self._start("services", "stop and remove services")
+        if prepared.platform == "swarm" and workflow.patched(_SWARM_DISSOLVED):
+            # Before the nodes' own removal, which takes their agents away with it.
+            await self._dissolve(request, prepared, skipped)
         outcomes = await asyncio.gather(
             *(
                 workflow.execute_activity_method(

@@ -51,6 +51,12 @@ with workflow.unsafe.imports_passed_through():
         WatchInput,
         WatchResult,
     )
+    from kombify.contracts.swarm import SwarmHealth
+
+# workflow.patched id: heal passes look after a swarm kit's swarm since this change.
+_SWARM_HEALED = "swarm-checked-in-heal-pass"
+# The incident kind of a swarm whose managers lost their quorum.
+_QUORUM_LOST = "swarm-quorum-lost"
 
 # Crash loops: a service that failed this many times inside the window is given up on.
 CRASH_LOOP_FAILURES = 5
@@ -614,7 +620,61 @@ class HealStack(_Healer):
                 continue
             result.drift.append(item)
         await self._drift_incidents(stack, result, found.strategy, down)
+        if workflow.patched(_SWARM_HEALED):
+            await self._swarm(stack, result)
         return result
+
+    async def _swarm(self, stack: StackRef, result: HealPassResult) -> None:
+        """A swarm kit's swarm: nodes back but out of it join again; a lost quorum is an
+        incident (closed as recovered once the managers have it again)."""
+        try:
+            health: SwarmHealth = await workflow.execute_activity(
+                "HealSwarm",
+                stack,
+                result_type=SwarmHealth,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+        except ActivityError as exc:
+            result.problems.append(f"swarm: not checked: {_cause(exc)}")
+            return
+        if not health.swarm:
+            return
+        result.actions.extend(f"{node}: joined the swarm again" for node in health.rejoined)
+        open_one: Incident | None = await workflow.execute_activity(
+            "OpenIncidentFor",
+            IncidentKey(stack.organisation, stack.stack, "", "swarm", _QUORUM_LOST),
+            result_type=Incident | None,  # type: ignore[arg-type]
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_RECORD,
+        )
+        if not health.quorum:
+            result.problems.append(f"swarm: {health.detail}")
+            incident = open_one.id if open_one else 0
+            if not incident:
+                incident = await self._open(
+                    IncidentOpen(
+                        organisation=stack.organisation,
+                        stack=stack.stack,
+                        node="",
+                        service="swarm",
+                        kind=_QUORUM_LOST,
+                        detection="heal pass: swarm check",
+                        detail=health.detail,
+                        detected_at=self._now(),
+                    )
+                )
+            result.incidents.append(incident)
+        elif open_one is not None:
+            await self._update(
+                IncidentUpdate(
+                    open_one.id,
+                    action=f"the managers have their quorum again ({health.detail})",
+                    state=RECOVERED,
+                    recovered_at=self._now(),
+                )
+            )
+            result.incidents.append(open_one.id)
 
     async def _drift_incidents(
         self, stack: StackRef, result: HealPassResult, strategy: str, down: set[str]

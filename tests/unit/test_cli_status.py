@@ -19,9 +19,16 @@ def _status(*, answered: bool = True, web_state: str = "running") -> dict[str, A
         "image": "kombify-test/httpd:1",
         "containers": ["13a20ffbfd23aaaa"] if answered else [],
         "details": [
-            {"id": "13a20ffbfd23aaaa", "state": web_state, "health": "healthy",
-             "image": "kombify-test/httpd:1", "since": "2026-12-02T04:16:30.123456789Z"}
-        ] if answered else [],
+            {
+                "id": "13a20ffbfd23aaaa",
+                "state": web_state,
+                "health": "healthy",
+                "image": "kombify-test/httpd:1",
+                "since": "2026-12-02T04:16:30.123456789Z",
+            }
+        ]
+        if answered
+        else [],
         "endpoints": ["127.0.0.1:32945 -> 80/tcp"],
     }
     return {
@@ -31,8 +38,10 @@ def _status(*, answered: bool = True, web_state: str = "running") -> dict[str, A
         "observed": True,
         "error": None,
         "last_deployment": {
-            "kind": "deploy", "state": "succeeded",
-            "started_at": "2026-12-02T04:16:29", "finished_at": "2026-12-02T04:16:31",
+            "kind": "deploy",
+            "state": "succeeded",
+            "started_at": "2026-12-02T04:16:29",
+            "finished_at": "2026-12-02T04:16:31",
         },
         "nodes": [
             {
@@ -82,3 +91,60 @@ def test_exit_code_is_zero_only_when_everything_wanted_runs_healthy(
     monkeypatch.setattr(deploy_cmds, "_client", Client)
     monkeypatch.setattr(deploy_cmds, "_print_status", lambda _: None)
     assert deploy_cmds.stack_status("rehearsal", json_output=False) == code
+
+
+def _swarm_status(*, quorum: bool = True, running: int = 3) -> dict[str, Any]:
+    status = _status()
+    status["nodes"] = [
+        {"name": n, "answered": True, "error": None, "observed_at": "2026-12-02T04:16:32+00:00",
+         "services": {}}
+        for n in ("m1", "w1")
+    ]  # fmt: skip
+    tasks = [
+        {"node": node, "state": "running", "error": ""} for node in ("m1", "m2", "w1")[:running]
+    ]
+    status["swarm"] = {
+        "manager": "m1", "answered": True, "error": None, "quorum": quorum, "managers": 3,
+        "reachable_managers": 3 if quorum else 1, "nodes": 5, "nodes_ready": 5 if quorum else 3,
+        "services": {
+            "web": {
+                "mode": "replicated", "wanted": 3, "running": running,
+                "healthy": running == 3, "publish_mode": "host",
+                "image": "kombify-test/httpd:1", "tasks": tasks,
+                "endpoints": [f"127.0.0.1:3300{i} -> 80/tcp ({t['node']})"
+                              for i, t in enumerate(tasks)],
+                "update_state": "", "update_message": "",
+            }
+        },
+    }  # fmt: skip
+    return status
+
+
+def test_a_swarm_kit_shows_where_each_task_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _printed(_swarm_status(), monkeypatch)
+
+    assert out.endswith(
+        "swarm (asked m1): 3/3 managers reachable, quorum held; 5/5 nodes ready\n"
+        "service  mode        replicas  publish  node  task     reach\n"
+        "web      replicated  3/3       host     m1    running  127.0.0.1:33000\n"
+        "                                        m2    running  127.0.0.1:33001\n"
+        "                                        w1    running  127.0.0.1:33002"
+    ), out
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(_swarm_status(), 0), (_swarm_status(quorum=False), 1), (_swarm_status(running=2), 1)],
+    ids=["all-running", "quorum-lost", "replica-missing"],
+)
+def test_a_swarm_kit_is_healthy_only_with_quorum_and_every_replica(
+    status: dict[str, Any], code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Client:
+        def request(self, *_: Any, **__: Any) -> dict[str, Any]:
+            return status
+
+    monkeypatch.setattr(deploy_cmds, "_client", Client)
+    monkeypatch.setattr(deploy_cmds, "console", Console(width=120, no_color=True))
+
+    assert deploy_cmds.stack_status("lab", json_output=False) == code

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
 from kombify.api.stack_runs import innermost, local_stack
-from kombify.api.status import OBSERVE_WAIT, node_status
+from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
 from kombify.contracts.deploy import ApproveSignal, CancelSignal, DeployInput
 from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.db import deployments as runs
@@ -29,6 +29,7 @@ from kombify.db.models import (
     NodeStatus,
     Stack,
     StackStatus,
+    SwarmStatus,
 )
 from kombify.errors import ConflictError
 from kombify.names import DeploymentId, StackName
@@ -291,6 +292,7 @@ async def stack_status(
     last = runs.latest_deployment(session, stack=stack)
     deployed = runs.last_rollout(session, stack=stack)
     nodes: list[NodeStatus] = []
+    swarm: SwarmStatus | None = None
     error: str | None = None
     if deployed is not None:
         request = ObserveInput(org.slug, stack.name, deployed.revision, runs.simulated(deployed))
@@ -308,6 +310,7 @@ async def stack_status(
             error = f"the nodes could not be asked: Temporal: {exc.message}"
         else:
             nodes = [node_status(n) for n in seen.nodes]
+            swarm = swarm_status(seen.swarm) if seen.swarm is not None else None
     return StackStatus(
         stack=stack.name,
         revision=stack.current_revision,
@@ -316,4 +319,5 @@ async def stack_status(
         error=error,
         last_deployment=_public(stack, last, None) if last else None,
         nodes=nodes,
+        swarm=swarm,
     )

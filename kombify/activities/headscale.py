@@ -38,6 +38,7 @@ from kombify.contracts.deploy import NodeTarget
 from kombify.contracts.headscale import HeadscaleInput, HeadscaleResult
 from kombify.errors import ConfigError, KombifyError
 from kombify.unifier.headscale import CONFIG_FILE, ENROLL_FILE, HOST_DIR, POLICY_FILE
+from kombify.unifier.swarm import SWARM_MANIFEST_FILE
 
 KEY_EXPIRY = "1h"  # long enough for one deploy's enrollment, short if it ever leaked
 KEY_DIR = "/run/kombify"  # tmpfs on systemd hosts: a key file never reaches a disk there
@@ -183,8 +184,20 @@ class Headscale:
             )
         return problems
 
-    async def prepare(self, plan: Enrollment, files: Mapping[str, bytes]) -> None:
-        """Refuse what cannot be enrolled; ship the config and the policy to the server."""
+    async def prepare(
+        self, plan: Enrollment, files: Mapping[str, bytes], *, swarm: bool = False
+    ) -> None:
+        """Refuse what cannot be enrolled; ship the config and the policy to the server.
+
+        ``swarm``: the stack runs on a swarm kit, where the server is a Swarm task that may
+        land on any manager, away from the config written here and out of `docker ps` reach.
+        """
+        if swarm:
+            raise VpnPrerequisiteError(
+                "headscale: on a swarm kit the Headscale server runs as a Swarm service, and "
+                "kombify does not configure it or enroll nodes through it yet: use provider: "
+                "wireguard (a mesh kombify builds on every node), or run Headscale yourself"
+            )
         problems = await self.missing(plan)
         if problems:
             raise VpnPrerequisiteError("headscale: " + "; ".join(problems))
@@ -299,7 +312,8 @@ class HeadscaleActivities:
         files = {name: (workdir / name).read_bytes() for name in (CONFIG_FILE, POLICY_FILE)}
         try:
             async with heartbeating("preparing headscale"):
-                await self._steps(request).prepare(plan, files)
+                swarm = (workdir / SWARM_MANIFEST_FILE).exists()
+                await self._steps(request).prepare(plan, files, swarm=swarm)
         except KombifyError as exc:
             raise ApplicationError(exc.message, type=exc.code, non_retryable=exc.permanent) from exc
         return HeadscaleResult(plan.node, plan.server_url)

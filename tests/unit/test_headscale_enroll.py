@@ -189,6 +189,17 @@ async def test_prepare_refuses_naming_what_is_missing_and_writes_nothing(
     assert nodes.files == {}
 
 
+async def test_prepare_refuses_a_swarm_kit_before_it_touches_a_node() -> None:
+    # ha-homelab runs its vpn service as a Swarm task on any manager: no config would reach
+    # it, so the deploy stops here, saying what to use instead.
+    nodes = FakeNodes()
+    steps, _ = _steps(nodes)
+    with pytest.raises(VpnPrerequisiteError) as caught:
+        await steps.prepare(PLAN, {CONFIG_FILE: b"c", POLICY_FILE: b"p"}, swarm=True)
+    assert "use provider: wireguard" in caught.value.message
+    assert nodes.files == {} and nodes.calls == []
+
+
 async def test_prepare_ships_config_and_policy_to_the_bind_mounted_directory() -> None:
     nodes = FakeNodes()
     steps, lines = _steps(nodes)

@@ -300,8 +300,37 @@ def _check(engine: Engine, item: _Pending) -> tuple[pb.ServiceOutcome | None, st
             ),
             "",
         )
+    if item.created and running == 0 and (missing := _image_missing(tasks, wanted)):
+        return (
+            pb.ServiceOutcome(
+                service=item.name,
+                outcome=pb.OUTCOME_FAILED,
+                config_hash=item.digest,
+                reason=missing,
+            ),
+            "",
+        )
     errors = _task_errors(tasks, limit=1)
     return None, f"{running}/{wanted} running" + (f"; last failure {errors}" if errors else "")
+
+
+def _image_missing(tasks: list[dict[str, Any]], wanted: int) -> str:
+    """Why a new service cannot start when no node has its image; "" otherwise.
+
+    The swarm retries a task whose image is missing for ever; when the control host had none
+    to ship and the nodes cannot pull it, no retry will find it, so the apply says so once
+    every wanted task failed that way twice, not at its timeout minutes later.
+    """
+    failed = [t for t in tasks if (t.get("Status") or {}).get("State") in ("failed", "rejected")]
+    errors = [str((t.get("Status") or {}).get("Err", "")) for t in failed]
+    if len(errors) < 2 * max(wanted, 1) or not all("No such image" in e for e in errors):
+        return ""
+    image = errors[0].split("No such image:", 1)[-1].strip()
+    return (
+        f"image {image} is not on the nodes that may run it and could not be pulled (no "
+        "registry reachable, or no such image): load it into the Docker engine of the host "
+        "kombify runs on, which ships it to the nodes, or fix the name"
+    )
 
 
 def _port(port: dict[str, Any]) -> pb.PortMapping:

@@ -211,7 +211,7 @@ class SwarmActivities:
                 request, f"swarm initialised on {leader.name} ({statuses[leader.name].address})"
             )
         cluster = statuses[leader.name].cluster_id
-        joined = await self._join_all(request, nodes, leader, statuses, cluster)
+        joined = await self._join_all(request, nodes, leader, statuses, cluster, labels)
         after, *own = await asyncio.gather(
             leader.agent.swarm_status(), *(n.agent.swarm_status() for n in nodes)
         )
@@ -266,8 +266,14 @@ class SwarmActivities:
         leader: _Node,
         statuses: dict[str, Any],
         cluster: str,
+        labels: dict[str, dict[str, str]],
     ) -> list[str]:
-        """Joins every node not in the leader's swarm; the tokens live only in this frame."""
+        """Joins every node not in the leader's swarm; the tokens live only in this frame.
+
+        A node that joined gets its labels from the leader at once, beside the joins still
+        to come (a head start: :meth:`_set_roles_and_labels` afterwards sets whatever is not
+        as wanted, so a label update that fails here only costs that one later).
+        """
         # A worker's engine does not know the cluster's id: the leader's node list decides.
         members = {m.id for m in statuses[leader.name].nodes}
 
@@ -281,14 +287,26 @@ class SwarmActivities:
             return []
         tokens = await leader.agent.swarm_join_tokens()
         joined: list[str] = []
+        labelling: list[asyncio.Task[None]] = []
+
+        async def label(node: _Node, node_id: str) -> None:
+            role = "manager" if node.target.role == "manager" else "worker"
+            try:
+                await leader.agent.swarm_update_node(
+                    node_id, role=role, labels=labels.get(node.name, {}), availability="active"
+                )
+            except KombifyError:
+                pass  # the pass after the joins sets them
 
         async def join(node: _Node) -> None:
             if statuses[node.name].state == "active":  # another swarm's member: it leaves first
                 await node.agent.swarm_leave(force=True)
             token = tokens.manager_token if node.target.role == "manager" else tokens.worker_token
-            await node.agent.swarm_join(tokens.manager_addr, token)
+            status = await node.agent.swarm_join(tokens.manager_addr, token)
             joined.append(node.name)
             self._log(request, f"{node.name} joined the swarm as {node.target.role}")
+            if status.node_id:
+                labelling.append(asyncio.create_task(label(node, status.node_id)))
 
         async def managers_in_turn() -> None:
             for node in (n for n in outside if n.target.role == "manager"):
@@ -302,6 +320,7 @@ class SwarmActivities:
             *(join(n) for n in outside if n.target.role != "manager"),
             return_exceptions=True,  # none left joining behind a failure: all end, then it
         )
+        await asyncio.gather(*labelling)  # each one swallows its own failure
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome

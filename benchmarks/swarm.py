@@ -179,7 +179,18 @@ def _load_image(name: str, node: str, archive: bytes) -> None:
     """``docker load`` of the image in a node: the tarball copied in, as kombify ships it."""
     container = _container(name, node)
     container.put_archive("/tmp", archive)
-    _run(container, "sh", "-c", "docker load -q -i /tmp/httpd.tar && rm -f /tmp/httpd.tar")
+    # A node answers SSH before its own dockerd may: on a busy host the load can come first,
+    # and then it waits for the engine as kombify's agent install does (nothing in the usual
+    # case, where the first attempt works).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _run(container, "sh", "-c", "docker load -q -i /tmp/httpd.tar && rm -f /tmp/httpd.tar")
+            return
+        except RuntimeError as exc:
+            if "Cannot connect to the Docker daemon" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def _archive(tarball: Path) -> bytes:

@@ -211,9 +211,10 @@ class SwarmActivities:
                 request, f"swarm initialised on {leader.name} ({statuses[leader.name].address})"
             )
         cluster = statuses[leader.name].cluster_id
-        joined = await self._join_all(request, nodes, leader, statuses, cluster)
-        after = await leader.agent.swarm_status()
-        own = await asyncio.gather(*(n.agent.swarm_status() for n in nodes))
+        joined = await self._join_all(request, nodes, leader, statuses, cluster, labels)
+        after, *own = await asyncio.gather(
+            leader.agent.swarm_status(), *(n.agent.swarm_status() for n in nodes)
+        )
         ids = {n.name: status.node_id for n, status in zip(nodes, own, strict=True)}
         promoted, demoted = await self._set_roles_and_labels(leader, nodes, ids, after, labels)
         removed = await self._drop_leavers(request, leader, ids, set(labels), after)
@@ -265,8 +266,14 @@ class SwarmActivities:
         leader: _Node,
         statuses: dict[str, Any],
         cluster: str,
+        labels: dict[str, dict[str, str]],
     ) -> list[str]:
-        """Joins every node not in the leader's swarm; the tokens live only in this frame."""
+        """Joins every node not in the leader's swarm; the tokens live only in this frame.
+
+        A node that joined gets its labels from the leader at once, beside the joins still
+        to come (a head start: :meth:`_set_roles_and_labels` afterwards sets whatever is not
+        as wanted, so a label update that fails here only costs that one later).
+        """
         # A worker's engine does not know the cluster's id: the leader's node list decides.
         members = {m.id for m in statuses[leader.name].nodes}
 
@@ -280,19 +287,43 @@ class SwarmActivities:
             return []
         tokens = await leader.agent.swarm_join_tokens()
         joined: list[str] = []
+        labelling: list[asyncio.Task[None]] = []
+
+        async def label(node: _Node, node_id: str) -> None:
+            role = "manager" if node.target.role == "manager" else "worker"
+            try:
+                await leader.agent.swarm_update_node(
+                    node_id, role=role, labels=labels.get(node.name, {}), availability="active"
+                )
+            except KombifyError:
+                pass  # the pass after the joins sets them
 
         async def join(node: _Node) -> None:
             if statuses[node.name].state == "active":  # another swarm's member: it leaves first
                 await node.agent.swarm_leave(force=True)
             token = tokens.manager_token if node.target.role == "manager" else tokens.worker_token
-            await node.agent.swarm_join(tokens.manager_addr, token)
+            status = await node.agent.swarm_join(tokens.manager_addr, token)
             joined.append(node.name)
             self._log(request, f"{node.name} joined the swarm as {node.target.role}")
+            if status.node_id:
+                labelling.append(asyncio.create_task(label(node, status.node_id)))
 
-        # Managers one at a time (each join changes the Raft membership), workers at once.
-        for node in (n for n in outside if n.target.role == "manager"):
-            await join(node)
-        await asyncio.gather(*(join(n) for n in outside if n.target.role != "manager"))
+        async def managers_in_turn() -> None:
+            for node in (n for n in outside if n.target.role == "manager"):
+                await join(node)
+
+        # Managers one at a time (each join changes the Raft membership, and a second one
+        # before the first settled may cost the quorum); workers are no Raft members, so they
+        # join at once, beside the managers, through the leader that was there before them.
+        outcomes = await asyncio.gather(
+            managers_in_turn(),
+            *(join(n) for n in outside if n.target.role != "manager"),
+            return_exceptions=True,  # none left joining behind a failure: all end, then it
+        )
+        await asyncio.gather(*labelling)  # each one swallows its own failure
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return sorted(joined)
 
     async def _set_roles_and_labels(
@@ -306,19 +337,33 @@ class SwarmActivities:
         current = {m.id: m for m in status.nodes}
         promoted: list[str] = []
         demoted: list[str] = []
-        for node in nodes:
-            member = current.get(ids[node.name])
-            want = "manager" if node.target.role == "manager" else "worker"
-            if member is not None and member.role != want:
-                (promoted if want == "manager" else demoted).append(node.name)
-            if member is not None and _as_wanted(member, want, labels.get(node.name, {})):
-                continue  # each update is a Raft write: none where nothing changes
+        label_only: list[_Node] = []
+
+        async def update(node: _Node, want: str) -> None:
             await leader.agent.swarm_update_node(
                 ids[node.name],
                 role=want,
                 labels=labels.get(node.name, {}),
                 availability="active",
             )
+
+        for node in nodes:
+            member = current.get(ids[node.name])
+            want = "manager" if node.target.role == "manager" else "worker"
+            if member is not None and _as_wanted(member, want, labels.get(node.name, {})):
+                continue  # each update is a Raft write: none where nothing changes
+            if member is not None and member.role == want:
+                label_only.append(node)
+                continue
+            if member is not None:
+                (promoted if want == "manager" else demoted).append(node.name)
+            # A role change moves the Raft membership: one at a time, like the joins.
+            await update(node, want)
+        # Labels and availability touch one node object each (its own version), so they need
+        # no order among them and go at once: a fresh swarm's 5 Raft writes together.
+        await asyncio.gather(
+            *(update(n, "manager" if n.target.role == "manager" else "worker") for n in label_only)
+        )
         return promoted, demoted
 
     async def _drop_leavers(
@@ -372,6 +417,38 @@ class SwarmActivities:
             )
         raise AgentError(f"no swarm manager with quorum answers ({last})")
 
+    @asynccontextmanager
+    async def _first_manager(self, request: SwarmInput) -> AsyncIterator[_Node]:
+        """What :meth:`_manager` finds, but each manager's connection opened only when the ones
+        before it had no quorum: the rollout needs one, and every SSH session and mTLS
+        handshake more costs the control host CPU beside the nodes' own rollouts.
+
+        A manager that cannot be reached fails the activity as :meth:`_connected` does.
+        """
+        last = "no node with role `manager` answers"
+        for target in (n for n in request.nodes if n.role == "manager"):
+            opened = AsyncExitStack()
+            [node] = await opened.enter_async_context(self._connected(request, [target.name]))
+            try:
+                status = await node.agent.swarm_status()
+            except AgentError as exc:
+                last = exc.message
+                await opened.aclose()
+                continue
+            except BaseException:
+                await opened.aclose()
+                raise
+            if status.is_manager and status.quorum:
+                async with opened:
+                    yield node
+                return
+            last = (
+                f"{node.name}: swarm {status.state}, manager {status.is_manager}, "
+                f"quorum {status.quorum}"
+            )
+            await opened.aclose()
+        raise AgentError(f"no swarm manager with quorum answers ({last})")
+
     @activity.defn(name="ApplySwarm")
     async def apply(self, request: SwarmInput) -> SwarmRollout:
         """Ships the images the swarm needs where they lack, then converges the services."""
@@ -385,25 +462,21 @@ class SwarmActivities:
             activity.heartbeat(line[:80])
             self._log(request, line)
 
-        # With every node's images staged beside the agent install, a manager is all it needs.
-        names = (
-            [n.name for n in request.nodes if n.role == "manager"]
-            if request.images_staged
-            else None
-        )
+        def on_event(event: Any) -> None:
+            if event.message:
+                on_line(f"{event.service}: {event.message}" if event.service else event.message)
+
         try:
-            async with self._connected(request, names) as nodes:
-                if not request.images_staged:
+            if request.images_staged:
+                # With every node's images staged beside the agent install, one manager is all
+                # it needs.
+                async with self._first_manager(request) as manager:
+                    result = await manager.agent.apply_swarm(manifest, on_event)
+            else:
+                async with self._connected(request) as nodes:
                     await self._ship(nodes, data, on_line)
-                manager = await self._manager(nodes)
-
-                def on_event(event: Any) -> None:
-                    if event.message:
-                        on_line(
-                            f"{event.service}: {event.message}" if event.service else event.message
-                        )
-
-                result = await manager.agent.apply_swarm(manifest, on_event)
+                    manager = await self._manager(nodes)
+                    result = await manager.agent.apply_swarm(manifest, on_event)
         except KombifyError as exc:
             raise _application_error(exc) from exc
         return SwarmRollout(

@@ -144,6 +144,17 @@ async def test_deploy_forms_the_swarm_and_spreads_replicas(
     assert all(n[1] == "Ready" for n in nodes), nodes
     managers = [n[0] for n in nodes if n[-1] in ("Leader", "Reachable")]
     assert sorted(managers) == list(MANAGERS), nodes
+    # Every node carries the labels a service's `node:` and the kit's placement select on.
+    labelled = await _on_m1(
+        kombify,
+        swarm_stack,
+        "sh -c 'docker node inspect --format "
+        '"{{.Description.Hostname}} {{index .Spec.Labels \\"io.kombify.node\\"}}" '
+        "$(docker node ls -q)'",
+    )
+    assert sorted(line.strip() for line in labelled.splitlines() if line.strip()) == [
+        f"{n} {n}" for n in sorted(MANAGERS + WORKERS)
+    ], labelled
     tasks = await _running_tasks(kombify, swarm_stack)
     assert len(tasks) == 3 and len(set(tasks)) == 3, tasks  # spread: one per node
     for node in tasks:

@@ -4,7 +4,8 @@ Through the whole kombify (API, Temporal workflow, OpenTofu, SSH, the node agent
 forms the swarm, a 3-replica service with a host port and an http health check runs as a Swarm
 service spread over 3 nodes and answers on each; a stopped worker's task moves and the service
 keeps answering; a stopped manager leaves the quorum intact and a re-apply works; an update
-whose check fails is rolled back by the swarm itself; destroy leaves no swarm state behind.
+whose check fails is rolled back by the swarm itself; a node taken out of the file is drained
+and removed from the swarm, and joins again when it is back; destroy leaves no swarm state.
 The tests run in order on one stack (each builds on the one before, as an owner's day would).
 """
 
@@ -244,6 +245,36 @@ async def test_an_update_that_fails_its_check_is_rolled_back_by_the_swarm(
     assert len(tasks) == 3
     for node in tasks:
         assert await _answers(swarm_stack, node) == 200
+
+
+async def test_a_node_that_leaves_the_kombination_leaves_the_swarm(
+    kombify: KombifyEnv, swarm_stack: str
+) -> None:
+    w2 = "    - {name: w2, provider: sim, role: worker}\n"
+    source = _kombination(swarm_stack, revision="2")
+    assert w2 in source
+
+    run = await kombify.deploy(source.replace(w2, ""), timeout=900)
+
+    assert run["state"] == "succeeded", _why(run)
+    lines = await _swarm_lines(kombify, run)
+    left = [line for line in lines if line.startswith("swarm node w2 ")]
+    assert left and "drained and removed" in left[0], lines
+    assert sorted(n[0] for n in await _node_ls(kombify, swarm_stack)) == ["m1", "m2", "m3", "w1"]
+
+    async def spread_without_w2() -> list[str] | None:
+        tasks = await _running_tasks(kombify, swarm_stack)
+        return tasks if len(tasks) == 3 and "w2" not in tasks else None
+
+    for node in await _eventually(spread_without_w2, timeout=120):
+        assert await _answers(swarm_stack, node) == 200
+
+    # Back in the file, it joins again on the next apply.
+    run = await kombify.deploy(source, timeout=900)
+
+    assert run["state"] == "succeeded", _why(run)
+    assert "w2 joined the swarm as worker" in await _swarm_lines(kombify, run)
+    await _eventually(lambda: _all_ready(kombify, swarm_stack), timeout=120)
 
 
 def _heal_swarm_activity(kombify: KombifyEnv) -> Any:

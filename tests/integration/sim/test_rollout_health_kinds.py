@@ -38,7 +38,8 @@ def _reverse_proxy() -> dict[str, Any]:
     """The kit catalog's caddy entry, as the unifier puts it in a manifest; image built here."""
     entry = load_library().catalog["caddy"].model_dump(exclude={"description"}, exclude_none=True)
     assert entry["healthcheck"]["tcp"] == 80  # the kit's own check is what is exercised
-    return {**entry, "name": "reverse-proxy", "image": "kombify-test/caddy:2", "env": {}}
+    # Its env carries the boot config the entry's command starts caddy with: kept.
+    return {**entry, "name": "reverse-proxy", "image": "kombify-test/caddy:2"}
 
 
 def _job(check: dict[str, Any], *, version: str = "1") -> dict[str, Any]:
@@ -87,7 +88,9 @@ async def test_kit_checks_gate_and_a_failing_cmd_rolls_back(node: NodeTarget) ->
 
     # A tcp check on a port nothing listens on fails there too (a new service: nothing to
     # roll back to), inside the node's own engine.
-    deaf = {**_reverse_proxy(), "name": "deaf", "ports": [], "volumes": []}
+    # It runs the image's own caddy (no admin socket beside the proxy's): serving :80 only.
+    deaf = {**_reverse_proxy(), "name": "deaf", "ports": [], "volumes": [], "command": []}
+    deaf["env"] = {}
     deaf["healthcheck"] = {"tcp": 81, "interval": "1s", "retries": 2}
     third = await _rollout(agent, workdir, node, [_reverse_proxy(), _job({"cmd": "true"}), deaf])
     states = {s.name: s for s in third.services}

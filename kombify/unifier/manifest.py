@@ -4,8 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombify.stackkits.resolver import ResolvedNode, ResolvedStack
+from kombify.stackkits.resolver import ResolvedNode, ResolvedService, ResolvedStack
 from kombify.unifier.routes import networked, proxy_network
+
+
+def service_fields(service: ResolvedService) -> dict[str, Any]:
+    """What a manifest says of one service, whoever runs it (a node's agent or the swarm)."""
+    d = service.definition
+    return {
+        "name": service.name,
+        "origin": service.origin,
+        "catalog": service.use,
+        "image": d.get("image"),
+        "command": list(d.get("command", [])),
+        "ports": [
+            {
+                "container": p["container"],
+                "host": p.get("host"),
+                "protocol": p.get("protocol", "tcp"),
+            }
+            for p in d.get("ports", [])
+        ],
+        "volumes": list(d.get("volumes", [])),
+        "env": dict(d.get("env", {})),
+        "replicas": d.get("replicas", 1),
+        "memory": d.get("memory"),
+        "healthcheck": d.get("healthcheck"),
+    }
 
 
 def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
@@ -18,30 +43,7 @@ def node_manifest(stack: ResolvedStack, node: ResolvedNode) -> dict[str, Any]:
     for service in stack.services:
         if swarm or node.node.name not in service.nodes:
             continue
-        d = service.definition
-        services.append(
-            {
-                "name": service.name,
-                "origin": service.origin,
-                "catalog": service.use,
-                "image": d.get("image"),
-                "command": list(d.get("command", [])),
-                "ports": [
-                    {
-                        "container": p["container"],
-                        "host": p.get("host"),
-                        "protocol": p.get("protocol", "tcp"),
-                    }
-                    for p in d.get("ports", [])
-                ],
-                "volumes": list(d.get("volumes", [])),
-                "env": dict(d.get("env", {})),
-                "replicas": d.get("replicas", 1),
-                "memory": d.get("memory"),
-                "healthcheck": d.get("healthcheck"),
-                "global": len(service.nodes) > 1,
-            }
-        )
+        services.append({**service_fields(service), "global": len(service.nodes) > 1})
         if service.name in on_network:
             # The proxy reaches the service by name there (docs/routes.md).
             services[-1]["networks"] = [proxy_network(stack)]

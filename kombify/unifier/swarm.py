@@ -15,6 +15,7 @@ from typing import Any
 
 from kombify.stackkits.placement import kit_services
 from kombify.stackkits.resolver import ResolvedService, ResolvedStack
+from kombify.unifier.manifest import service_fields
 
 SWARM_MANIFEST_FILE = "manifests/_swarm.json"  # "_" is not allowed in node names: no clash
 PLATFORM = "swarm"
@@ -69,28 +70,10 @@ def swarm_manifest(stack: ResolvedStack) -> dict[str, Any]:
     k = stack.kombination
     services = []
     for service in stack.services:
-        d = service.definition
         mode, constraints = _placement(stack, service)
         services.append(
             {
-                "name": service.name,
-                "origin": service.origin,
-                "catalog": service.use,
-                "image": d.get("image"),
-                "command": list(d.get("command", [])),
-                "ports": [
-                    {
-                        "container": p["container"],
-                        "host": p.get("host"),
-                        "protocol": p.get("protocol", "tcp"),
-                    }
-                    for p in d.get("ports", [])
-                ],
-                "volumes": list(d.get("volumes", [])),
-                "env": dict(d.get("env", {})),
-                "replicas": d.get("replicas", 1),
-                "memory": d.get("memory"),
-                "healthcheck": d.get("healthcheck"),
+                **service_fields(service),
                 "mode": mode,
                 "constraints": constraints,
                 "nodes": _eligible(stack, constraints),

@@ -321,6 +321,20 @@ _OUTCOME_WORDS = {
 }
 
 
+def service_reports(result: Any) -> list[ServiceReport]:
+    """What an agent's apply result (a node's or the swarm's) says of each service."""
+    return [
+        ServiceReport(
+            name=o.service,
+            state=_OUTCOME_WORDS.get(o.outcome, "unknown"),
+            healthy=o.outcome not in (5, 6),  # OUTCOME_ROLLED_BACK, OUTCOME_FAILED
+            reason=o.reason,
+            containers=list(o.container_ids),
+        )
+        for o in result.services
+    ]
+
+
 class AgentActivities:
     """Activities that act on nodes through SSH and the node agent."""
 
@@ -741,17 +755,7 @@ class AgentActivities:
             raise ApplicationError(
                 exc.message, type=_rollout_error_type(exc), non_retryable=exc.permanent
             ) from exc
-        reports = [
-            ServiceReport(
-                name=o.service,
-                state=_OUTCOME_WORDS.get(o.outcome, "unknown"),
-                healthy=o.outcome not in (5, 6),
-                reason=o.reason,
-                containers=list(o.container_ids),
-            )
-            for o in result.services
-        ]
-        return NodeRollout(node=request.node.name, services=reports)
+        return NodeRollout(node=request.node.name, services=service_reports(result))
 
     @activity.defn(name="RemoveServices")
     async def remove_services(self, request: RolloutInput) -> None:

@@ -18,22 +18,18 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from kombify.activities.agent import AgentActivities, node_identity, to_proto_manifest
+from kombify.activities.agent import (
+    AgentActivities,
+    node_identity,
+    service_reports,
+    to_proto_manifest,
+)
 from kombify.activities.ssh import NodeSession, node_session
-from kombify.contracts.deploy import NodeTarget, ServiceReport
+from kombify.contracts.deploy import NodeTarget
 from kombify.contracts.swarm import SwarmFormed, SwarmInput, SwarmMember, SwarmRollout
 from kombify.errors import AgentError, KombifyError
 from kombify.unifier.swarm import NODE_LABEL, SWARM_MANIFEST_FILE
 
-_OUTCOME_WORDS = {
-    1: "unchanged",
-    2: "created",
-    3: "updated",
-    4: "removed",
-    5: "rolled-back",
-    6: "failed",
-    7: "started",
-}
 # How long a rollout may take before ApplySwarm gives up on a service (the agent's wait).
 ROLLOUT_TIMEOUT_MS = 300_000
 
@@ -481,16 +477,7 @@ class SwarmActivities:
             raise _application_error(exc) from exc
         return SwarmRollout(
             manager=manager.name,
-            services=[
-                ServiceReport(
-                    name=o.service,
-                    state=_OUTCOME_WORDS.get(o.outcome, "unknown"),
-                    healthy=o.outcome not in (5, 6),
-                    reason=o.reason,
-                    containers=list(o.container_ids),
-                )
-                for o in result.services
-            ],
+            services=service_reports(result),
         )
 
     async def _ship(

@@ -64,6 +64,13 @@ def innermost(exc: BaseException) -> str:
     return str(exc)
 
 
+def not_asked(what: str, exc: WorkflowFailureError | RPCError) -> str:
+    """Why ``what`` (the nodes, the proxy) could not be asked live, for the answer's error."""
+    if isinstance(exc, RPCError):
+        return f"{what} could not be asked: Temporal: {exc.message}"
+    return f"{what} could not be asked: {innermost(exc)}"
+
+
 async def ask_worker(
     client: Client,
     settings: Settings,

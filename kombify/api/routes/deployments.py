@@ -13,7 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
-from kombify.api.stack_runs import innermost, local_stack
+from kombify.api.stack_runs import local_stack, not_asked
 from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
 from kombify.contracts.deploy import ApproveSignal, CancelSignal, DeployInput
 from kombify.contracts.observe import ObserveInput, StackSeen
@@ -304,10 +304,8 @@ async def stack_status(
                 task_queue=settings.task_queue,
                 execution_timeout=OBSERVE_WAIT,
             )
-        except WorkflowFailureError as exc:
-            error = f"the nodes could not be asked: {innermost(exc)}"
-        except RPCError as exc:
-            error = f"the nodes could not be asked: Temporal: {exc.message}"
+        except (WorkflowFailureError, RPCError) as exc:
+            error = not_asked("the nodes", exc)
         else:
             nodes = [node_status(n) for n in seen.nodes]
             swarm = swarm_status(seen.swarm) if seen.swarm is not None else None

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
-from kombify.api.stack_runs import innermost, local_stack
+from kombify.api.stack_runs import local_stack, not_asked
 from kombify.contracts.routes import RoutesQuery, RoutesSeen
 from kombify.db import deployments as runs
 from kombify.names import StackName
@@ -81,11 +81,8 @@ async def stack_routes(
             task_queue=settings.task_queue,
             execution_timeout=OBSERVE_ROUTES_TIMEOUT,
         )
-    except WorkflowFailureError as exc:
-        error = f"the proxy could not be asked: {innermost(exc)}"
-        return empty.model_copy(update={"deployed_revision": deployed.revision, "error": error})
-    except RPCError as exc:
-        error = f"the proxy could not be asked: Temporal: {exc.message}"
+    except (WorkflowFailureError, RPCError) as exc:
+        error = not_asked("the proxy", exc)
         return empty.model_copy(update={"deployed_revision": deployed.revision, "error": error})
     return StackRoutes(
         stack=stack.name,

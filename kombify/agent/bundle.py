@@ -17,7 +17,7 @@ Layout of the unpacked bundle (``PYTHONPATH=<dir>/lib.zip:<dir>/native``):
     cannot offer.
 
 There is no compiled code in it (see ``_SKIP_SUFFIXES``): the agent serves gRPC with
-grpclib, which is pure Python, and the whole bundle is about 2 MB.
+grpclib, which is pure Python, and the whole bundle is about 2.3 MB (measured).
 """
 
 from __future__ import annotations
@@ -48,11 +48,16 @@ _PROBE = (
 # Compiled extensions are left out: they are built for the control host's CPU, and every
 # package the agent imports falls back to pure Python without them (protobuf, multidict,
 # charset_normalizer), so one bundle runs on x86 and ARM nodes alike.
-_SKIP_SUFFIXES = (".pyc", ".so")
+_SKIP_SUFFIXES = (".pyc", ".so", ".pyi")
+# Of kombify itself only the agent's side travels (the control plane's modules are most of the
+# package and would double the copy to every node): the modules the import loaded, and the
+# agent's own packages whole, for the imports it makes later inside functions.
+_OWN_PACKAGE = "kombify"
+_OWN_WHOLE = ("kombify/agent/", "kombify/_generated/")
 # Packages whose callers open their data files by path (certifi.where()), which a zip lacks.
 _NEEDS_REAL_FILES = ("certifi",)
 # Bumped whenever the layout inside the tarball changes, so the digest (the version) does too.
-_LAYOUT = b"lib.zip+native/1"
+_LAYOUT = b"lib.zip+native/2"
 ZIP_NAME = "lib.zip"
 VERSION_MODULE = "kombify/_bundle_version.py"
 NATIVE_DIR = "native"
@@ -80,10 +85,19 @@ def _roots() -> list[Path]:
     return [Path(p).resolve() for p in paths] + [kombify_parent]
 
 
-def _top_levels(files: list[str]) -> list[Path]:
+@dataclass(frozen=True)
+class _Loaded:
+    """What the agent's import loaded: its top-level packages and every module file."""
+
+    tops: list[Path]
+    files: frozenset[Path]
+
+
+def _top_levels(files: list[str]) -> _Loaded:
     """The top-level packages (directories) or modules (files) the loaded files belong to."""
     roots = _roots()
     tops: set[Path] = set()
+    loaded: set[Path] = set()
     for name in files:
         if not name:
             continue
@@ -93,22 +107,31 @@ def _top_levels(files: list[str]) -> list[Path]:
                 first = path.relative_to(root).parts[0]
                 if not first.startswith(_NOT_NEEDED):
                     tops.add(root / first)
+                    loaded.add(path)
                 break
-    return sorted(tops)
+    return _Loaded(tops=sorted(tops), files=frozenset(loaded))
 
 
-def _files(top: Path) -> list[Path]:
+def _files(top: Path, loaded: frozenset[Path] = frozenset()) -> list[Path]:
     if top.is_file():
         return [top]
+    own = top.name == _OWN_PACKAGE
     return sorted(
         p
         for p in top.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in _SKIP_SUFFIXES
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix not in _SKIP_SUFFIXES
+        and (not own or p in loaded or _agent_side(p.relative_to(top.parent)))
     )
 
 
-def loaded_packages() -> list[Path]:
-    """What the agent imports, as top-level package paths on this host."""
+def _agent_side(relative: Path) -> bool:
+    return relative.suffix == ".py" and relative.as_posix().startswith(_OWN_WHOLE)
+
+
+def loaded_packages() -> _Loaded:
+    """What the agent imports, as top-level package paths and module files on this host."""
     try:
         out = subprocess.run(
             [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=120
@@ -199,7 +222,7 @@ def _pack(members: list[tuple[str, Path, bool]], target: Path, version: str) -> 
         tarfile.open(
             target,
             mode="w:gz",
-            compresslevel=1,  # level 6 packs 10 % smaller and takes 3x longer
+            compresslevel=6,  # 13 % smaller than level 1 for 0.1 s more, once per version
         ) as tar,
     ):
         pure = [(arcname, file) for arcname, file, native in members if not native]
@@ -219,9 +242,10 @@ def _pack(members: list[tuple[str, Path, bool]], target: Path, version: str) -> 
 def build_bundle(cache_dir: Path) -> AgentBundle:
     """Pack the agent into ``cache_dir`` (reused when its content is unchanged)."""
     members: list[tuple[str, Path, bool]] = []
-    for top in loaded_packages():
+    loaded = loaded_packages()
+    for top in loaded.tops:
         native = _needs_real_files(top)
-        for file in _files(top):
+        for file in _files(top, loaded.files):
             members.append((str(file.relative_to(top.parent)), file, native))
     members.sort()
     digest = hashlib.sha256(_LAYOUT)

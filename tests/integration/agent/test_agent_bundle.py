@@ -93,3 +93,36 @@ async def test_agent_from_the_bundle_serves(unpacked: Path, pki: Pki, tmp_path: 
     ) as reply:
         assert reply.node_identity == node
         assert reply.docker_ok
+
+
+def test_only_the_agent_side_of_kombify_travels(unpacked: Path) -> None:
+    """The control plane's modules stay home: they are most of the package."""
+    with zipfile.ZipFile(unpacked / ZIP_NAME) as archive:
+        names = set(archive.namelist())
+    own = {n for n in names if n.startswith("kombify/") and n.endswith(".py")}
+    assert "kombify/errors.py" in own
+    assert not {n for n in own if n.startswith(("kombify/workflows/", "kombify/api/"))}
+    assert not {n for n in names if n.endswith(".pyi")}
+    # Every agent module travels, also those the agent imports only inside functions.
+    agent_dir = Path(__file__).resolve().parents[3] / "kombify" / "agent"
+    assert {f"kombify/agent/{p.name}" for p in agent_dir.glob("*.py")} <= own
+
+
+def test_every_agent_module_imports_from_the_bundle(unpacked: Path) -> None:
+    """What the agent imports late (inside functions) must be importable on a node too."""
+    agent_dir = Path(__file__).resolve().parents[3] / "kombify" / "agent"
+    # client and bundle run on the control host only (they need the PKI and the packer).
+    modules = sorted(
+        f"kombify.agent.{p.stem}"
+        for p in agent_dir.glob("*.py")
+        if p.stem not in ("__init__", "__main__", "client", "bundle")
+    )
+    probe = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
+    subprocess.run(
+        [sys.executable, "-S", "-c", probe, *modules],
+        env=_isolated_env(unpacked),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )

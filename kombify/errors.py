@@ -46,6 +46,25 @@ class NotFoundError(KombifyError):
     status = 404
 
 
+class ForbiddenError(KombifyError):
+    """The caller is known but its role or key scope does not allow this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class RateLimitedError(KombifyError):
+    """Too many requests of one kind from one account, key or address; try again later."""
+
+    code = "rate-limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+
 class ConflictError(KombifyError):
     """The request clashes with the current state (name taken, run in progress)."""
 

@@ -79,6 +79,36 @@ class Settings(BaseSettings):
         "(json://host:port/path posts JSON; jsons:// for https). A secret: never shown.",
     )
 
+    signup: str = Field(
+        default="invite",
+        description="Who may create an account: `open` (anyone), `invite` (with an invitation "
+        "only, the default) or `closed` (nobody; owners add people by invitation only).",
+        pattern="^(open|invite|closed)$",
+    )
+    session_idle_minutes: int = Field(
+        default=720, ge=5, le=43200, description="A session unused this long ends (12 h)."
+    )
+    session_absolute_hours: int = Field(
+        default=168, ge=1, le=8760, description="A session ends this long after login (7 days)."
+    )
+    reauth_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=1440,
+        description="How recent a password (and TOTP) check must be for sensitive changes.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The address people reach kombify at (links in mails, OIDC redirects, the "
+        "SSO token issuer); default: the API URL.",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="smtp://user:password@host:port (or smtps://) to send mails; without it "
+        "mails are only written to the outbox table. A secret: never shown.",
+    )
+    mail_from: str = Field(default="kombify@localhost", description="Sender of kombify's mails.")
+
     @field_validator("notify_urls")
     @classmethod
     def _known_notify_urls(cls, value: SecretStr | None) -> SecretStr | None:
@@ -108,6 +138,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'kombify.db'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Where people reach kombify, without a trailing slash."""
+        return (self.public_url or self.resolved_api_url).rstrip("/")
 
     @property
     def resolved_api_url(self) -> str:

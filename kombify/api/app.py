@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from kombify import __version__
 from kombify.api import docs, openapi, problems
-from kombify.api.auth import RequireToken, admin_token
+from kombify.api.auth import admin_token
 from kombify.api.limits import RequestLimits
-from kombify.api.routes import ROUTERS, health
+from kombify.api.principal import Authorized
+from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
 from kombify.db.migrate import upgrade
 from kombify.settings import Settings, get_settings
 
@@ -40,9 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.add_middleware(RequestLimits)
     for router in ROUTERS:
-        # Health probes answer anyone (load balancers, `kombify status`); the rest needs the token.
+        # Health probes answer anyone (load balancers, `kombify status`); every other route
+        # knows its caller and checks the role (kombify.api.principal).
         public = router is health.router
-        app.include_router(router, dependencies=[] if public else [RequireToken])
+        app.include_router(router, dependencies=[] if public else [Authorized])
+    for router in PUBLIC_ROUTERS:
+        # Sign-up, login and the like: each route says itself whom it needs.
+        app.include_router(router)
     docs.install(app)
     openapi.install(app)
     return app

@@ -65,7 +65,13 @@ async def _kombify_error(request: Request, exc: Exception) -> JSONResponse:
         extra["errors"] = exc.errors
     title = type(exc).__name__.removesuffix("Error") or "Error"
     return problem(
-        exc.status, title, exc.message, code=exc.code, instance=request.url.path, **extra
+        exc.status,
+        title,
+        exc.message,
+        code=exc.code,
+        instance=request.url.path,
+        headers=getattr(exc, "headers", None),
+        **extra,
     )
 
 
@@ -89,8 +95,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             instance=request.url.path,
         )
     errors = [
-        {"path": _field_path(tuple(e.get("loc", ()))), "message": _message(e)}
-        for e in exc.errors()
+        {"path": _field_path(tuple(e.get("loc", ()))), "message": _message(e)} for e in exc.errors()
     ]
     first = errors[0] if errors else {"path": "", "message": "invalid request"}
     detail = f"{first['path']}: {first['message']}" if first["path"] else first["message"]

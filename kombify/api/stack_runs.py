@@ -26,14 +26,13 @@ class RunFailedError(KombifyError):
     status = 502
 
 
-def local_stack(session: Session, name: str) -> tuple[Organisation, Stack]:
-    """The local organisation and its stack called ``name`` (NotFoundError otherwise)."""
-    org = store.ensure_local_organisation(session)
+def org_stack(session: Session, org: Organisation, name: str) -> tuple[Organisation, Stack]:
+    """The organisation and its stack called ``name`` (NotFoundError otherwise)."""
     return org, store.get_stack(session, organisation_id=org.id, name=name)
 
 
 def deployed_stack(
-    session: Session, name: str, *, doing: str
+    session: Session, org: Organisation, name: str, *, doing: str
 ) -> tuple[Organisation, Stack, Deployment]:
     """The stack and the deploy run whose services should be on its nodes now.
 
@@ -41,7 +40,7 @@ def deployed_stack(
         NotFoundError: No such stack.
         ConflictError: Nothing of it is deployed (never deployed, or destroyed since).
     """
-    org, stack = local_stack(session, name)
+    org, stack = org_stack(session, org, name)
     deployed = runs.last_rollout(session, stack=stack)
     if deployed is None:
         last = runs.latest_deployment(session, stack=stack)

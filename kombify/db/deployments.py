@@ -34,9 +34,16 @@ def create_deployment(
     return deployment
 
 
-def get_deployment(session: Session, *, deployment_id: str) -> Deployment:
-    """The deployment with that id; NotFoundError otherwise."""
+def get_deployment(
+    session: Session, *, deployment_id: str, organisation_id: str | None = None
+) -> Deployment:
+    """The deployment with that id (of that organisation's stacks when given); else
+    NotFoundError, the same for another organisation's as for none at all."""
     deployment = session.get(Deployment, deployment_id)
+    if deployment is not None and organisation_id is not None:
+        stack = session.get(Stack, deployment.stack_id)
+        if stack is None or stack.organisation_id != organisation_id:
+            deployment = None
     if deployment is None:
         raise NotFoundError(f"no deployment `{deployment_id}`")
     return deployment

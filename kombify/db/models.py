@@ -38,7 +38,8 @@ class Organisation(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    """A person who can sign in; full identity arrives with accounts."""
+    """A person who can sign in. ``organisation_id`` is their home organisation (the one a
+    session acts in unless the client names another); roles are in ``Membership``."""
 
     id: str = Field(default_factory=new_id, primary_key=True)
     organisation_id: str = Field(foreign_key="organisation.id", index=True)
@@ -166,6 +167,11 @@ class Simulation(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=63)
+    # Who created it through the API: other organisations never see it. Simulations made
+    # before accounts (or by the CLI on the engine directly) have none: the local ones.
+    organisation_id: str | None = Field(
+        default=None, foreign_key="organisation.id", index=True, ondelete="CASCADE"
+    )
     template: str | None = Field(default=None, max_length=100)
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     workflow_id: str | None = Field(default=None, max_length=255)
@@ -180,17 +186,6 @@ class Event(SQLModel, table=True):
     source: str = Field(max_length=100)  # e.g. "tofu", "agent/nas"
     level: str = Field(default="info", max_length=10)
     message: str = Field(sa_column=Column(Text, nullable=False))
-    created_at: datetime = _ts(nullable=False)
-
-
-class AuditLog(SQLModel, table=True):
-    """Who did what to which thing, for the admin side."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    actor: str = Field(max_length=320)
-    action: str = Field(max_length=100)
-    target: str = Field(max_length=255)
-    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts(nullable=False)
 
 

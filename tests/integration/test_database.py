@@ -21,7 +21,10 @@ CORE_TABLES = {
     "node",
     "simulation",
     "event",
-    "auditlog",
+    "activity",
+    "membership",
+    "usersession",
+    "apikey",
 }
 
 

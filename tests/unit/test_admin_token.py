@@ -40,10 +40,10 @@ def test_blank_token_file_is_replaced_at_start_and_an_empty_bearer_is_refused(
     assert token_path(settings).read_text() == token + "\n"
     assert stat.S_IMODE(token_path(settings).stat().st_mode) == 0o600
     assert admin_token(settings) == token
-    client = TestClient(app, raise_server_exceptions=False)
-    for header in ("Bearer ", "Bearer", "Bearer  \t"):
-        response = client.get("/v1/stacks", headers={"Authorization": header})
-        assert response.status_code == 401, header
+    with TestClient(app, raise_server_exceptions=False) as client:  # started: migrated
+        for header in ("Bearer ", "Bearer", "Bearer  \t"):
+            response = client.get("/v1/stacks", headers={"Authorization": header})
+            assert response.status_code == 401, header
 
 
 def test_token_file_is_created_once_and_kept(tmp_path: Path) -> None:

@@ -27,3 +27,6 @@ ROUTERS: list[APIRouter] = [
     healing.router,
     domains.router,
 ]
+
+PUBLIC_ROUTERS: list[APIRouter] = []
+"""Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""

@@ -12,6 +12,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from kombify.api.deps import SettingsDep, TemporalDep
+from kombify.api.principal import InstallationAdmin
 from kombify.contracts.deploy import RenewInput
 from kombify.errors import ConflictError
 from kombify.workflows.certificates import WORKFLOW_ID, RenewCertificates
@@ -25,7 +26,7 @@ class RenewRequest(BaseModel):
     within_days: int = Field(default=30, ge=0, le=3650)
 
 
-@router.post("/renew")
+@router.post("/renew", dependencies=[InstallationAdmin])
 async def renew_certificates(
     body: RenewRequest, client: TemporalDep, settings: SettingsDep
 ) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
-from kombify.api.stack_runs import local_stack, not_asked
+from kombify.api.principal import OrgDep
+from kombify.api.stack_runs import not_asked, org_stack
 from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
 from kombify.contracts.deploy import ApproveSignal, CancelSignal, DeployInput
 from kombify.contracts.observe import ObserveInput, StackSeen
@@ -27,6 +28,7 @@ from kombify.db.models import (
     EventPublic,
     EventsPublic,
     NodeStatus,
+    Organisation,
     Stack,
     StackStatus,
     SwarmStatus,
@@ -94,6 +96,7 @@ def _stage(session: SessionDep, stack: Stack, options: DeploymentCreate) -> tupl
 async def _start(
     *,
     session: SessionDep,
+    org: Organisation,
     client: Client,
     settings: SettingsDep,
     name: str,
@@ -101,7 +104,6 @@ async def _start(
     options: DeploymentCreate,
     force: bool = False,
 ) -> DeploymentPublic:
-    org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     workflow_id = deploy_workflow_id(org.slug, stack.name)
     # A new file is stored first but made current only once its run started (here, and by
@@ -171,6 +173,7 @@ async def start_deployment(
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
+    org: OrgDep,
 ) -> DeploymentPublic:
     """Deploy the stack's current revision, or ``source`` as its next (one run at a time).
 
@@ -179,6 +182,7 @@ async def start_deployment(
     """
     return await _start(
         session=session,
+        org=org,
         client=client,
         settings=settings,
         name=name,
@@ -193,6 +197,7 @@ async def start_destroy(
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
+    org: OrgDep,
     body: DestroyCreate | None = None,
 ) -> DeploymentPublic:
     """Remove the stack's services and what OpenTofu made for it.
@@ -203,6 +208,7 @@ async def start_destroy(
     """
     return await _start(
         session=session,
+        org=org,
         client=client,
         settings=settings,
         name=name,
@@ -213,15 +219,16 @@ async def start_destroy(
 
 
 @router.get("/stacks/{name}/deployments", responses=_ERRORS)
-def list_deployments(name: StackName, session: SessionDep) -> list[DeploymentPublic]:
+def list_deployments(name: StackName, session: SessionDep, org: OrgDep) -> list[DeploymentPublic]:
     """The stack's runs, newest first."""
-    org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     return [_public(stack, row, None) for row in runs.list_deployments(session, stack=stack)]
 
 
-def _row_and_stack(session: SessionDep, deployment_id: str) -> tuple[Deployment, Stack]:
-    row = runs.get_deployment(session, deployment_id=deployment_id)
+def _row_and_stack(
+    session: SessionDep, org: Organisation, deployment_id: str
+) -> tuple[Deployment, Stack]:
+    row = runs.get_deployment(session, deployment_id=deployment_id, organisation_id=org.id)
     stack = session.get(Stack, row.stack_id)
     assert stack is not None  # a deployment's stack is deleted with it (cascade)
     return row, stack
@@ -229,17 +236,22 @@ def _row_and_stack(session: SessionDep, deployment_id: str) -> tuple[Deployment,
 
 @router.get("/deployments/{deployment_id}", responses=_ERRORS)
 async def get_deployment(
-    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep
+    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep, org: OrgDep
 ) -> DeploymentPublic:
     """A run with its live progress (steps, timings, per-node detail, plan summary)."""
-    row, stack = _row_and_stack(session, deployment_id)
+    row, stack = _row_and_stack(session, org, deployment_id)
     return _public(stack, row, await _progress(client, row))
 
 
 async def _signal(
-    session: SessionDep, client: Client, deployment_id: str, name: str, payload: object
+    session: SessionDep,
+    org: Organisation,
+    client: Client,
+    deployment_id: str,
+    name: str,
+    payload: object,
 ) -> DeploymentPublic:
-    row, stack = _row_and_stack(session, deployment_id)
+    row, stack = _row_and_stack(session, org, deployment_id)
     if row.state != "running":
         raise ConflictError(f"deployment `{deployment_id}` already ended ({row.state})")
     await _handle(client, row).signal(name, payload)
@@ -248,32 +260,33 @@ async def _signal(
 
 @router.post("/deployments/{deployment_id}/approve", responses=_ERRORS)
 async def approve_deployment(
-    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep
+    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep, org: OrgDep
 ) -> DeploymentPublic:
     """Approve the plan a run waits on."""
-    return await _signal(session, client, deployment_id, "approve", ApproveSignal(by="api"))
+    return await _signal(session, org, client, deployment_id, "approve", ApproveSignal(by="api"))
 
 
 @router.post("/deployments/{deployment_id}/cancel", responses=_ERRORS)
 async def cancel_deployment(
-    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep
+    deployment_id: DeploymentId, session: SessionDep, client: TemporalDep, org: OrgDep
 ) -> DeploymentPublic:
     """Stop a run at its next safe point; nodes are never left half rolled out."""
     cancel = CancelSignal(by="api", reason="cancelled by user")
-    return await _signal(session, client, deployment_id, "cancel", cancel)
+    return await _signal(session, org, client, deployment_id, "cancel", cancel)
 
 
 @router.get("/deployments/{deployment_id}/logs", responses=_ERRORS)
 def deployment_logs(
     deployment_id: DeploymentId,
     session: SessionDep,
+    org: OrgDep,
     after: int = Query(
         default=0, ge=0, le=MAX_DB_INT, description="Return lines with an id above this."
     ),
     limit: int = Query(default=1000, ge=1, le=10000),
 ) -> EventsPublic:
     """Stored output lines of OpenTofu and the agents, oldest first."""
-    runs.get_deployment(session, deployment_id=deployment_id)
+    runs.get_deployment(session, deployment_id=deployment_id, organisation_id=org.id)
     rows = runs.deployment_events(session, deployment_id=deployment_id, after=after, limit=limit)
     data = [EventPublic.model_validate(r, from_attributes=True) for r in rows]
     return EventsPublic(data=data, next=data[-1].id if data else after)
@@ -281,14 +294,18 @@ def deployment_logs(
 
 @router.get("/stacks/{name}/status", responses=_ERRORS)
 async def stack_status(
-    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    name: StackName,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    org: OrgDep,
 ) -> StackStatus:
     """What runs on the stack's nodes now, asked from their agents, beside the deployed spec.
 
     Nodes are asked live through a worker (``ObserveStack``); a node that does not answer is
     listed with the reason. The last run is shown apart and never stands in for the nodes.
     """
-    org, stack = local_stack(session, name)
+    org, stack = org_stack(session, org, name)
     last = runs.latest_deployment(session, stack=stack)
     deployed = runs.last_rollout(session, stack=stack)
     nodes: list[NodeStatus] = []

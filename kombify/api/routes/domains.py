@@ -11,7 +11,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
-from kombify.api.stack_runs import local_stack, not_asked
+from kombify.api.principal import OrgDep
+from kombify.api.stack_runs import not_asked, org_stack
 from kombify.contracts.routes import RoutesQuery, RoutesSeen
 from kombify.db import deployments as runs
 from kombify.names import StackName
@@ -53,10 +54,14 @@ class StackRoutes(BaseModel):
 
 @router.get("/stacks/{name}/routes", responses=_ERRORS)
 async def stack_routes(
-    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    name: StackName,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    org: OrgDep,
 ) -> StackRoutes:
     """The URL of every exposed service, asked live from the stack's reverse proxy."""
-    org, stack = local_stack(session, name)
+    org, stack = org_stack(session, org, name)
     deployed = runs.last_rollout(session, stack=stack)
     empty = StackRoutes(
         stack=stack.name,

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 
 from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
-from kombify.api.stack_runs import ask_worker, deployed_stack, local_stack
+from kombify.api.principal import OrgDep
+from kombify.api.stack_runs import ask_worker, deployed_stack, org_stack
 from kombify.contracts.heal import (
     DriftFound,
     HealPassResult,
@@ -48,26 +49,31 @@ def drift_workflow_id(organisation: str, stack: str, nonce: str) -> str:
 def list_incidents(
     name: StackName,
     session: SessionDep,
+    org: OrgDep,
     state: Literal["open", "recovered", "given-up"] | None = Query(
         default=None, description="Only incidents in this state."
     ),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[Incident]:
     """The stack's incidents, newest first: what failed, how it was found, what was done."""
-    org, stack = local_stack(session, name)
+    org, stack = org_stack(session, org, name)
     return records.list_incidents(session, org.slug, stack.name, state=state, limit=limit)
 
 
 @router.post("/{name}/heal", responses=_RUN_ERRORS)
 async def heal_stack(
-    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    name: StackName,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    org: OrgDep,
 ) -> HealPassResult:
     """Run one heal pass now (``HealStack``, as the schedule does) and return what it did.
 
     Started by hand, the pass also forgets crash loops it had given up on, and waits for a
     running deploy instead of skipping.
     """
-    org, stack, _ = deployed_stack(session, name, doing="heal")
+    org, stack, _ = deployed_stack(session, org, name, doing="heal")
     result: HealPassResult = await ask_worker(
         client,
         settings,
@@ -84,10 +90,14 @@ async def heal_stack(
 
 @router.get("/{name}/drift", responses=_RUN_ERRORS)
 async def check_drift(
-    name: StackName, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    name: StackName,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    org: OrgDep,
 ) -> DriftFound:
     """Compare what runs on the nodes (and OpenTofu's plan) with the spec now; each difference."""
-    org, stack, _ = deployed_stack(session, name, doing="check drift of")
+    org, stack, _ = deployed_stack(session, org, name, doing="check drift of")
     found: DriftFound = await ask_worker(
         client,
         settings,

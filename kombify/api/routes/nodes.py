@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from kombify.activities.deploy import DeployActivities
 from kombify.activities.hostkeys import read_host_key
 from kombify.api.deps import SessionDep, SettingsDep
+from kombify.api.principal import OrgDep
 from kombify.contracts.deploy import NodeTarget
 from kombify.db import hostkeys as pins
 from kombify.db import stacks as store
@@ -24,6 +25,7 @@ from kombify.db.models import (
     HostKeyPublic,
     HostKeysPublic,
     HostKeyTrust,
+    Organisation,
     Stack,
 )
 from kombify.errors import ConflictError, NotFoundError
@@ -47,8 +49,7 @@ SimulateQuery = Query(
 )
 
 
-def _load(session: Session, name: str) -> tuple[Stack, Kombination]:
-    org = store.ensure_local_organisation(session)
+def _load(session: Session, org: Organisation, name: str) -> tuple[Stack, Kombination]:
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     revision = store.current_revision(session, stack=stack)
     return stack, load_kombination(revision.source, filename=f"{name}.yaml")
@@ -64,9 +65,9 @@ def _last_simulated(session: Session, stack: Stack) -> bool:
 
 
 @router.get("", responses=_ERRORS)
-def list_nodes(name: StackName, session: SessionDep) -> HostKeysPublic:
+def list_nodes(name: StackName, session: SessionDep, org: OrgDep) -> HostKeysPublic:
     """The stack's nodes with their pinned host keys (a node never contacted has none)."""
-    stack, k = _load(session, name)
+    stack, k = _load(session, org, name)
     rows = [
         HostKeyPublic(
             node=p.node,
@@ -99,11 +100,16 @@ def list_nodes(name: StackName, session: SessionDep) -> HostKeysPublic:
 
 
 def _target(
-    settings: Settings, session: Session, name: str, node: str, simulate: bool | None
+    settings: Settings,
+    session: Session,
+    org: Organisation,
+    name: str,
+    node: str,
+    simulate: bool | None,
 ) -> tuple[Stack, NodeTarget, HostKey | None, str]:
     """The node as it is reached now, the key its kombination states (if any) and the
     container of a simulated node."""
-    stack, k = _load(session, name)
+    stack, k = _load(session, org, name)
     spec_node = next((n for n in k.spec.nodes if n.name == node), None)
     if spec_node is None:
         raise NotFoundError(f"stack `{name}` has no node `{node}`")
@@ -122,10 +128,15 @@ def _target(
 
 
 async def _check(
-    settings: Settings, session: Session, name: str, node: str, simulate: bool | None
+    settings: Settings,
+    session: Session,
+    org: Organisation,
+    name: str,
+    node: str,
+    simulate: bool | None,
 ) -> tuple[Stack, NodeTarget, HostKey, HostKeyCheck, str]:
     stack, target, stated, instance = await asyncio.to_thread(
-        _target, settings, session, name, node, simulate
+        _target, settings, session, org, name, node, simulate
     )
     pin = pins.get_pin(session, stack_id=stack.id, node=node, simulated=target.simulated)
     pinned = pins.pinned_key(pin) if pin else None
@@ -154,10 +165,11 @@ async def check_host_key(
     node: NodeName,
     session: SessionDep,
     settings: SettingsDep,
+    org: OrgDep,
     simulate: bool | None = SimulateQuery,
 ) -> HostKeyCheck:
     """Read the key the node presents now, beside the pinned one; records nothing."""
-    *_, check, _ = await _check(settings, session, name, node, simulate)
+    *_, check, _ = await _check(settings, session, org, name, node, simulate)
     return check
 
 
@@ -168,10 +180,11 @@ async def trust_host_key(
     body: HostKeyTrust,
     session: SessionDep,
     settings: SettingsDep,
+    org: OrgDep,
     simulate: bool | None = SimulateQuery,
 ) -> HostKeyCheck:
     """Pin the key the node presents now, if it has the fingerprint the user checked."""
-    found = await _check(settings, session, name, node, simulate)
+    found = await _check(settings, session, org, name, node, simulate)
     stack, target, presented, check, instance = found
     if presented.fingerprint != body.fingerprint.strip():
         raise ConflictError(
@@ -189,4 +202,3 @@ async def trust_host_key(
         instance=instance,
     )
     return check.model_copy(update={"recorded": True})
-

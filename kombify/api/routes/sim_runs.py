@@ -18,7 +18,9 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from kombify.api.deps import SettingsDep, TemporalDep
+from kombify.api import sim_owners
+from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.principal import OrgDep
 from kombify.api.routes.sims import ERRORS, SimulationCreate, spec_from_request
 from kombify.errors import ConflictError, NotFoundError
 from kombify.names import SimulationName
@@ -45,10 +47,15 @@ async def _query(client: Client, name: str) -> dict[str, Any]:
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def start_run(
-    body: SimulationRunCreate, client: TemporalDep, settings: SettingsDep
+    body: SimulationRunCreate,
+    client: TemporalDep,
+    settings: SettingsDep,
+    session: SessionDep,
+    org: OrgDep,
 ) -> dict[str, Any]:
     """Start a run; poll ``GET /v1/simulation-runs/{name}`` until its phase is ``ready``."""
-    spec = spec_from_request(body)
+    spec = spec_from_request(body, org)
+    sim_owners.claim(session, org, spec.name)
     try:
         await client.start_workflow(
             RunSimulationWorkflow.run,
@@ -68,14 +75,20 @@ async def start_run(
 
 
 @router.get("/{name}", responses=ERRORS)
-async def get_run(name: SimulationName, client: TemporalDep) -> dict[str, Any]:
+async def get_run(
+    name: SimulationName, client: TemporalDep, session: SessionDep, org: OrgDep
+) -> dict[str, Any]:
     """The run's phase (image, creating, waiting-ssh, ready, deleting, deleted) and nodes."""
+    sim_owners.check_visible(session, org, name)
     return await _query(client, name)
 
 
 @router.post("/{name}/stop", responses=ERRORS)
-async def stop_run(name: SimulationName, client: TemporalDep) -> dict[str, Any]:
+async def stop_run(
+    name: SimulationName, client: TemporalDep, session: SessionDep, org: OrgDep
+) -> dict[str, Any]:
     """End the run now: the workflow tears the simulation down."""
+    sim_owners.check_visible(session, org, name)
     current = await _query(client, name)
     await client.get_workflow_handle(workflow_id(name)).signal(RunSimulationWorkflow.stop)
     return current

@@ -13,7 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
-from kombify.errors import SpecError
+from kombify.api import sim_owners
+from kombify.api.deps import SessionDep
+from kombify.api.principal import OrgDep
+from kombify.db.models import Organisation
+from kombify.db.stacks import LOCAL_ORG
+from kombify.errors import ForbiddenError, SpecError
 from kombify.names import SimulationName
 from kombify.sim import templates as tpl
 from kombify.sim.client import docker_client
@@ -62,12 +67,20 @@ def get_sim_engine() -> Iterator[SimEngine]:
 EngineDep = Annotated[SimEngine, Depends(get_sim_engine)]
 
 
-def spec_from_request(body: SimulationCreate) -> SimulationSpec:
+def _user_templates_allowed(org: Organisation) -> bool:
+    # User templates are files of the installation: only its default organisation has them.
+    return org.slug == LOCAL_ORG
+
+
+def spec_from_request(body: SimulationCreate, org: Organisation) -> SimulationSpec:
     """The simulation a request describes (template, template YAML, or N nodes)."""
     if body.source is not None:
         spec = tpl.load_text(body.source, file="<request>")
     elif body.template is not None:
-        spec = tpl.get_template(body.template).spec
+        found = tpl.get_template(body.template)
+        if not _user_templates_allowed(org) and found.source != "builtin":
+            raise SpecError(f"template: no built-in template `{body.template}`")
+        spec = found.spec
     elif body.nodes is not None and body.name:
         return SimulationSpec.uniform(body.name, body.nodes)
     else:
@@ -78,9 +91,9 @@ def spec_from_request(body: SimulationCreate) -> SimulationSpec:
 
 
 @router.get("", responses=ERRORS)
-def list_simulations(engine: EngineDep) -> dict[str, Any]:
-    """Every simulation on the engine."""
-    sims = engine.list_all()
+def list_simulations(engine: EngineDep, session: SessionDep, org: OrgDep) -> dict[str, Any]:
+    """The organisation's simulations, as the engine reports them."""
+    sims = [s for s in engine.list_all() if sim_owners.visible(session, org, s.name)]
     data = [
         {"name": s.name, "state": s.state, "nodes": len(s.nodes), "description": s.description}
         for s in sims
@@ -89,33 +102,50 @@ def list_simulations(engine: EngineDep) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_simulation(body: SimulationCreate, engine: EngineDep) -> dict[str, Any]:
+def create_simulation(
+    body: SimulationCreate, engine: EngineDep, session: SessionDep, org: OrgDep
+) -> dict[str, Any]:
     """Create and start a simulation (idempotent); nodes answer SSH shortly after."""
-    return engine.create(spec_from_request(body)).to_public()
+    spec = spec_from_request(body, org)
+    sim_owners.claim(session, org, spec.name)
+    return engine.create(spec).to_public()
 
 
 @router.get("/templates", responses=ERRORS)
-def list_templates() -> dict[str, Any]:
-    """Built-in and user templates."""
-    found = tpl.list_templates()
+def list_templates(org: OrgDep) -> dict[str, Any]:
+    """Built-in and user templates (user templates: the default organisation's only)."""
+    found = [
+        t for t in tpl.list_templates() if t.source == "builtin" or _user_templates_allowed(org)
+    ]
     return {"data": [t.to_public() for t in found], "count": len(found)}
 
 
 @router.post("/templates", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_template(body: TemplateCreate) -> dict[str, Any]:
+def create_template(body: TemplateCreate, org: OrgDep) -> dict[str, Any]:
     """Validate and store a user template (nothing is stored when it is invalid)."""
+    if not _user_templates_allowed(org):
+        raise ForbiddenError(
+            "user templates are files of the installation, kept for its default organisation "
+            f"`{LOCAL_ORG}`; send the template's YAML as `source` when you create a simulation"
+        )
     return tpl.save_user_template(body.source).to_public()
 
 
 @router.get("/{name}", responses=ERRORS)
-def get_simulation(name: SimulationName, engine: EngineDep) -> dict[str, Any]:
+def get_simulation(
+    name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
+) -> dict[str, Any]:
     """A simulation's nodes, states and SSH connection info, as the engine reports them."""
+    sim_owners.check_visible(session, org, name)
     return engine.info(name).to_public()
 
 
 @router.post("/{name}/{action}", responses=ERRORS)
-def lifecycle(name: SimulationName, action: str, engine: EngineDep) -> dict[str, Any]:
+def lifecycle(
+    name: SimulationName, action: str, engine: EngineDep, session: SessionDep, org: OrgDep
+) -> dict[str, Any]:
     """``start``, ``stop`` or ``restart`` every node (idempotent)."""
+    sim_owners.check_visible(session, org, name)
     if action == "start":
         return engine.start(name).to_public()
     if action == "stop":
@@ -126,21 +156,31 @@ def lifecycle(name: SimulationName, action: str, engine: EngineDep) -> dict[str,
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def delete_simulation(name: SimulationName, engine: EngineDep) -> Response:
+def delete_simulation(
+    name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
+) -> Response:
     """Remove every container, network and volume of a simulation (idempotent)."""
+    sim_owners.check_visible(session, org, name)
     engine.delete(name)
+    sim_owners.release(session, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{name}/stats", responses=ERRORS)
-def simulation_stats(name: SimulationName, engine: EngineDep) -> dict[str, Any]:
+def simulation_stats(
+    name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
+) -> dict[str, Any]:
     """CPU, memory and network per running node, sampled from the engine."""
+    sim_owners.check_visible(session, org, name)
     sampled = engine.stats(name)
     return {"data": [s.to_public() for s in sampled], "count": len(sampled)}
 
 
 @router.get("/{name}/export", responses=ERRORS)
-def export_simulation(name: SimulationName, engine: EngineDep) -> Response:
+def export_simulation(
+    name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
+) -> Response:
     """The simulation as template YAML that re-creates it."""
+    sim_owners.check_visible(session, org, name)
     text = tpl.spec_to_yaml(engine.export(name))
     return Response(content=text, media_type="application/yaml")

@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
+from kombify.api import sim_owners
 from kombify.api.deps import MAX_DB_INT, SessionDep
+from kombify.api.principal import OrgDep
 from kombify.db import stacks as store
 from kombify.db.models import Stack, StackCreate, StackDetail, StackPublic, StacksPublic
 from kombify.errors import ConflictError
@@ -37,10 +39,16 @@ def _detail(session: SessionDep, stack: Stack) -> StackDetail:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
-def create_stack(body: StackCreate, session: SessionDep) -> StackDetail:
+def create_stack(body: StackCreate, session: SessionDep, org: OrgDep) -> StackDetail:
     """Create a stack from a kombination file; nothing is stored when the file is invalid."""
     kombination = load_kombination(body.source, filename=body.filename)
-    org = store.ensure_local_organisation(session)
+    name = kombination.metadata.name
+    # Stack names name the simulations, containers and networks of the installation's one
+    # engine: unique across organisations (answered like any taken name, nothing more).
+    if sim_owners.owner_of(session, name) not in (None, org.id):
+        raise ConflictError(
+            f"metadata.name: `{name}` is taken on this installation; choose another"
+        )
     stack = store.create_stack(
         session,
         organisation_id=org.id,
@@ -54,11 +62,11 @@ def create_stack(body: StackCreate, session: SessionDep) -> StackDetail:
 @router.get("", responses=_ERRORS)
 def list_stacks(
     session: SessionDep,
+    org: OrgDep,
     offset: int = Query(default=0, ge=0, le=MAX_DB_INT),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> StacksPublic:
     """The stacks, by name."""
-    org = store.ensure_local_organisation(session)
     rows, count = store.list_stacks(session, organisation_id=org.id, offset=offset, limit=limit)
     return StacksPublic(
         data=[StackPublic.model_validate(s, from_attributes=True) for s in rows], count=count
@@ -66,14 +74,15 @@ def list_stacks(
 
 
 @router.get("/{name}", responses=_ERRORS)
-def get_stack(name: StackName, session: SessionDep) -> StackDetail:
+def get_stack(name: StackName, session: SessionDep, org: OrgDep) -> StackDetail:
     """One stack with the source of its current revision."""
-    org = store.ensure_local_organisation(session)
     return _detail(session, store.get_stack(session, organisation_id=org.id, name=name))
 
 
 @router.put("/{name}", responses=_ERRORS)
-def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> StackDetail:
+def revise_stack(
+    name: StackName, body: StackCreate, session: SessionDep, org: OrgDep
+) -> StackDetail:
     """Store a new revision of the stack's kombination file (unchanged text: no new revision).
 
     Refused while a run of the stack is in progress: its status would name a revision that
@@ -85,7 +94,6 @@ def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> Sta
         raise ConflictError(
             f"the file's metadata.name is `{kombination.metadata.name}`, not `{name}`"
         )
-    org = store.ensure_local_organisation(session)
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     store.refuse_while_running(stack, store.running_deployment(session, stack=stack), "change")
     stack = store.revise_stack(
@@ -95,8 +103,7 @@ def revise_stack(name: StackName, body: StackCreate, session: SessionDep) -> Sta
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
-def delete_stack(name: StackName, session: SessionDep) -> Response:
+def delete_stack(name: StackName, session: SessionDep, org: OrgDep) -> Response:
     """Forget a stack and its revisions; refused while it runs or is deployed (destroy first)."""
-    org = store.ensure_local_organisation(session)
     store.delete_stack(session, stack=store.get_stack(session, organisation_id=org.id, name=name))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

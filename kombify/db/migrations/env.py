@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import kombify.db.models  # noqa: F401  (registers every table on SQLModel.metadata)
+import kombify.db.account_tables  # noqa: F401  (registers every table on SQLModel.metadata)
+import kombify.db.models  # noqa: F401
 from kombify.db.engine import get_engine
 
 config = context.config

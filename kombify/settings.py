@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kombify.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kombify.gateway.rules import Rule
 
 # Files kombify's processes and their children (OpenTofu, Temporal) create are the owner's
 # only: state, logs and manifests hold addresses and service settings that can be secrets.
@@ -108,6 +111,23 @@ class Settings(BaseSettings):
         "mails are only written to the outbox table. A secret: never shown.",
     )
     mail_from: str = Field(default="kombify@localhost", description="Sender of kombify's mails.")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db (or rediss://, unix://): rate limits are "
+        "counted there, shared by every API instance. Unset: in this process. A secret.",
+    )
+    rate_limits: str = Field(
+        default="auth=10/60,write=120/60,read=600/60,tries=10/60",
+        description="Requests allowed per caller and window, as CLASS=COUNT/SECONDS separated by "
+        "commas; classes: auth (/v1/auth/*), write (other mutating /v1 calls), read (the rest of "
+        "/v1), tries (login, MFA and password-reset attempts per account and per address). "
+        "Classes left out keep their default.",
+    )
+    cors_origins: str | None = Field(
+        default=None,
+        description="Origins (https://host[:port]) whose browser pages may call the API, with "
+        "credentials, separated by commas. Unset: no cross-origin access.",
+    )
 
     @field_validator("notify_urls")
     @classmethod
@@ -125,12 +145,54 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError(
+                "KOMBIFY_REDIS_URL: expected a URL starting with redis://, rediss:// or unix://"
+            )
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from kombify.gateway.rules import parse_rules
+
+        parse_rules(value)  # raises ValueError naming the entry at fault
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str | None) -> str | None:
+        from kombify.gateway.cors import parse_origins
+
+        if value is not None:
+            parse_origins(value)
+        return value
+
     @property
     def notify_url_list(self) -> list[str]:
         """The notification URLs, one per entry of ``KOMBIFY_NOTIFY_URLS`` ([] when unset)."""
         from kombify.notify import split_urls
 
         return split_urls(self.notify_urls.get_secret_value()) if self.notify_urls else []
+
+    @property
+    def rate_limit_rules(self) -> dict[str, Rule]:
+        """The rate limit rule of each route class (``KOMBIFY_RATE_LIMITS`` over defaults)."""
+        from kombify.gateway.rules import parse_rules
+
+        return parse_rules(self.rate_limits)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed cross-origin access ([] when unset: none)."""
+        from kombify.gateway.cors import parse_origins
+
+        return parse_origins(self.cors_origins) if self.cors_origins else []
 
     @property
     def resolved_database_url(self) -> str:

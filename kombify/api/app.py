@@ -14,11 +14,17 @@ from kombify.api.limits import RequestLimits
 from kombify.api.principal import Authorized
 from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
 from kombify.db.migrate import upgrade
+from kombify.gateway import middleware as gateway_middleware
+from kombify.gateway.ratelimit import limiter_for
 from kombify.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the database is migrated when it starts serving."""
+def create_app(settings: Settings | None = None, *, gateway: bool = True) -> FastAPI:
+    """Build the app; the database is migrated when it starts serving.
+
+    ``gateway=False`` leaves out the gateway middleware (rate limits, CORS, security headers,
+    request log): only for measuring what it costs (benchmarks/api.py).
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -26,6 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(settings.resolved_database_url)
         yield
         app.state.temporal = None
+        close = getattr(app.state.limiter, "close", None)
+        if close is not None:
+            close()
 
     app = FastAPI(
         title="kombify",
@@ -40,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admin_token = admin_token(settings, create=True)
     problems.install(app)
     app.add_middleware(RequestLimits)
+    app.state.limiter = limiter_for(settings)
+    if gateway:
+        gateway_middleware.install(app, settings, app.state.limiter)
     for router in ROUTERS:
         # Health probes answer anyone (load balancers, `kombify status`); every other route
         # knows its caller and checks the role (kombify.api.principal).

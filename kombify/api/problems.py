@@ -147,16 +147,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The exception text may hold anything (paths, values): it goes to the log, not the client.
-    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+def internal_error(path: str) -> JSONResponse:
+    """The 500 answered for an unexpected exception (its text is for the log only)."""
     return problem(
         500,
         "Internal error",
         "the server failed unexpectedly; its log has the details",
         code="internal-error",
-        instance=request.url.path,
+        instance=path,
     )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The exception text may hold anything (paths, values): it goes to the log, not the client.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return internal_error(request.url.path)
 
 
 def install(app: FastAPI) -> None:

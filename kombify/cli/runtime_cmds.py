@@ -76,13 +76,18 @@ def api() -> None:
     import uvicorn
 
     from kombify.api.app import create_app
+    from kombify.gateway.request_log import log_to_stderr
 
     settings = get_settings()
+    log_to_stderr()
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        # kombify.requests logs each request as JSON, without the query string (which may
+        # hold a token) that uvicorn's access log would print.
+        access_log=False,
         timeout_graceful_shutdown=5,
     )
 

@@ -42,19 +42,35 @@ async def _temporal_error(request: Request) -> str | None:
     return None
 
 
+async def _redis_error(request: Request) -> str | None:
+    limiter = getattr(request.app.state, "limiter", None)
+    probe = getattr(limiter, "problem", None)
+    if probe is None:
+        return None
+    try:
+        error: str | None = await asyncio.wait_for(asyncio.to_thread(probe), _PROBE_TIMEOUT)
+    except TimeoutError:
+        return "no answer within 3s"
+    return error
+
+
 @router.get(
     "/readyz",
-    summary="The database and Temporal answer",
+    summary="The database, Temporal and (when configured) Redis answer",
     responses={503: {"description": "A dependency does not answer (problem+json names it)"}},
 )
 async def readyz(request: Request, settings: SettingsDep) -> Any:
-    """200 when the database and Temporal both answer, else 503 naming which do not."""
+    """200 when every upstream answers (database, Temporal, Redis when KOMBIFY_REDIS_URL is
+    set), else 503 naming which do not."""
     db_error = await asyncio.to_thread(check_database, settings.resolved_database_url)
     temporal_error = await _temporal_error(request)
     checks = {
         "database": {"ok": db_error is None, "error": db_error},
         "temporal": {"ok": temporal_error is None, "error": temporal_error},
     }
+    if settings.redis_url is not None:
+        redis_error = await _redis_error(request)
+        checks["redis"] = {"ok": redis_error is None, "error": redis_error}
     failing = [name for name, check in checks.items() if not check["ok"]]
     if failing:
         return problem(

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
         "counted there, shared by every API instance. Unset: in this process. A secret.",
     )
     rate_limits: str = Field(
-        default="auth=10/60,write=120/60,read=600/60,tries=10/60",
+        default="auth=30/60,write=120/60,read=600/60,tries=10/60",
         description="Requests allowed per caller and window, as CLASS=COUNT/SECONDS separated by "
         "commas; classes: auth (/v1/auth/*), write (other mutating /v1 calls), read (the rest of "
         "/v1), tries (login, MFA and password-reset attempts per account and per address). "

@@ -43,6 +43,7 @@ from kombify.db.account_tables import Credential, InstallationFlag
 from kombify.db.models import Organisation, User
 from kombify.db.stacks import ensure_local_organisation
 from kombify.errors import ForbiddenError, NotFoundError
+from kombify.gateway.caller import caller_of
 from kombify.settings import Settings
 
 SESSION_COOKIE = "__Host-kombify_session"
@@ -223,6 +224,7 @@ def current_principal(
         return cached
     principal = resolve(request, db, credentials)
     request.state.principal = principal
+    request.state.caller = caller_of(principal)  # for the gateway's log and rate limits
     return principal
 
 

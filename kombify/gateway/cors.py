@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import SplitResult, urlsplit
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -17,6 +18,18 @@ EXPOSE_HEADERS = (
     "Retry-After",
     "X-Request-ID",
 )
+
+
+# A DNS name or an IPv4 address (letters, digits, dots, dashes), or an IPv6 address.
+_HOST = re.compile(r"^[a-z0-9.-]+$|^[0-9a-f:.]+$")
+
+
+def _port_ok(parts: SplitResult) -> bool:
+    try:
+        _ = parts.port  # reading it checks it: a number from 0 to 65535
+    except ValueError:
+        return False
+    return True
 
 
 def parse_origins(text: str) -> list[str]:
@@ -39,6 +52,8 @@ def parse_origins(text: str) -> list[str]:
         if (
             parts.scheme not in ("http", "https")
             or not parts.hostname
+            or not _HOST.fullmatch(parts.hostname)
+            or not _port_ok(parts)
             or parts.path
             or parts.query
             or parts.fragment

@@ -14,7 +14,6 @@ tokens cannot each open a fresh budget.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import anyio.to_thread
 from starlette.datastructures import MutableHeaders
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kombify.accounts.tokens import digest
 from kombify.api.problems import problem
 from kombify.errors import ServiceUnavailableError
+from kombify.gateway.caller import Caller
 from kombify.gateway.ratelimit import Decision, Limiter, MemoryLimiter
 from kombify.gateway.rules import Rule
 
@@ -56,15 +56,6 @@ def credential(scope: Scope) -> str | None:
     if cookie:
         return cookie_parser(cookie).get(SESSION_COOKIE) or None
     return None
-
-
-def principal_key(principal: Any) -> str:
-    """The budget a resolved principal (kombify.accounts.principal.Principal) counts against."""
-    if principal.api_key_id:
-        return f"key:{principal.api_key_id}"
-    if principal.user is not None:
-        return f"user:{principal.user.id}"
-    return f"{principal.via}:{principal.organisation.id}"
 
 
 def _headers(decision: Decision) -> list[tuple[str, str]]:
@@ -102,10 +93,10 @@ class RateLimits:
         return f"addr:{client[0] if client else 'unknown'}", token_digest
 
     def _remember(self, scope: Scope, token_digest: str | None) -> None:
-        principal = scope.get("state", {}).get("principal")
-        if token_digest is None or principal is None:
+        caller: Caller | None = scope.get("state", {}).get("caller")
+        if token_digest is None or caller is None:
             return
-        self._known[token_digest] = principal_key(principal)
+        self._known[token_digest] = caller.budget
         self._known.move_to_end(token_digest)
         while len(self._known) > _KNOWN_MAX:
             self._known.popitem(last=False)

@@ -10,7 +10,7 @@ CLASSES = ("auth", "write", "read", "tries")
 tries: login, MFA and password-reset attempts, per account and per client address."""
 
 _ENTRY = re.compile(r"^([a-z]+)=([0-9]{1,9})/([0-9]{1,7})$")
-_EXAMPLE = "`auth=10/60,write=120/60,read=600/60,tries=10/60`"
+_EXAMPLE = "`auth=30/60,write=120/60,read=600/60,tries=10/60`"
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Rule:
 
 
 DEFAULT_RULES: dict[str, Rule] = {
-    "auth": Rule(10, 60),
+    "auth": Rule(30, 60),
     "write": Rule(120, 60),
     "read": Rule(600, 60),
     "tries": Rule(10, 60),

@@ -232,8 +232,8 @@ def main() -> None:
             }
 
             async def run() -> None:
-                for name, (url, _) in sides.items():
-                    await _wait_ready(url, processes[name])
+                for name, port in ports.items():
+                    await _wait_ready(f"http://127.0.0.1:{port}", processes[name])
                 await _add_stack(*sides["gateway off"])
                 await _measure(args, sides)
 

@@ -68,9 +68,13 @@ def _headers(decision: Decision) -> list[tuple[str, str]]:
 
 def _whom(key: str) -> str:
     kind = key.split(":", 1)[0]
-    return {"key": "this API key", "user": "this account", "addr": "your address"}.get(
-        kind, "this caller"
-    )
+    names = {
+        "key": "this API key",
+        "user": "this account",
+        "addr": "your address",
+        "admin-token": "the admin token",
+    }
+    return names.get(kind, "this caller")
 
 
 class RateLimits:

@@ -120,7 +120,9 @@ def test_route_classes_have_separate_budgets_and_probes_none(tmp_path: Path) -> 
         assert client.get("/v1/stacks").status_code == 200  # the token is known from here on
         login = client.post("/v1/auth/login", json={"email": "a@example.org", "password": "x"})
         assert login.headers["RateLimit-Limit"] == "1"
-        _assert_429(client.post("/v1/auth/login", json={}), 1, 60)
+        refused = client.post("/v1/auth/login", json={})
+        _assert_429(refused, 1, 60)
+        assert refused.json()["detail"].startswith("too many auth requests from the admin token")
 
         write = client.post("/v1/stacks", json={"source": "name: x"})
         assert write.headers["RateLimit-Limit"] == "1" and _remaining(write) == 0

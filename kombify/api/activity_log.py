@@ -18,7 +18,7 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kombify.accounts import activity
-from kombify.accounts.principal import Principal
+from kombify.accounts.principal import Actor, Principal
 from kombify.db.account_tables import Activity
 from kombify.db.engine import get_engine
 from kombify.db.models import Organisation, User
@@ -146,20 +146,26 @@ class ActivityMiddleware:
 
     def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state") or {}
-        principal: Principal | None = state.get("principal")
+        who: Actor | None = state.get("actor")
+        if who is None:
+            return  # nobody authenticated: nothing changed (the request log has the attempt)
         route = scope.get("route")
         template = str(getattr(route, "path", scope["path"]))
         object_type, object_id = _object(template, scope.get("path_params") or {})
         headers = dict(scope.get("headers") or [])
         client = scope.get("client")
-        entry = _entry(
-            principal=principal,
-            action=f"{scope['method']} {template}",
+        entry = Activity(
+            organisation_id=who.organisation_id if who else None,
+            user_id=who.user_id if who else None,
+            actor=(who.actor if who else "anonymous")[:320],
+            via=who.via if who else "anonymous",
+            on_behalf_of=(who.on_behalf_of if who else "")[:320],
+            action=f"{scope['method']} {template}"[:100],
+            object_type=object_type[:40],
+            object_id=object_id[:255],
             outcome=_outcome(status),
-            address=client[0] if client else "",
-            client=headers.get(b"user-agent", b"").decode("latin-1"),
-            object_type=object_type,
-            object_id=object_id,
+            address=(client[0] if client else "")[:64],
+            client=headers.get(b"user-agent", b"").decode("latin-1")[:200],
         )
         try:
             with Session(get_engine(self.database_url)) as db:

@@ -4,7 +4,7 @@
 (the principal the request resolved), on behalf of whom, the route, the object its path names,
 the outcome, the address and client. Account events (sign-up, login, logout …) happen before
 or without a principal, so their routes call :func:`record_event` themselves; the middleware
-leaves ``/v1/auth/`` to them.
+then leaves the request to them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from kombify.db.models import Organisation, User
 
 log = logging.getLogger(__name__)
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_SELF_RECORDING = ("/v1/auth/",)
 # The path parameter that names the object a route acts on, and what kind of object it is.
 _OBJECTS = (
     ("deployment_id", "deployment"),
@@ -97,7 +96,9 @@ def record_event(
     object_type: str = "",
     object_id: str = "",
 ) -> None:
-    """Record an account event a route handled itself (committed at once)."""
+    """Record an account event a route handled itself (committed at once); the middleware then
+    leaves the request to it."""
+    request.state.activity_recorded = True
     activity.record(
         db,
         _entry(
@@ -127,7 +128,6 @@ class ActivityMiddleware:
             scope["type"] != "http"
             or scope["method"] in _SAFE
             or not scope["path"].startswith("/v1/")
-            or scope["path"].startswith(_SELF_RECORDING)
         ):
             await self.app(scope, receive, send)
             return
@@ -146,6 +146,8 @@ class ActivityMiddleware:
 
     def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state") or {}
+        if state.get("activity_recorded"):
+            return  # the route wrote a more telling entry itself
         who: Actor | None = state.get("actor")
         if who is None:
             return  # nobody authenticated: nothing changed (the request log has the attempt)

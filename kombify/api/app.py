@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from kombify import __version__
 from kombify.api import docs, openapi, problems
+from kombify.api.activity_log import ActivityMiddleware
 from kombify.api.auth import admin_token
 from kombify.api.limits import RequestLimits
 from kombify.api.principal import Authorized
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, gateway: bool = True) -> Fas
     app.state.temporal = None
     app.state.admin_token = admin_token(settings, create=True)
     problems.install(app)
+    app.add_middleware(ActivityMiddleware, database_url=settings.resolved_database_url)
     app.add_middleware(RequestLimits)
     app.state.limiter = limiter_for(settings)
     if gateway:

@@ -1,9 +1,11 @@
-"""Brute-force limits for login, MFA and password-reset attempts: per account and per address.
+"""Brute-force limits on the routes that check a secret (login, MFA, password reset, sign-up).
 
-The routes call :func:`check` (or :func:`check_request`) before they look at a password or a
-code; every attempt counts, and past the ``tries`` rule (10 a minute by default) the route
-answers 429 with ``Retry-After`` until the window ends. Each refusal is logged as one JSON line
-on ``kombify.security`` (never the password or code).
+Each try counts twice, against the account and against the client address, so neither many
+guesses at one account nor one guesser across many accounts gets far (the ``tries`` rule of
+``KOMBIFY_RATE_LIMITS``, 10 a minute each by default). A route calls :func:`check_request`
+(or :func:`check`) before it looks at the secret; past the rule it answers 429 with
+``Retry-After`` until the window ends. Each refusal is logged as one JSON line on
+``kombify.security``, never with the secret tried.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ from typing import TYPE_CHECKING
 from kombify.accounts.tokens import digest
 from kombify.errors import RateLimitedError
 from kombify.gateway.ratelimit import Limiter
-from kombify.gateway.rules import DEFAULT_RULES, Rule
+from kombify.gateway.rules import DEFAULT_RULES
 
 if TYPE_CHECKING:
     from fastapi import Request
 
+TRIES = DEFAULT_RULES["tries"].limit
+WINDOW_S = DEFAULT_RULES["tries"].window_s
 log = logging.getLogger("kombify.security")
-
-ROUTE_CLASSES = ("login", "mfa", "password-reset", "reauth")
-"""What an attempt tries; each has its own budgets."""
 
 
 def check(
@@ -32,38 +33,35 @@ def check(
     account: str,
     address: str,
     *,
-    rule: Rule = DEFAULT_RULES["tries"],
+    tries: int = TRIES,
+    window_s: int = WINDOW_S,
 ) -> None:
-    """Count one attempt against ``account`` and against ``address``.
+    """Count one try against ``account`` and against ``address``.
 
     Args:
         limiter: The app's limiter (``app.state.limiter``).
-        route_class: One of :data:`ROUTE_CLASSES`.
-        account: Whom the attempt is for (an email as typed, a user id); compared trimmed
-            and lowercased.
-        address: The client address the attempt came from.
-        rule: How many attempts each may make per window.
+        route_class: What the try is at (``login``, ``mfa``, ``password-reset`` …); each has
+            budgets of its own.
+        account: Whom the try is for (an email as typed, a user id); compared trimmed and
+            lowercased.
+        address: The client address the try came from.
+        tries: Tries allowed to each per window.
+        window_s: The window, in seconds.
 
     Raises:
-        RateLimitedError: The account or the address made too many attempts this window.
-        ValueError: ``route_class`` is not one of :data:`ROUTE_CLASSES` (a programming error).
+        RateLimitedError: The account or the address made too many tries this window.
     """
-    if route_class not in ROUTE_CLASSES:
-        raise ValueError(f"unknown brute-force route class {route_class!r}")
     account = account.strip().lower()[:320]
-    # Emails are not secrets, but the counter's key need not spell one out in Redis.
-    by_account = limiter.hit(
-        f"tries:{route_class}:account:{digest(account)[:32]}", rule.limit, rule.window_s
-    )
-    by_address = limiter.hit(f"tries:{route_class}:addr:{address}", rule.limit, rule.window_s)
-    tripped = [
-        (what, decision)
-        for what, decision in (("account", by_account), ("address", by_address))
-        if not decision.allowed
-    ]
+    address = address or "unknown"
+    # Emails are not secrets, but a shared store (Redis) need not hold them: hashed in the key.
+    decisions = {
+        "account": limiter.hit(f"bf:{route_class}:account:{digest(account)[:32]}", tries, window_s),
+        "address": limiter.hit(f"bf:{route_class}:address:{address}", tries, window_s),
+    }
+    tripped = [scope for scope, decision in decisions.items() if not decision.allowed]
     if not tripped:
         return
-    retry_after = max(decision.reset_s for _, decision in tripped)
+    retry_after = max(decisions[scope].reset_s for scope in tripped)
     log.warning(
         json.dumps(
             {
@@ -71,29 +69,30 @@ def check(
                 "route_class": route_class,
                 "account": account,
                 "address": address,
-                "limited_by": [what for what, _ in tripped],
+                "limited_by": tripped,
                 "retry_after_s": retry_after,
             }
         )
     )
-    whose = " and ".join(
-        "this account" if what == "account" else "your address" for what, _ in tripped
-    )
+    whose = " and ".join("this account" if s == "account" else "your address" for s in tripped)
     raise RateLimitedError(
-        f"too many {route_class} attempts for {whose}: {rule} allowed; "
+        f"too many {route_class} attempts for {whose}: {tries} per {window_s} s allowed; "
         f"try again in {retry_after} s",
         retry_after=retry_after,
     )
 
 
 def check_request(request: Request, route_class: str, account: str) -> None:
-    """:func:`check` with the app's limiter and ``tries`` rule and the request's address."""
+    """:func:`check` with the app's limiter, the configured ``tries`` rule and the request's
+    client address."""
     from kombify.api.principal import client_address
 
+    rule = request.app.state.settings.rate_limit_rules["tries"]
     check(
         request.app.state.limiter,
         route_class,
         account,
         client_address(request),
-        rule=request.app.state.settings.rate_limit_rules["tries"],
+        tries=rule.limit,
+        window_s=rule.window_s,
     )

@@ -20,10 +20,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kombify.accounts.principal import Actor
 from kombify.accounts.tokens import digest
 from kombify.api.problems import problem
 from kombify.errors import ServiceUnavailableError
-from kombify.gateway.caller import Caller
 from kombify.gateway.ratelimit import Decision, Limiter, MemoryLimiter
 from kombify.gateway.rules import Rule
 
@@ -56,6 +56,15 @@ def credential(scope: Scope) -> str | None:
     if cookie:
         return cookie_parser(cookie).get(SESSION_COOKIE) or None
     return None
+
+
+def budget_of(actor: Actor) -> str:
+    """The budget a caller counts against: its API key, its user, else its kind."""
+    if actor.api_key_id:
+        return f"key:{actor.api_key_id}"
+    if actor.user_id:
+        return f"user:{actor.user_id}"
+    return f"{actor.via}:{actor.organisation_id}"
 
 
 def _headers(decision: Decision) -> list[tuple[str, str]]:
@@ -97,10 +106,10 @@ class RateLimits:
         return f"addr:{client[0] if client else 'unknown'}", token_digest
 
     def _remember(self, scope: Scope, token_digest: str | None) -> None:
-        caller: Caller | None = scope.get("state", {}).get("caller")
-        if token_digest is None or caller is None:
+        actor: Actor | None = scope.get("state", {}).get("actor")
+        if token_digest is None or actor is None:
             return
-        self._known[token_digest] = caller.budget
+        self._known[token_digest] = budget_of(actor)
         self._known.move_to_end(token_digest)
         while len(self._known) > _KNOWN_MAX:
             self._known.popitem(last=False)

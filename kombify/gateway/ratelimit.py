@@ -1,4 +1,9 @@
-"""Rate limits: fixed windows counted per key (an account, an API key, a client address).
+"""Rate limits: windows counted per key (an account, an API key, a client address).
+
+A key's window opens at its first hit and lasts ``window_s`` seconds; when it has passed, the
+next hit opens a new one. So "10 a minute" means at most 10 in the minute after the first,
+however the hits fall on the clock (a window aligned to the clock would let 20 through
+across a minute boundary).
 
 :class:`MemoryLimiter` counts in this process; :class:`RedisLimiter` counts in Redis, so
 several API instances share one budget (``KOMBIFY_REDIS_URL``). Both implement
@@ -7,6 +12,7 @@ several API instances share one budget (``KOMBIFY_REDIS_URL``). Both implement
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -39,36 +45,41 @@ class Limiter(Protocol):
 
 
 class MemoryLimiter:
-    """Per-process fixed-window counters (the default: one API process)."""
+    """Per-process counters (the default: one API process)."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, int, int], int] = {}
+        # (key, window_s) -> (count, monotonic time the window ends)
+        self._counts: dict[tuple[str, int], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
     def hit(self, key: str, limit: int, window_s: int) -> Decision:
-        now = time.time()
-        window = int(now // window_s)
-        reset = int((window + 1) * window_s - now) + 1
+        now = time.monotonic()
         with self._lock:
-            if len(self._counts) > 100_000:  # old windows are dropped as they pile up
-                self._counts = {k: v for k, v in self._counts.items() if k[2] >= window}
-            count = self._counts.get((key, window_s, window), 0) + 1
-            self._counts[(key, window_s, window)] = count
+            if len(self._counts) > 100_000:  # ended windows are dropped as they pile up
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            count, ends = self._counts.get((key, window_s), (0, 0.0))
+            if ends <= now:
+                count, ends = 0, now + window_s
+            count += 1
+            self._counts[(key, window_s)] = (count, ends)
         return Decision(
-            allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset_s=reset
+            allowed=count <= limit,
+            limit=limit,
+            remaining=max(0, limit - count),
+            reset_s=max(1, math.ceil(ends - now)),
         )
 
 
-# One round trip, atomic: count the hit in the window of Redis's own clock (API instances
-# with skewed clocks still agree on the window) and let the key expire with the window.
+# One round trip, atomic: count the hit, open the window (the key's expiry, by Redis's own
+# clock, so API instances with skewed clocks agree) on the first, say when it ends.
 _HIT_SCRIPT = """
-local now = tonumber(redis.call('TIME')[1])
-local window_s = tonumber(ARGV[1])
-local window = math.floor(now / window_s)
-local key = KEYS[1] .. ':' .. window_s .. ':' .. window
-local count = redis.call('INCR', key)
-if count == 1 then redis.call('EXPIRE', key, window_s + 1) end
-return {count, (window + 1) * window_s - now}
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
 """
 
 _KEY_PREFIX = "kombify:rl:"
@@ -105,7 +116,9 @@ class RedisLimiter:
         from redis.exceptions import RedisError
 
         try:
-            count, reset = self._hit(keys=[_KEY_PREFIX + key], args=[window_s])
+            count, ttl_ms = self._hit(
+                keys=[f"{_KEY_PREFIX}{key}:{window_s}"], args=[window_s * 1000]
+            )
         except RedisError as exc:
             # The URL may hold a password: only the error's kind is shown.
             raise ServiceUnavailableError(
@@ -116,7 +129,7 @@ class RedisLimiter:
             allowed=count <= limit,
             limit=limit,
             remaining=max(0, limit - count),
-            reset_s=max(1, int(reset)),
+            reset_s=max(1, math.ceil(int(ttl_ms) / 1000)),
         )
 
     def problem(self) -> str | None:

@@ -2,7 +2,7 @@
 
 A line holds the request id, method, route template (never the raw path, which may carry a
 token), status, latency, client address, and the user id and organisation slug when the
-request had a principal (``request.state.caller``, a copy of ``request.state.principal``).
+request had a principal (``request.state.actor``, plain facts of ``request.state.principal``).
 No header value, token, query string or body is ever logged. The request id is the client's
 ``X-Request-ID`` when it is sane, else a new one; it is echoed on the response and kept on
 ``request.state.request_id``.
@@ -21,8 +21,8 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kombify.accounts.principal import Actor
 from kombify.api.problems import internal_error
-from kombify.gateway.caller import Caller
 
 log = logging.getLogger("kombify.requests")
 
@@ -58,11 +58,11 @@ def line(scope: Scope, rid: str, status: int, started: float) -> dict[str, Any]:
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         "client": client[0] if client else None,
     }
-    caller: Caller | None = scope.get("state", {}).get("caller")
-    if caller is not None:
-        record["user_id"] = caller.user_id
-        record["org"] = caller.org_slug
-        record["via"] = caller.via
+    actor: Actor | None = scope.get("state", {}).get("actor")
+    if actor is not None:
+        record["user_id"] = actor.user_id
+        record["org"] = actor.organisation_slug
+        record["via"] = actor.via
     return record
 
 

@@ -21,10 +21,18 @@ from tests.support.ports import free_port
 
 PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
-PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+PUBLIC = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    # Before an account exists: nobody can be signed in yet.
+    ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/login"),
+}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
-    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2
+    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2,
+    "org": "local", "user_id": "0123456789abcdef" * 2, "invitation_id": "0123456789abcdef" * 2,
+    "key_id": "0123456789abcdef" * 2, "session_id": "0123456789abcdef" * 2,
 }
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kombify.api.routes import (
+    activity,
+    admin,
+    api_keys,
+    auth,
     certificates,
     deployments,
     domains,
     healing,
     health,
+    me,
     nodes,
+    orgs,
     sim_runs,
     sims,
     stacks,
@@ -26,7 +32,11 @@ ROUTERS: list[APIRouter] = [
     nodes.router,
     healing.router,
     domains.router,
+    me.router,
+    orgs.router,
+    api_keys.router,
+    activity.router,
 ]
 
-PUBLIC_ROUTERS: list[APIRouter] = []
+PUBLIC_ROUTERS: list[APIRouter] = [auth.router, orgs.self_router, admin.router]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""

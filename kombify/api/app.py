@@ -14,6 +14,7 @@ from kombify.api.limits import RequestLimits
 from kombify.api.principal import Authorized
 from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
 from kombify.db.migrate import upgrade
+from kombify.identity.sso_verifier import SsoVerifier
 from kombify.settings import Settings, get_settings
 
 
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.temporal = None
     app.state.admin_token = admin_token(settings, create=True)
+    # A portal's SSO tokens are accepted only when this instance is configured to trust it.
+    app.state.sso_verifier = SsoVerifier.of(settings)
     problems.install(app)
     app.add_middleware(RequestLimits)
     for router in ROUTERS:

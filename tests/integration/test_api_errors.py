@@ -21,10 +21,11 @@ from tests.support.ports import free_port
 
 PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
-PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/.well-known/jwks.json")}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
-    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2
+    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2,
+    "tool": "stack", "path": "v1/stacks",
 }
 
 

@@ -13,7 +13,9 @@ from kombify.api.routes import (
     nodes,
     sim_runs,
     sims,
+    sso,
     stacks,
+    tools,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -30,3 +32,6 @@ ROUTERS: list[APIRouter] = [
 
 PUBLIC_ROUTERS: list[APIRouter] = []
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""
+
+# SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
+PUBLIC_ROUTERS += [sso.router, tools.router]

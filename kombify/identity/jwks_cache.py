@@ -63,7 +63,8 @@ class JwksCache:
             answer = httpx.get(self.url, timeout=self._timeout, follow_redirects=False)
             answer.raise_for_status()
             document = answer.json()
-            keys = KeySet.import_key_set(document).keys
+            # An issuer publishing no key (yet) is valid JWKS: every token is then refused.
+            keys = KeySet.import_key_set(document).keys if document["keys"] else []
         except httpx.HTTPStatusError as exc:
             raise ServiceUnavailableError(
                 f"the SSO issuer's keys at {self.url} are not available "

@@ -53,7 +53,8 @@ def issue(db: Session, *, settings: Settings, principal: Principal, audience: st
     user = principal.user
     if user is None or principal.via not in ISSUING_VIA:
         raise ForbiddenError(
-            "SSO tokens are for people: sign in or use an API key (not the admin token)"
+            "SSO tokens are for people: sign in or use an API key (not the admin token or an "
+            "SSO token)"
         )
     row = active_key(db, KeyPolicy.of(settings))
     lifetime = timedelta(minutes=settings.sso_token_minutes)

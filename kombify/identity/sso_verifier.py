@@ -116,7 +116,9 @@ class SsoVerifier:
                 raise _refuse(f"it is for another tool, not `{self.audience}`") from None
             if exc.claim == "iss":
                 raise _refuse(f"it was not issued by the trusted portal {self.issuer}") from None
-            raise _refuse(f"the claim `{exc.claim}` is not valid") from None
+            if exc.claim in ("nbf", "iat"):
+                raise _refuse("it is not valid yet (`nbf` or `iat` in the future)") from None
+            raise _refuse(f"the claim `{exc.claim}` is empty or not valid") from None
         except InvalidTokenError:
             raise _refuse("it is not valid yet (`nbf` or `iat` in the future)") from None
         except JoseError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from kombify.errors import KombifyError, NotFoundError
+from kombify.errors import KombifyError, NotFoundError, SpecError
 from kombify.settings import Settings
 
 FORWARD_TIMEOUT = 30.0
@@ -57,6 +57,13 @@ def tool_url(settings: Settings, tool: str) -> str:
         known = ", ".join(f"`{name}`" for name in tools) or "none (set KOMBIFY_TOOLS)"
         raise NotFoundError(f"tool: no tool `{tool[:63]}` here; configured: {known}")
     return tools[tool]
+
+
+def check_path(path: str) -> str:
+    """``path`` unless a ``.`` or ``..`` segment could lead outside the tool's base URL."""
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise SpecError("path: `.` and `..` segments are not forwarded to a tool")
+    return path
 
 
 def outgoing_headers(

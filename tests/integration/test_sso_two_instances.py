@@ -469,3 +469,27 @@ async def test_reachability_reports_each_tool(
     found = {r.name: (r.ok, r.error) for r in await reachability(settings)}
 
     assert found == {"stack": (True, None), "echo": (True, None), "down": (False, "ConnectError")}
+
+
+def test_the_bridge_lets_a_viewer_read_but_not_change(portal: ApiProcess, echo: Echo) -> None:
+    auth = {"Authorization": f"Bearer {sign_in(portal, role='viewer').session}"}
+    echo.seen.clear()
+
+    read = httpx.get(f"{portal.url}/v1/tools/echo/status", headers=auth)
+    change = httpx.post(f"{portal.url}/v1/tools/echo/hooks/run", headers=auth)
+
+    assert read.status_code == 207
+    assert change.status_code == 403
+    assert change.json()["detail"].startswith("POST on tool `echo` needs the member role")
+    assert [seen["method"] for seen in echo.seen] == ["GET"]
+
+
+def test_the_bridge_forwards_no_dot_segments(portal: ApiProcess, echo: Echo) -> None:
+    auth = {"Authorization": f"Bearer {sign_in(portal).session}"}
+    echo.seen.clear()
+
+    answer = httpx.get(f"{portal.url}/v1/tools/echo/a/%2e%2e/admin", headers=auth)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "path: `.` and `..` segments are not forwarded to a tool"
+    assert echo.seen == []

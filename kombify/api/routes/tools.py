@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import PrincipalDep
+from kombify.api.principal import SAFE_METHODS, PrincipalDep
 from kombify.api.routes.sso import _no_pending_mfa
 from kombify.identity import sso_tokens, tool_bridge
 
@@ -30,7 +30,12 @@ async def _bridge(
 ) -> Response:
     """Forward the request to ``tool`` as the caller (the tool checks the role itself)."""
     _no_pending_mfa(principal)
+    # The portal's own rule before the tool's: a tool that ignores roles still sees no
+    # change from a viewer.
+    if request.method not in SAFE_METHODS:
+        principal.require("member", f"{request.method} on tool `{tool}`")
     base = tool_bridge.tool_url(settings, tool)
+    tool_bridge.check_path(path)
     issued = await run_in_threadpool(
         sso_tokens.issue, db, settings=settings, principal=principal, audience=tool
     )

@@ -20,7 +20,8 @@ from kombify.settings import Settings
 from tests.support.ports import free_port
 
 PROBLEM = "application/problem+json"
-# The only routes anyone may call: probes for load balancers and `kombify status`.
+# The only routes anyone may call: probes for load balancers and `kombify status`, and the
+# public keys SSO tokens are signed with.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/.well-known/jwks.json")}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {

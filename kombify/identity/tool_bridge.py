@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 
@@ -16,6 +17,7 @@ from kombify.errors import KombifyError, NotFoundError, SpecError
 from kombify.settings import Settings
 
 FORWARD_TIMEOUT = 30.0
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 PROBE_TIMEOUT = 3.0
 # Request headers passed on as they are; everything else is dropped.
 _PASSED_REQUEST = ("accept", "accept-language", "content-type", "x-request-id", "user-agent")
@@ -89,10 +91,15 @@ async def forward(
     body: bytes,
 ) -> ToolAnswer:
     """Send one request to the tool and return its answer (any status)."""
-    url = f"{base}/{path.lstrip('/')}" + (f"?{query}" if query else "")
+    # The path arrives decoded: quoted again so that a `%3F` or `%23` stays part of the path.
+    url = f"{base}/{quote(path.lstrip('/'), safe=_PATH_SAFE)}" + (f"?{query}" if query else "")
+    # Header values as the caller's bytes (HTTP headers are Latin-1, httpx would want ASCII).
+    raw = [(name.encode(), value.encode("latin-1", "replace")) for name, value in headers.items()]
     try:
         async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT, follow_redirects=False) as client:
-            answer = await client.request(method, url, headers=headers, content=body)
+            answer = await client.request(method, url, headers=raw, content=body)
+    except httpx.InvalidURL:
+        raise SpecError("path: cannot be forwarded to a tool as a URL") from None
     except httpx.HTTPError as exc:
         raise ToolUnreachableError(
             f"tool `{tool}` did not answer at {base} ({type(exc).__name__})"

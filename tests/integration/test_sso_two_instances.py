@@ -493,3 +493,20 @@ def test_the_bridge_forwards_no_dot_segments(portal: ApiProcess, echo: Echo) -> 
     assert answer.status_code == 422
     assert answer.json()["detail"] == "path: `.` and `..` segments are not forwarded to a tool"
     assert echo.seen == []
+
+
+def test_the_bridge_keeps_an_encoded_question_mark_in_the_path(
+    portal: ApiProcess, echo: Echo
+) -> None:
+    auth = {
+        "Authorization": f"Bearer {sign_in(portal).session}".encode(),
+        "User-Agent": "caf\u00e9".encode("latin-1"),
+    }
+    echo.seen.clear()
+
+    answer = httpx.get(f"{portal.url}/v1/tools/echo/a%3Fb/c?d=1", headers=auth)
+
+    assert answer.status_code == 207, answer.text
+    (seen,) = echo.seen
+    assert seen["path"] == "/a%3Fb/c?d=1"
+    assert seen["headers"]["user-agent"] == "caf\u00e9"  # the caller's bytes, as sent

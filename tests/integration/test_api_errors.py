@@ -25,8 +25,12 @@ PROBLEM = "application/problem+json"
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/.well-known/jwks.json")}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
-    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2,
-    "tool": "stack", "path": "v1/stacks",
+    "name": "lab",
+    "node": "box",
+    "action": "start",
+    "deployment_id": "0123456789abcdef" * 2,
+    "tool": "stack",
+    "path": "v1/stacks",
 }
 
 

@@ -19,7 +19,9 @@ from kombify.api.routes import (
     orgs,
     sim_runs,
     sims,
+    sso,
     stacks,
+    tools,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -40,3 +42,6 @@ ROUTERS: list[APIRouter] = [
 
 PUBLIC_ROUTERS: list[APIRouter] = [auth.router, orgs.self_router, admin.router]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""
+
+# SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
+PUBLIC_ROUTERS += [sso.router, tools.router]

@@ -10,6 +10,7 @@ from kombify.api.routes import (
     domains,
     healing,
     health,
+    mfa,
     nodes,
     sim_runs,
     sims,
@@ -28,5 +29,7 @@ ROUTERS: list[APIRouter] = [
     domains.router,
 ]
 
-PUBLIC_ROUTERS: list[APIRouter] = []
+PUBLIC_ROUTERS: list[APIRouter] = [
+    mfa.router,
+]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""

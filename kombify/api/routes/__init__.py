@@ -12,6 +12,7 @@ from kombify.api.routes import (
     health,
     mfa,
     nodes,
+    recovery,
     sim_runs,
     sims,
     stacks,
@@ -31,5 +32,6 @@ ROUTERS: list[APIRouter] = [
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     mfa.router,
+    recovery.router,
 ]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""

@@ -22,10 +22,17 @@ from tests.support.ports import free_port
 PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+# Anyone may ask for a reset or verification mail's next step: the mailed token is the proof.
+PUBLIC |= {
+    ("post", "/v1/auth/password-reset"),
+    ("post", "/v1/auth/password-reset/confirm"),
+    ("post", "/v1/auth/verify-email"),
+}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
     "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2
 }
+PATH_VALUES["org"] = "lab"
 
 
 @pytest.fixture

@@ -147,3 +147,21 @@ def test_a_url_of_another_scheme_is_refused_without_its_secret() -> None:
         outbox.smtp_server(f"http://mailer:{PASSWORD}@mail.test")
     assert PASSWORD not in str(caught.value)
     assert PASSWORD not in repr(outbox.smtp_server(f"smtp://u:{PASSWORD}@mail.test"))
+
+
+def test_a_wrong_smtp_url_is_refused_when_the_settings_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kombify.errors import ConfigError
+    from kombify.settings import get_settings
+
+    monkeypatch.setenv("KOMBIFY_SMTP_URL", f"mailto://mailer:{PASSWORD}@mail.test")
+    with pytest.raises(ConfigError) as caught:
+        get_settings()
+
+    assert str(caught.value) == (
+        "KOMBIFY_SMTP_URL: expected smtp://[user:password@]host[:port] or smtps://…"
+    )
+    monkeypatch.setenv("KOMBIFY_SMTP_URL", "")
+    get_settings.cache_clear()
+    assert get_settings().smtp_url is None

@@ -5,13 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kombify.api.routes import (
+    activity,
+    admin,
+    api_keys,
+    auth,
     certificates,
     deployments,
     domains,
     healing,
     health,
+    me,
     mfa,
     nodes,
+    orgs,
     recovery,
     sim_runs,
     sims,
@@ -28,9 +34,16 @@ ROUTERS: list[APIRouter] = [
     nodes.router,
     healing.router,
     domains.router,
+    me.router,
+    orgs.router,
+    api_keys.router,
+    activity.router,
 ]
 
 PUBLIC_ROUTERS: list[APIRouter] = [
+    auth.router,
+    orgs.self_router,
+    admin.router,
     mfa.router,
     recovery.router,
 ]

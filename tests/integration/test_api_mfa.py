@@ -85,9 +85,12 @@ def test_a_code_used_to_enrol_is_refused_when_replayed(lab: Lab) -> None:
         == 200
     )
 
+    replayed = lab.login("ada@lab.test", totp=code)
+    assert _problem(replayed, 401, "unauthorized") == "wrong or already used code"
     lab.db.expire_all()
-    # What login does with a TOTP code: the step already used is refused.
     assert not totp.check_code(lab.db, credential(lab.db, ada.id), code)
+    without = lab.login("ada@lab.test")
+    assert "send `totp`" in _problem(without, 401, "mfa-required")
 
 
 def test_a_recovery_code_works_once_and_new_ones_replace_the_old(lab: Lab) -> None:
@@ -95,8 +98,9 @@ def test_a_recovery_code_works_once_and_new_ones_replace_the_old(lab: Lab) -> No
     headers = lab.sign_in(ada)
     _, codes = _enrol(lab, headers)
 
-    assert totp.use_recovery_code(lab.db, ada.id, codes[0].upper())
-    assert not totp.use_recovery_code(lab.db, ada.id, codes[0])
+    assert lab.login("ada@lab.test", recovery_code=codes[0]).status_code == 200
+    again = lab.login("ada@lab.test", recovery_code=codes[0])
+    assert _problem(again, 401, "unauthorized") == "wrong or already used code"
     assert lab.client.get("/v1/auth/mfa", headers=headers).json()["recovery_codes_left"] == 9
 
     lab.reauthenticated(headers, minutes_ago=11)
@@ -106,8 +110,8 @@ def test_a_recovery_code_works_once_and_new_ones_replace_the_old(lab: Lab) -> No
     fresh = lab.client.post("/v1/auth/mfa/recovery-codes", headers=headers)
 
     assert fresh.status_code == 200, fresh.text
-    assert not totp.use_recovery_code(lab.db, ada.id, codes[1])
-    assert totp.use_recovery_code(lab.db, ada.id, fresh.json()["recovery_codes"][0])
+    assert lab.login("ada@lab.test", recovery_code=codes[1]).status_code == 401
+    assert totp.use_recovery_code(lab.db, ada.id, fresh.json()["recovery_codes"][0].upper())
 
 
 def test_enrolment_ends_the_other_sessions(lab: Lab) -> None:
@@ -243,3 +247,23 @@ def test_another_organisations_switch_is_not_found(lab: Lab) -> None:
     response = lab.client.put("/v1/orgs/other/mfa", json={"required": True}, headers=headers)
 
     assert _problem(response, 404, "not-found") == "no organisation `other`"
+
+
+def test_a_member_who_signs_in_after_the_switch_must_enrol_first(lab: Lab) -> None:
+    lab_org = lab.org("lab")
+    owner = lab.user("owner@lab.test", lab_org, role="owner")
+    lab.user("bob@lab.test", lab_org)
+    owner_headers = lab.sign_in(owner)
+    _enrol(lab, owner_headers)
+    lab.client.put("/v1/orgs/lab/mfa", json={"required": True}, headers=owner_headers)
+
+    signed_in = lab.login("bob@lab.test")
+
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["mfa_enrolment_required"] is True
+    bob = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+    assert lab.client.get("/v1/stacks", headers=bob).status_code == 403
+    assert lab.client.get("/v1/me", headers=bob).status_code == 200
+    _enrol(lab, bob)
+    assert lab.client.get("/v1/stacks", headers=bob).status_code == 200
+    assert lab.login("bob@lab.test").status_code == 401  # a code is needed from now on

@@ -19,7 +19,7 @@ from kombify.accounts import recovery
 from kombify.accounts.passwords import verify_password
 from kombify.accounts.tokens import digest
 from kombify.accounts.users import credential
-from kombify.db.account_tables import OneTimeToken, OutboxMail
+from kombify.db.account_tables import Activity, OneTimeToken, OutboxMail
 from kombify.db.models import utcnow
 from tests.support.signed_in import PASSWORD, Lab, running_lab
 from tests.support.smtp_sink import running_smtp_sink
@@ -74,11 +74,15 @@ def test_a_reset_token_sets_a_new_password_once_and_ends_every_session(
     stored = credential(lab.db, ada.id).password_hash
     assert verify_password(NEW_PASSWORD, stored) and not verify_password(PASSWORD, stored)
     assert lab.client.get("/v1/stacks", headers=headers).status_code == 401
+    assert lab.login("ada@lab.test", NEW_PASSWORD).status_code == 200
+    assert lab.login("ada@lab.test", PASSWORD).status_code == 401
     again = lab.client.post(
         "/v1/auth/password-reset/confirm", json={"token": token, "password": "yet another one!"}
     )
     assert "already used" in _problem(again, 400, "invalid-token")
     assert token not in caplog.text
+    [event] = lab.db.exec(select(Activity).where(Activity.action == "password-reset")).all()
+    assert (event.actor, event.user_id, event.outcome) == ("ada@lab.test", ada.id, "ok")
     assert lab.db.exec(select(OneTimeToken)).one().token_hash == digest(token)  # never the token
 
 

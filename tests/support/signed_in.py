@@ -1,5 +1,5 @@
-"""An API over a fresh database with users and sessions made directly in it (no login route
-needed), for tests of what signed-in people do."""
+"""An API over a fresh database with users and sessions made directly in it, for tests of what
+signed-in people do (``Lab.login`` goes through ``POST /v1/auth/login`` where that matters)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ class Lab:
         """Headers of a new session of ``user`` (as a login would make it)."""
         new = sessions.start(self.db, user_id=user.id, timeouts=timeouts(self.settings))
         return {"Authorization": f"Bearer {new.token}"}
+
+    def login(self, email: str, password: str = PASSWORD, **extra: str) -> Any:
+        """``POST /v1/auth/login``'s answer (cookies dropped: the tests send the token)."""
+        response = self.client.post(
+            "/v1/auth/login", json={"email": email, "password": password, **extra}
+        )
+        self.client.cookies.clear()
+        return response
 
     def session_row(self, headers: dict[str, str]) -> UserSession:
         """The session row behind ``headers``."""

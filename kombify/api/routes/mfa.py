@@ -17,14 +17,20 @@ from sqlmodel import Session
 from kombify.accounts import mfa, orgs
 from kombify.accounts.principal import Principal
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import PrincipalDep, UserDep
-from kombify.api.tries import count_try
+from kombify.api.principal import PrincipalDep, UserDep, client_address
 from kombify.db.account_tables import UserSession
 from kombify.db.models import Organisation
 from kombify.errors import ForbiddenError, NotFoundError
+from kombify.gateway.brute_force import check as brute_force_check
 from kombify.names import check_name
 
 router = APIRouter(tags=["mfa"])
+
+
+def _guard(request: Request, route_class: str, account: str) -> None:
+    """Count one try against the account and the client address (429 past 10 a minute)."""
+    brute_force_check(request.app.state.limiter, route_class, account, client_address(request))
+
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _SESSION_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -120,7 +126,7 @@ def confirm_totp(
     """Turn TOTP on with a code of the pending seed; ends your other sessions. The answer holds
     your recovery codes, shown this once."""
     row = _session(db, principal)
-    count_try(request, "mfa", user.id)
+    _guard(request, "mfa", user.id)
     return RecoveryCodes(recovery_codes=mfa.confirm(db, user, body.code, session_id=row.id))
 
 

@@ -16,14 +16,23 @@ from sqlmodel import Session
 
 from kombify.accounts import recovery
 from kombify.accounts.users import normal_email
+from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import UserDep
-from kombify.api.tries import count_try
+from kombify.api.principal import UserDep, client_address
 from kombify.db.engine import get_engine
+from kombify.db.models import Organisation, User
 from kombify.errors import ConflictError
+from kombify.gateway.brute_force import check as brute_force_check
 from kombify.settings import Settings
 
 router = APIRouter(tags=["auth"])
+
+
+def _guard(request: Request, route_class: str, account: str) -> None:
+    """Count one try against the account and the client address (429 past 10 a minute)."""
+    brute_force_check(request.app.state.limiter, route_class, account, client_address(request))
+
+
 log = logging.getLogger("kombify.mail")
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -57,6 +66,19 @@ class Accepted(BaseModel):
     detail: str
 
 
+def _record(db: Session, request: Request, action: str, user: User) -> None:
+    """The account event in the activity log (the caller proved itself by the mailed token)."""
+    record_event(
+        db,
+        request,
+        action=action,
+        user=user,
+        org=db.get(Organisation, user.organisation_id),
+        object_type="user",
+        object_id=user.id,
+    )
+
+
 def _mail_reset(settings: Settings, email: str) -> None:
     try:
         with Session(get_engine(settings.resolved_database_url)) as db:
@@ -72,7 +94,7 @@ def request_password_reset(
     """Mail a reset token (valid 30 minutes, once) to the address if it has an account; the
     answer is the same either way."""
     email = normal_email(body.email)
-    count_try(request, "password-reset", email)
+    _guard(request, "password-reset", email)
     tasks.add_task(_mail_reset, settings, email)
     return Accepted(
         detail=f"if {email} has an account, a reset mail is on its way (valid 30 minutes)"
@@ -91,8 +113,9 @@ def request_password_reset(
 def confirm_password_reset(body: ResetConfirm, request: Request, db: SessionDep) -> Response:
     """Set a new password with the mailed token (used up); every session of the account ends."""
     found = recovery.find(db, body.token, recovery.PASSWORD_RESET)
-    count_try(request, "password-reset-confirm", found.user_id if found else "unknown-token")
-    recovery.confirm_reset(db, body.token, body.password)
+    _guard(request, "password-reset-confirm", found.user_id if found else "unknown-token")
+    user = recovery.confirm_reset(db, body.token, body.password)
+    _record(db, request, "password-reset", user)
     return Response(status_code=204)
 
 
@@ -101,9 +124,10 @@ def confirm_password_reset(body: ResetConfirm, request: Request, db: SessionDep)
     status_code=204,
     responses={400: {"description": "Unknown, used or expired token", **_PROBLEM}},
 )
-def verify_email(body: VerifyEmail, db: SessionDep) -> Response:
+def verify_email(body: VerifyEmail, request: Request, db: SessionDep) -> Response:
     """Confirm the account's email address with the mailed token (used up)."""
-    recovery.confirm_verification(db, body.token)
+    user = recovery.confirm_verification(db, body.token)
+    _record(db, request, "verify-email", user)
     return Response(status_code=204)
 
 
@@ -120,7 +144,7 @@ def resend_verification(
     request: Request, db: SessionDep, settings: SettingsDep, user: UserDep
 ) -> Accepted:
     """Mail a new verification token (valid 2 days; earlier ones stop working)."""
-    count_try(request, "verify-email", user.id)
+    _guard(request, "verify-email", user.id)
     if not recovery.send_verification(db, settings, user):
         raise ConflictError("email: already verified")
     return Accepted(detail=f"a verification mail is on its way to {user.email}")

@@ -222,3 +222,20 @@ def test_a_reset_token_does_not_verify_and_a_verify_token_does_not_reset(lab: La
     )
 
     _problem(crossed, 400, "invalid-token")
+
+
+def test_open_sign_up_mails_a_verification_token(database_url: str, tmp_path: Path) -> None:
+    with running_lab(database_url, tmp_path / "home", signup="open") as lab:
+        made = lab.client.post(
+            "/v1/auth/signup", json={"email": "new@lab.test", "password": NEW_PASSWORD}
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["user"]["email_verified"] is False
+        [mail] = _mails(lab)
+        assert (mail.to, mail.subject) == ("new@lab.test", "Verify your email address for kombify")
+
+        verified = lab.client.post("/v1/auth/verify-email", json={"token": _token(mail, "kfv_")})
+
+        assert verified.status_code == 204, verified.text
+        signed_in = lab.login("new@lab.test", NEW_PASSWORD)
+        assert signed_in.json()["user"]["email_verified"] is True

@@ -228,6 +228,19 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_form(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from kombify.accounts.outbox import smtp_server
+
+        try:
+            smtp_server(value.get_secret_value())
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None  # the message never repeats the URL
+        return value
+
     @property
     def notify_url_list(self) -> list[str]:
         """The notification URLs, one per entry of ``KOMBIFY_NOTIFY_URLS`` ([] when unset)."""

@@ -28,6 +28,10 @@ PUBLIC = {
     ("get", "/.well-known/jwks.json"),
     ("post", "/v1/auth/signup"),
     ("post", "/v1/auth/login"),
+    # A reset or verification mail's next step: the mailed token is the proof.
+    ("post", "/v1/auth/password-reset"),
+    ("post", "/v1/auth/password-reset/confirm"),
+    ("post", "/v1/auth/verify-email"),
 }
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {

@@ -17,6 +17,7 @@ from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
 from kombify.db.migrate import upgrade
 from kombify.gateway import middleware as gateway_middleware
 from kombify.gateway.ratelimit import limiter_for
+from kombify.identity.sso_verifier import SsoVerifier
 from kombify.settings import Settings, get_settings
 
 
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None, *, gateway: bool = True) -> Fas
     app.state.settings = settings
     app.state.temporal = None
     app.state.admin_token = admin_token(settings, create=True)
+    # A portal's SSO tokens are accepted only when this instance is configured to trust it.
+    app.state.sso_verifier = SsoVerifier.of(settings)
     problems.install(app)
     app.add_middleware(ActivityMiddleware, database_url=settings.resolved_database_url)
     app.add_middleware(RequestLimits)

@@ -22,12 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kombify.accounts.principal import Actor
 from kombify.accounts.tokens import digest
+from kombify.api.principal import SESSION_COOKIE
 from kombify.api.problems import problem
 from kombify.errors import ServiceUnavailableError
 from kombify.gateway.ratelimit import Decision, Limiter, MemoryLimiter
 from kombify.gateway.rules import Rule
 
-SESSION_COOKIE = "__Host-kombify_session"  # kombify.api.principal.SESSION_COOKIE
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _KNOWN_MAX = 10_000  # credentials remembered per process (least recently used dropped)
 

@@ -79,6 +79,9 @@ def test_each_signed_in_user_has_a_budget_of_their_own(database_url: str, tmp_pa
 
         other = client.get("/v1/stacks", headers=as_bob)
         assert other.status_code == 200 and _remaining(other) == 2
+        # The session cookie is the same credential: Alice's spent budget, not the address's.
+        client.cookies.set("__Host-kombify_session", alice)
+        _assert_429(client.get("/v1/stacks"), 3, 60)
 
 
 def test_made_up_tokens_count_against_the_address(tmp_path: Path) -> None:

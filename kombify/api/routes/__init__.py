@@ -11,6 +11,7 @@ from kombify.api.routes import (
     healing,
     health,
     nodes,
+    oidc,
     sim_runs,
     sims,
     stacks,
@@ -30,3 +31,5 @@ ROUTERS: list[APIRouter] = [
 
 PUBLIC_ROUTERS: list[APIRouter] = []
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""
+
+PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs/oidc.md)

@@ -1,0 +1,2 @@
+"""Identity beyond passwords: login with OpenID Connect and GitHub (:mod:`.oidc`), and SSO
+tokens for the tools kombify fronts."""

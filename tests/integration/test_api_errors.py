@@ -22,9 +22,20 @@ from tests.support.ports import free_port
 PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+# Login with a provider: these routes are how a caller gets a credential (docs/oidc.md).
+PUBLIC |= {
+    ("get", "/v1/auth/oidc/providers"),
+    ("get", "/v1/auth/oidc/{provider}/login"),
+    ("get", "/v1/auth/oidc/{provider}/callback"),
+    ("post", "/v1/auth/oidc/cli-exchange"),
+}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
-    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2
+    "name": "lab",
+    "node": "box",
+    "action": "start",
+    "deployment_id": "0123456789abcdef" * 2,
+    "provider": "keycloak",
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -23,7 +24,7 @@ from kombify.accounts import orgs, users
 from kombify.api.app import create_app
 from kombify.db.account_tables import ExternalIdentity, Membership
 from kombify.db.engine import get_engine
-from kombify.db.models import Organisation, User
+from kombify.db.models import Organisation, User, utcnow
 from kombify.settings import Settings
 from tests.support.oidc_servers import (
     GitHubStandIn,
@@ -70,6 +71,8 @@ def make_client(
     providers = {
         "mock": {"issuer": mock_issuer, "client_id": CLIENT_ID, "client_secret": SECRET},
         "tiny": {"issuer": tiny.url, "client_id": CLIENT_ID, "client_secret": SECRET},
+        # The same provider under an issuer one character off its discovery document's.
+        "tiny-slash": {"issuer": tiny.url + "/", "client_id": CLIENT_ID, "client_secret": SECRET},
         "github": {
             "kind": "github",
             "client_id": "gh-client",
@@ -189,7 +192,7 @@ def _verified_user(db: Session, email: str, *, verified: bool) -> User:
 def test_providers_are_listed_by_name_only(client: TestClient) -> None:
     response = client.get("/v1/auth/oidc/providers")
 
-    assert response.json() == {"data": ["github", "mock", "tiny"], "count": 3}
+    assert response.json() == {"data": ["github", "mock", "tiny", "tiny-slash"], "count": 4}
     assert SECRET not in response.text
 
 
@@ -213,7 +216,21 @@ def test_login_sends_state_nonce_pkce_s256_and_the_exact_redirect_uri(
 
 def test_an_unknown_provider_is_404_naming_the_configured_ones(client: TestClient) -> None:
     detail = _refused(client.get("/v1/auth/oidc/okta/login", follow_redirects=False), 404)
-    assert detail == "provider: no login provider `okta`; configured: `github`, `mock`, `tiny`"
+    assert detail == (
+        "provider: no login provider `okta`; configured: `github`, `mock`, `tiny`, `tiny-slash`"
+    )
+
+
+def test_a_discovery_document_naming_another_issuer_is_refused(
+    client: TestClient, tiny: TinyProvider
+) -> None:
+    response = client.get("/v1/auth/oidc/tiny-slash/login", follow_redirects=False)
+
+    detail = _refused(response, 502, "must be identical")
+    assert detail == (
+        f"tiny-slash: the discovery document names issuer `{tiny.url}`, the settings "
+        f"`{tiny.url}/`; they must be identical (set issuer to the provider's exact value)"
+    )
 
 
 # ---- accounts: created, linked, refused ----------------------------------------------------------
@@ -503,3 +520,34 @@ def test_an_unknown_cli_code_is_refused(client: TestClient) -> None:
     _refused(
         client.post("/v1/auth/oidc/cli-exchange", json={"code": "kfc_made-up"}), 401, "unknown"
     )
+
+
+def test_an_account_with_totp_needs_its_code_for_a_provider_login(
+    client: TestClient, db: Session, mock_issuer: str
+) -> None:
+    user = _verified_user(db, "careful@example.org", verified=True)
+    credential = users.credential(db, user.id)
+    credential.totp_secret = pyotp.random_base32(32)
+    credential.totp_enabled_at = utcnow()
+    db.add(credential)
+    db.commit()
+    _mock_user(mock_issuer, "careful", email="careful@example.org")
+
+    # A browser login cannot ask for the code: refused, no session.
+    browser = _login_with_mock(client, mock_issuer, "careful")
+    _refused(browser, 403, "has a second factor at kombify")
+    assert "__Host-kombify_session" not in _cookies(browser)
+
+    def cli_code() -> str:
+        start = _start(client, "mock", cli_redirect="http://127.0.0.1:53682/cb")
+        back = client.get(_consent_at_mock(start, "careful"), follow_redirects=False)
+        return parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
+
+    without = client.post("/v1/auth/oidc/cli-exchange", json={"code": cli_code()})
+    assert without.json()["type"].endswith("/mfa-required")
+    _refused(without, 401, "give the current TOTP code")
+
+    now = pyotp.TOTP(credential.totp_secret).now()
+    exchanged = client.post("/v1/auth/oidc/cli-exchange", json={"code": cli_code(), "totp": now})
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["user"]["id"] == user.id

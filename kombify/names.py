@@ -48,9 +48,7 @@ def _shown(value: str) -> str:
 
 def is_name(value: object, *, limit: int = NAME_MAX) -> bool:
     """Whether ``value`` is a DNS label of at most ``limit`` characters."""
-    return (
-        isinstance(value, str) and len(value) <= limit and _NAME_RE.fullmatch(value) is not None
-    )
+    return isinstance(value, str) and len(value) <= limit and _NAME_RE.fullmatch(value) is not None
 
 
 def check_name(value: object, *, what: str = "name", limit: int = NAME_MAX) -> str:
@@ -133,4 +131,19 @@ DeploymentId = Annotated[
     str,
     Field(json_schema_extra={"pattern": DEPLOYMENT_ID_PATTERN}),
     AfterValidator(_validated_deployment_id),
+]
+OrgSlug = Annotated[str, _documented(NAME_MAX), _validated("organisation")]
+
+
+def _validated_record_id(value: str) -> str:
+    if _DEPLOYMENT_ID_RE.fullmatch(value):
+        return value
+    raise ValueError(f"id `{_shown(value)}` is not valid: expected 32 hexadecimal digits")
+
+
+# Ids of accounts' records (users, sessions, keys, invitations): new_id()'s 32 hex digits.
+RecordId = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": DEPLOYMENT_ID_PATTERN}),
+    AfterValidator(_validated_record_id),
 ]

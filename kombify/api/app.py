@@ -9,11 +9,13 @@ from fastapi import FastAPI
 
 from kombify import __version__
 from kombify.api import docs, openapi, problems
+from kombify.api.activity_log import ActivityMiddleware
 from kombify.api.auth import admin_token
 from kombify.api.limits import RequestLimits
 from kombify.api.principal import Authorized
 from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
 from kombify.db.migrate import upgrade
+from kombify.gateway.ratelimit import MemoryLimiter
 from kombify.settings import Settings, get_settings
 
 
@@ -39,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.temporal = None
     app.state.admin_token = admin_token(settings, create=True)
     problems.install(app)
+    app.state.limiter = MemoryLimiter()
+    app.add_middleware(ActivityMiddleware, database_url=settings.resolved_database_url)
     app.add_middleware(RequestLimits)
     for router in ROUTERS:
         # Health probes answer anyone (load balancers, `kombify status`); every other route

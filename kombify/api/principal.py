@@ -15,8 +15,9 @@ Credentials, in this order:
     The local admin token, only until the first owner account exists
     (``kombify admin create-owner``); it acts as owner of the default organisation.
 
-A session acts in the user's home organisation unless ``X-Kombify-Org: <slug>`` names another
-they belong to; an organisation they do not belong to is answered like a missing one (404).
+A session acts in the user's home organisation unless ``X-Kombify-Org: <slug>`` (or the path of
+a ``/v1/orgs/{org}/…`` route) names another they belong to; an organisation they do not belong
+to is answered like a missing one (404).
 
 Every ``/v1`` router depends on :func:`authorize`: safe methods (GET, HEAD, OPTIONS) need the
 viewer role, every other method the member role. Routes that need more call
@@ -34,7 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
 
 from kombify.accounts import api_keys, orgs, sessions
-from kombify.accounts.principal import Principal
+from kombify.accounts.principal import Actor, Principal
 from kombify.accounts.roles import SCOPE_CAP, lesser
 from kombify.accounts.tokens import API_KEY_PREFIX, SESSION_PREFIX, digest
 from kombify.admin_token import Unauthorized
@@ -95,7 +96,8 @@ def _organisation_for(
     db: Session, request: Request, user: User, *, fixed: str | None = None
 ) -> tuple[Organisation, str]:
     """The organisation the request acts in and the user's role there."""
-    wanted = request.headers.get(ORG_HEADER, "").strip()
+    # Routes under /v1/orgs/{org}/ act in the organisation their path names.
+    wanted = str(request.path_params.get("org") or request.headers.get(ORG_HEADER, "")).strip()
     if fixed is not None:
         org = db.get(Organisation, fixed)
         if org is None or (wanted and wanted != org.slug):
@@ -223,6 +225,7 @@ def current_principal(
         return cached
     principal = resolve(request, db, credentials)
     request.state.principal = principal
+    request.state.actor = Actor.of(principal)  # for the activity log, after the request
     return principal
 
 

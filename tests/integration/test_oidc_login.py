@@ -545,7 +545,7 @@ def test_an_account_with_totp_needs_its_code_for_a_provider_login(
 
     without = client.post("/v1/auth/oidc/cli-exchange", json={"code": cli_code()})
     assert without.json()["type"].endswith("/mfa-required")
-    _refused(without, 401, "give the current TOTP code")
+    _refused(without, 401, "this account has a second factor")
 
     now = pyotp.TOTP(credential.totp_secret).now()
     exchanged = client.post("/v1/auth/oidc/cli-exchange", json={"code": cli_code(), "totp": now})

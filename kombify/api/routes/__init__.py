@@ -5,13 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kombify.api.routes import (
+    activity,
+    admin,
+    api_keys,
+    auth,
     certificates,
     deployments,
     domains,
     healing,
     health,
+    me,
     nodes,
     oidc,
+    orgs,
     sim_runs,
     sims,
     stacks,
@@ -27,9 +33,13 @@ ROUTERS: list[APIRouter] = [
     nodes.router,
     healing.router,
     domains.router,
+    me.router,
+    orgs.router,
+    api_keys.router,
+    activity.router,
 ]
 
-PUBLIC_ROUTERS: list[APIRouter] = []
+PUBLIC_ROUTERS: list[APIRouter] = [auth.router, orgs.self_router, admin.router]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""
 
 PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs/oidc.md)

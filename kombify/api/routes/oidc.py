@@ -8,8 +8,7 @@ to the CLI carrying a one-time code, traded at ``POST /v1/auth/oidc/cli-exchange
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse
@@ -20,11 +19,13 @@ from kombify.accounts import orgs, sessions, totp, users
 from kombify.accounts.activity import record
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import client_address, timeouts
-from kombify.api.session_cookies import set_session_cookies
+from kombify.api.routes.auth import org_public, second_factor, user_public
+from kombify.api.session_cookies import expires_iso, set_session_cookies
 from kombify.db.account_tables import Activity, Credential
 from kombify.db.models import Organisation, User
 from kombify.db.oidc_tables import OidcLoginState
 from kombify.errors import ForbiddenError, KombifyError, NotFoundError
+from kombify.gateway.brute_force import check as brute_force_check
 from kombify.identity import cli_login, github, linking, login_states, oidc
 from kombify.identity.oidc_config import GitHubProvider, OidcProvider, Provider
 from kombify.identity.oidc_errors import LoginRefused
@@ -34,13 +35,6 @@ router = APIRouter(prefix="/v1/auth/oidc", tags=["auth"])
 
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", max_length=63)]
 _ERROR_CODE = re.compile(r"[^a-z0-9_.-]")
-
-
-class MfaRequired(KombifyError):
-    """The account has a second factor: send ``totp`` (or ``recovery_code``) too."""
-
-    code = "mfa-required"
-    status = 401
 
 
 class ProvidersPublic(BaseModel):
@@ -56,33 +50,6 @@ class CliExchange(BaseModel):
     code: str = Field(max_length=100)
     totp: str | None = Field(default=None, max_length=10)
     recovery_code: str | None = Field(default=None, max_length=40)
-
-
-class LoginUser(BaseModel):
-    """Who signed in."""
-
-    id: str
-    email: str
-    name: str
-
-
-class LoginOrganisation(BaseModel):
-    """The organisation the session acts in."""
-
-    id: str
-    slug: str
-    name: str
-
-
-class LoginPublic(BaseModel):
-    """A new session: its token and CSRF value, shown once."""
-
-    token: str
-    csrf: str
-    expires_at: datetime
-    user: LoginUser
-    organisation: LoginOrganisation
-    mfa_enrolment_required: bool
 
 
 def redirect_uri(settings: Settings, provider: str) -> str:
@@ -166,17 +133,21 @@ def _proven(
     )
 
 
-def _log(db: Session, request: Request, user: User, *, provider: str, outcome: str) -> None:
+def _log(
+    db: Session, request: Request, *, provider: str, outcome: str, user: User | None = None
+) -> None:
+    """An activity entry for this login (via ``oidc``; the middleware then leaves it)."""
+    request.state.activity_recorded = True
     record(
         db,
         Activity(
-            organisation_id=user.organisation_id,
-            user_id=user.id,
-            actor=user.email,
+            organisation_id=user.organisation_id if user else None,
+            user_id=user.id if user else None,
+            actor=user.email if user else f"{provider} login",
             via="oidc",
-            action=f"login via {provider}",
-            object_type="user",
-            object_id=user.id,
+            action=f"login via {provider}"[:100],
+            object_type="user" if user else "",
+            object_id=user.id if user else "",
             outcome=outcome,
             address=client_address(request),
             client=request.headers.get("user-agent", "")[:200],
@@ -184,11 +155,12 @@ def _log(db: Session, request: Request, user: User, *, provider: str, outcome: s
     )
 
 
-def _mfa_pending(db: Session, user: User) -> bool:
-    """Whether the session may only enrol a second factor (its organisation demands one)."""
-    return orgs.mfa_required(db, user.organisation_id) and not totp.enabled(
-        db.get(Credential, user.id)
-    )
+def _needs_mfa_enrolment(db: Session, user: User) -> bool:
+    """As after password login: a member of an organisation that demands a second factor,
+    without one, gets a session that may only enrol it."""
+    if totp.enabled(db.get(Credential, user.id)):
+        return False
+    return any(orgs.mfa_required(db, org.id) for org, _ in orgs.memberships(db, user.id))
 
 
 def _check_usable(db: Session, user: User, *, cli: bool) -> None:
@@ -236,13 +208,14 @@ def callback(
         linked = linking.user_for(db, proven, signup=settings.signup)
         _check_usable(db, linked.user, cli=bool(row.cli_redirect))
     except KombifyError as exc:
+        _log(db, request, provider=provider, outcome="refused")
         if row.cli_redirect:  # the CLI waits on its listener: tell it there
             url = cli_login.with_params(
                 row.cli_redirect, error=exc.code, error_description=exc.message
             )
             return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
         raise
-    _log(db, request, linked.user, provider=provider, outcome=linked.outcome)
+    _log(db, request, provider=provider, outcome="ok", user=linked.user)
     if row.cli_redirect:
         url = cli_login.with_params(row.cli_redirect, code=cli_login.issue_code(db, linked.user.id))
         return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
@@ -253,58 +226,57 @@ def callback(
         timeouts=limits,
         address=client_address(request),
         client=request.headers.get("user-agent", ""),
-        mfa_satisfied=not _mfa_pending(db, linked.user),
+        mfa_satisfied=not _needs_mfa_enrolment(db, linked.user),
     )
     response = RedirectResponse(
         f"{settings.resolved_public_url}/v1/me",
         status_code=303,
         headers={"Cache-Control": "no-store"},
     )
-    set_session_cookies(response, new, limits)
+    set_session_cookies(response, new)
     return response
 
 
 @router.post(
     "/cli-exchange",
     summary="Trade the CLI's one-time code for a session token",
-    responses={401: {"description": "Unknown, used or expired code; or a TOTP code is needed"}},
+    responses={
+        401: {"description": "Unknown, used or expired code; or a TOTP code is needed"},
+        429: {"description": "Too many TOTP tries; see Retry-After"},
+    },
 )
 def cli_exchange(
     body: CliExchange, request: Request, db: SessionDep, settings: SettingsDep
-) -> LoginPublic:
-    """The session a CLI login started (the code works once, for two minutes)."""
+) -> dict[str, Any]:
+    """The session a CLI login started (the code works once, for two minutes); the body is the
+    one ``POST /v1/auth/login`` answers."""
     user = db.get(User, cli_login.redeem(db, body.code))
     if user is None:
         raise LoginRefused("code: its account no longer exists")
     _check_usable(db, user, cli=True)
     credential = users.credential(db, user.id)
     if totp.enabled(credential):
-        if body.recovery_code:
-            ok = totp.use_recovery_code(db, user.id, body.recovery_code)
-        else:
-            ok = bool(body.totp) and totp.check_code(db, credential, body.totp or "")
-        if not ok:
-            # The code is spent: a wrong TOTP means a new browser login, like a wrong password.
-            raise MfaRequired(
-                "totp: this account has a second factor; run `kombify login` again and give "
-                "the current TOTP code (or a recovery code)"
-            )
-    limits = timeouts(settings)
+        brute_force_check(request.app.state.limiter, "login", user.email, client_address(request))
+        # A wrong or missing code spends the one-time code too: the CLI starts over, as after a
+        # wrong password.
+        second_factor(db, credential, body.totp, body.recovery_code)
+    enrol = _needs_mfa_enrolment(db, user)
     new = sessions.start(
         db,
         user_id=user.id,
-        timeouts=limits,
+        timeouts=timeouts(settings),
         address=client_address(request),
         client=request.headers.get("user-agent", "kombify-cli"),
-        mfa_satisfied=not _mfa_pending(db, user),
+        mfa_satisfied=not enrol,
     )
     org = db.get(Organisation, user.organisation_id)
     assert org is not None  # a user's home organisation is a foreign key
-    return LoginPublic(
-        token=new.token,
-        csrf=new.csrf,
-        expires_at=new.row.expires_at,
-        user=LoginUser(id=user.id, email=user.email, name=user.name),
-        organisation=LoginOrganisation(id=org.id, slug=org.slug, name=org.name),
-        mfa_enrolment_required=not new.row.mfa_satisfied,
-    )
+    _log(db, request, provider="cli", outcome="ok", user=user)
+    return {
+        "token": new.token,
+        "csrf": new.csrf,
+        "expires_at": expires_iso(new.row.expires_at),
+        "user": user_public(user, db),
+        "organisation": org_public(org),
+        "mfa_enrolment_required": enrol,
+    }

@@ -21,9 +21,13 @@ from tests.support.ports import free_port
 
 PROBLEM = "application/problem+json"
 # The only routes anyone may call: probes for load balancers and `kombify status`.
-PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
-# Login with a provider: these routes are how a caller gets a credential (docs/oidc.md).
-PUBLIC |= {
+PUBLIC = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    # Before an account exists: nobody can be signed in yet.
+    ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/login"),
+    # Login with a provider: these routes are how a caller gets a credential (docs/oidc.md).
     ("get", "/v1/auth/oidc/providers"),
     ("get", "/v1/auth/oidc/{provider}/login"),
     ("get", "/v1/auth/oidc/{provider}/callback"),
@@ -31,10 +35,9 @@ PUBLIC |= {
 }
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
-    "name": "lab",
-    "node": "box",
-    "action": "start",
-    "deployment_id": "0123456789abcdef" * 2,
+    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2,
+    "org": "local", "user_id": "0123456789abcdef" * 2, "invitation_id": "0123456789abcdef" * 2,
+    "key_id": "0123456789abcdef" * 2, "session_id": "0123456789abcdef" * 2,
     "provider": "keycloak",
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -22,9 +23,10 @@ from sqlmodel import Session, select
 
 from kombify.accounts import orgs, users
 from kombify.api.app import create_app
-from kombify.db.account_tables import ExternalIdentity, Membership
+from kombify.db.account_tables import Activity, ExternalIdentity, Membership, OneTimeToken
 from kombify.db.engine import get_engine
 from kombify.db.models import Organisation, User, utcnow
+from kombify.db.oidc_tables import OidcLoginState
 from kombify.settings import Settings
 from tests.support.oidc_servers import (
     GitHubStandIn,
@@ -262,6 +264,8 @@ def test_a_new_user_is_created_with_open_signup_and_signed_in(
     assert (link.provider, link.subject) == ("mock", "ada")
     token = _session_token(response)
     assert client.get("/v1/stacks", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    entry = db.exec(select(Activity).where(Activity.user_id == user.id)).one()
+    assert (entry.via, entry.action, entry.outcome) == ("oidc", "login via mock", "ok")
 
     again = _login_with_mock(client, mock_issuer, "ada")
     assert again.status_code == 303
@@ -340,6 +344,18 @@ def test_a_wrong_state_is_refused(client: TestClient, mock_issuer: str) -> None:
 
     _refused(forged, 401, "state: unknown, already used or expired")
     assert "__Host-kombify_session" not in _cookies(forged)
+
+
+def test_an_expired_state_is_refused(client: TestClient, db: Session, tiny: TinyProvider) -> None:
+    callback = _follow(_start(client, "tiny"))
+    row = db.exec(select(OidcLoginState)).one()
+    row.expires_at = utcnow() - timedelta(seconds=1)  # ten minutes later
+    db.add(row)
+    db.commit()
+
+    _refused(
+        client.get(callback, follow_redirects=False), 401, "state: unknown, already used or expired"
+    )
 
 
 def test_a_state_of_another_provider_is_refused(client: TestClient, tiny: TinyProvider) -> None:
@@ -514,6 +530,19 @@ def test_cli_redirect_must_be_a_loopback_address_with_a_port(
     )
 
     _refused(response, 400, "cli_redirect: expected http://127.0.0.1:PORT/")
+
+
+def test_an_expired_cli_code_is_refused(client: TestClient, db: Session, mock_issuer: str) -> None:
+    _mock_user(mock_issuer, "slow-cli")
+    start = _start(client, "mock", cli_redirect="http://127.0.0.1:53682/cb")
+    back = client.get(_consent_at_mock(start, "slow-cli"), follow_redirects=False)
+    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
+    row = db.exec(select(OneTimeToken).where(OneTimeToken.purpose == "cli-login")).one()
+    row.expires_at = utcnow() - timedelta(seconds=1)  # two minutes later
+    db.add(row)
+    db.commit()
+
+    _refused(client.post("/v1/auth/oidc/cli-exchange", json={"code": code}), 401, "expired")
 
 
 def test_an_unknown_cli_code_is_refused(client: TestClient) -> None:

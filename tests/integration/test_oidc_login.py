@@ -336,6 +336,37 @@ def test_a_replayed_callback_is_refused(client: TestClient, mock_issuer: str) ->
     assert "__Host-kombify_session" not in _cookies(second)
 
 
+def test_a_used_code_under_a_fresh_state_is_refused_by_the_provider(
+    client: TestClient, mock_issuer: str
+) -> None:
+    _mock_user(mock_issuer, "replay-code")
+    first = _consent_at_mock(_start(client, "mock"), "replay-code")
+    assert client.get(first, follow_redirects=False).status_code == 303
+    # An attacker who saw the first callback URL starts a login of their own and sends the
+    # used code with their fresh state: it reaches the provider, which refuses it.
+    fresh_state = parse_qs(urlsplit(_start(client, "mock")).query)["state"][0]
+
+    replayed = client.get(_with_query(first, state=fresh_state), follow_redirects=False)
+
+    _refused(replayed, 401, "mock refused the authorization code (invalid_grant)")
+    assert "__Host-kombify_session" not in _cookies(replayed)
+
+
+def test_a_code_is_bound_to_its_own_logins_pkce_verifier(
+    client: TestClient, tiny: TinyProvider
+) -> None:
+    # A code never used, but issued to another login (e.g. stolen from its callback URL):
+    # sent with this login's state, kombify sends this login's verifier, and the provider
+    # finds it does not match the challenge the code was issued for.
+    stolen = _follow(_start(client, "tiny"))
+    mine = _follow(_start(client, "tiny"))
+    mine_state = parse_qs(urlsplit(mine).query)["state"][0]
+
+    injected = client.get(_with_query(stolen, state=mine_state), follow_redirects=False)
+
+    _refused(injected, 401, "tiny refused the authorization code (invalid_grant)")
+
+
 def test_a_wrong_state_is_refused(client: TestClient, mock_issuer: str) -> None:
     _mock_user(mock_issuer, "wrongstate")
     callback = _consent_at_mock(_start(client, "mock"), "wrongstate")

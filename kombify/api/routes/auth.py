@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
-from kombify.accounts import orgs, passwords, sessions, totp, users
+from kombify.accounts import orgs, passwords, recovery, sessions, totp, users
 from kombify.accounts.principal import Principal
 from kombify.admin_token import Unauthorized
 from kombify.api.activity_log import record_event
@@ -156,6 +156,7 @@ def signup(body: SignupRequest, request: Request, db: SessionDep, settings: Sett
         user = users.create(
             db, email=email, organisation=org, role="owner", password=body.password, name=body.name
         )
+        recovery.send_verification(db, settings, user)  # a mail with a kfv_ token (docs/mfa.md)
     record_event(
         db, request, action="signup", user=user, org=org, object_type="user", object_id=user.id
     )

@@ -1,7 +1,7 @@
 """oidc login states: state, nonce and PKCE verifier of logins in progress
 
-Revision ID: 0005_oidc
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 16:00:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision = "0005_oidc"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -106,9 +106,15 @@ def mfa_status(db: SessionDep, user: UserDep) -> MfaStatus:
 
 
 @router.post("/v1/auth/mfa/totp", responses=_SESSION_ERRORS)
-def begin_totp(db: SessionDep, user: UserDep, principal: PrincipalDep) -> TotpEnrolment:
-    """Start TOTP enrolment: a new seed, pending until a code of it is confirmed."""
-    _session(db, principal)
+def begin_totp(
+    db: SessionDep, user: UserDep, principal: PrincipalDep, settings: SettingsDep
+) -> TotpEnrolment:
+    """Start TOTP enrolment: a new seed, pending until a code of it is confirmed.
+
+    Needs a sign-in of the last minutes (a fresh login is one): a stolen session must not be
+    able to tie the account to the thief's authenticator.
+    """
+    mfa.check_recent_reauth(_session(db, principal), settings.reauth_minutes)
     enrolment = mfa.begin(db, user)
     return TotpEnrolment(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
 

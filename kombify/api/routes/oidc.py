@@ -25,7 +25,7 @@ from kombify.db.account_tables import Activity, Credential
 from kombify.db.models import Organisation, User
 from kombify.db.oidc_tables import OidcLoginState
 from kombify.errors import ForbiddenError, KombifyError, NotFoundError
-from kombify.gateway.brute_force import check as brute_force_check
+from kombify.gateway import brute_force
 from kombify.identity import cli_login, github, linking, login_states, oidc
 from kombify.identity.oidc_config import GitHubProvider, OidcProvider, Provider
 from kombify.identity.oidc_errors import LoginRefused
@@ -256,7 +256,7 @@ def cli_exchange(
     _check_usable(db, user, cli=True)
     credential = users.credential(db, user.id)
     if totp.enabled(credential):
-        brute_force_check(request.app.state.limiter, "login", user.email, client_address(request))
+        brute_force.check_request(request, "login", user.email)
         # A wrong or missing code spends the one-time code too: the CLI starts over, as after a
         # wrong password.
         second_factor(db, credential, body.totp, body.recovery_code)

@@ -108,6 +108,16 @@ class Settings(BaseSettings):
         "mails are only written to the outbox table. A secret: never shown.",
     )
     mail_from: str = Field(default="kombify@localhost", description="Sender of kombify's mails.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="CLI: an API key (kfk_…) to send instead of the `kombify login` session "
+        "or the admin token. A secret: never shown.",
+    )
+    org: str | None = Field(
+        default=None,
+        description="CLI: the organisation (slug) commands act in, as `--org` does; default: "
+        "your home organisation.",
+    )
 
     @field_validator("notify_urls")
     @classmethod

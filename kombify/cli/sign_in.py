@@ -27,12 +27,19 @@ def read_password(*, from_stdin: bool, confirm: bool = False) -> str:
     return value
 
 
+def ask(question: str) -> str:
+    """One line of input after ``question`` on stderr (stdout stays the command's output;
+    click's own prompt writes a space there)."""
+    typer.echo(f"{question}: ", nl=False, err=True)
+    line = sys.stdin.readline()
+    if not line:
+        fail(f"{question.lower()}: stdin ended before an answer")
+    return line.strip()
+
+
 def read_email(email: str | None) -> str:
     """``--email`` or asked."""
-    if email:
-        return email
-    value: str = typer.prompt("Email", err=True)
-    return value.strip()
+    return email or ask("Email")
 
 
 def mfa_required(response: httpx.Response) -> bool:
@@ -45,10 +52,8 @@ def mfa_required(response: httpx.Response) -> bool:
 def second_factor(*, recovery: bool) -> dict[str, str]:
     """The code to send: a TOTP code, or a recovery code with ``--recovery-code``."""
     if recovery:
-        return {"recovery_code": str(typer.prompt("Recovery code", err=True)).strip()}
-    return {
-        "totp": str(typer.prompt("TOTP code (or run again with --recovery-code)", err=True)).strip()
-    }
+        return {"recovery_code": ask("Recovery code")}
+    return {"totp": ask("TOTP code (or run again with --recovery-code)")}
 
 
 def post_with_second_factor(

@@ -106,6 +106,11 @@ def _keep(settings: Settings, answer: dict[str, Any]) -> None:
         markup=False,
     )
     console.print(f"session saved in {path}", markup=False)
+    if settings.api_key is not None:
+        console.print(
+            "KOMBIFY_API_KEY is set: commands send it, not this session, until you unset it",
+            markup=False,
+        )
     if me.get("mfa_enrolment_required"):
         console.print(
             f"`{me['organisation']['slug']}` requires a second factor: set up TOTP "

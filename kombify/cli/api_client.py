@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import httpx
 
+from kombify import __version__
 from kombify.admin_token import Unauthorized
 from kombify.cli.credentials import Credential, resolve
 from kombify.errors import (
@@ -102,7 +103,8 @@ class ApiClient:
         """
         self.base_url = settings.resolved_api_url
         self.credential = resolve(settings) if credential == "resolve" else credential
-        headers = {}
+        # Named in the user's session list and the activity log ("which client").
+        headers = {"User-Agent": f"kombify-cli/{__version__}"}
         if self.credential is not None:
             headers["Authorization"] = f"Bearer {self.credential.token}"
         org = selected_org(settings)

@@ -185,6 +185,7 @@ def test_the_session_ends_at_the_api_on_logout_and_a_dead_one_says_login(api: Ap
     assert first != second
     sessions = json.loads(api.cli("sessions", "list", "--json").stdout)["data"]
     assert [s["current"] for s in sessions] == [True]
+    assert sessions[0]["client"].startswith("kombify-cli/")  # what the user sees in lists
 
     [current] = sessions
     ended = api.cli("sessions", "revoke", current["id"])

@@ -16,13 +16,15 @@ from pathlib import Path
 import pyotp
 import pytest
 from sqlmodel import Session
+from typer.testing import CliRunner
 
 from kombify.accounts import orgs, totp, users
 from kombify.api.app import create_app
+from kombify.cli.main import app as cli_app
 from kombify.db.account_tables import Credential
 from kombify.db.engine import get_engine
 from kombify.db.models import utcnow
-from kombify.settings import Settings
+from kombify.settings import Settings, get_settings
 from tests.support.ports import free_port
 from tests.support.served_api import run_cli, served
 
@@ -325,3 +327,22 @@ def test_an_admin_scoped_key_asks_for_the_password_and_code_again(api: Api) -> N
     assert made.stderr.startswith(
         "This needs your password again.\nTOTP code (or run again with --recovery-code): "
     )
+
+
+def test_login_asks_for_email_password_and_code_when_typed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = _owner_with_totp(api)
+    # In this process (typer's runner feeds the typed lines, the password to the hidden prompt).
+    monkeypatch.setenv("KOMBIFY_HOME", str(api.settings.home))
+    monkeypatch.setenv("KOMBIFY_API_URL", api.url)
+    get_settings.cache_clear()
+    typed = f"{OWNER}\n{PASSWORD}\n{pyotp.TOTP(secret).now()}\n"
+    result = CliRunner().invoke(cli_app, ["login"], input=typed, env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("Email: Password:")  # the password not echoed
+    assert PASSWORD not in result.output
+    assert "TOTP code (or run again with --recovery-code): " in result.stderr
+    # (typer's runner ends the hidden prompt with a newline on stdout; a terminal does not)
+    assert result.stdout.lstrip().startswith(f"signed in to {api.url} as {OWNER}")
+    assert api.credentials()[api.url]["email"] == OWNER

@@ -135,6 +135,18 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("org")
+    @classmethod
+    def _org_slug(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from kombify.names import InvalidName, check_name
+
+        try:
+            return check_name(value, what="organisation")
+        except InvalidName as exc:
+            raise ValueError(f"KOMBIFY_ORG: {exc.message}") from None
+
     @property
     def notify_url_list(self) -> list[str]:
         """The notification URLs, one per entry of ``KOMBIFY_NOTIFY_URLS`` ([] when unset)."""

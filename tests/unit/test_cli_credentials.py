@@ -80,3 +80,14 @@ def test_an_unreadable_file_says_what_to_do(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="delete it and `kombify login` again"):
         resolve(settings)
+
+
+def test_a_bad_kombify_org_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kombify.settings import get_settings
+
+    monkeypatch.setenv("KOMBIFY_ORG", "../lab")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match=r"KOMBIFY_ORG: organisation `\.\./lab` is not valid"):
+        get_settings()

@@ -91,6 +91,7 @@ class ApiClient:
         *,
         timeout: float = 30.0,
         credential: Credential | None | Literal["resolve"] = "resolve",
+        send_org: bool = True,
     ) -> None:
         """A client for the API the settings name.
 
@@ -100,6 +101,8 @@ class ApiClient:
             credential: What to send as bearer token: by default the first of
                 ``KOMBIFY_API_KEY``, the ``kombify login`` session and the admin token
                 (:func:`kombify.cli.credentials.resolve`); ``None`` sends none (login).
+            send_org: Send the chosen organisation (``--org``, ``KOMBIFY_ORG``); off for
+                calls about the session itself, which work in any organisation.
         """
         self.base_url = settings.resolved_api_url
         self.credential = resolve(settings) if credential == "resolve" else credential
@@ -107,7 +110,7 @@ class ApiClient:
         headers = {"User-Agent": f"kombify-cli/{__version__}"}
         if self.credential is not None:
             headers["Authorization"] = f"Bearer {self.credential.token}"
-        org = selected_org(settings)
+        org = selected_org(settings) if send_org else None
         if org:
             headers["X-Kombify-Org"] = org
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)

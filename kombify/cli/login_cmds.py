@@ -94,7 +94,7 @@ def _keep(settings: Settings, answer: dict[str, Any]) -> None:
     )
     if previous is not None and previous.token != answer["token"]:
         # One login per API URL: the replaced session would otherwise live on unused.
-        ApiClient(settings, credential=Credential(previous.token, "session")).send(
+        ApiClient(settings, credential=Credential(previous.token, "session"), send_org=False).send(
             "POST", "/v1/auth/logout"
         )
     me = ApiClient(settings, credential=Credential(answer["token"], "session")).request(
@@ -126,7 +126,7 @@ def logout() -> None:
     if saved is None:
         console.print(f"not signed in to {settings.resolved_api_url}", markup=False)
     else:
-        client = ApiClient(settings, credential=Credential(saved.token, "session"))
+        client = ApiClient(settings, credential=Credential(saved.token, "session"), send_org=False)
         answer = client.send("POST", "/v1/auth/logout")
         if answer.status_code not in (204, 401):  # 401: it had ended already
             raise client.error(answer)

@@ -189,6 +189,22 @@ def test_the_session_ends_at_the_api_on_logout_and_a_dead_one_says_login(api: Ap
     assert [s["current"] for s in sessions] == [True]
     assert sessions[0]["client"].startswith("kombify-cli/")  # what the user sees in lists
 
+    # The same person on a second machine (another CLI home), then ended from the first.
+    laptop = api.settings.home.parent / "laptop"
+    signed_in = api.cli("login", "--email", OWNER, "--password-stdin", stdin=PASSWORD, home=laptop)
+    assert signed_in.returncode == 0, signed_in.stderr
+    others = api.cli("sessions", "revoke-others")
+    assert (others.returncode, others.stdout) == (0, "1 other session(s) ended\n")
+    ended_elsewhere = api.cli("whoami", home=laptop)
+    assert ended_elsewhere.returncode == 1
+    assert "your session ended" in ended_elsewhere.stderr
+    # Signing out works whatever organisation is chosen (the session is not about one).
+    again = api.cli("login", "--email", OWNER, "--password-stdin", stdin=PASSWORD, home=laptop)
+    assert again.returncode == 0, again.stderr
+    out = api.cli("logout", home=laptop, KOMBIFY_ORG="nowhere")
+    assert (out.returncode, out.stdout) == (0, f"signed out of {api.url}\n")
+    assert api.url not in api.credentials(laptop)
+
     [current] = sessions
     ended = api.cli("sessions", "revoke", current["id"])
     assert ended.stdout == f"session `{current['id']}` ended: it was this CLI's, signed out\n"

@@ -58,13 +58,14 @@ def login(
     """Sign in (email, password and TOTP if on; or --provider through the browser)."""
     settings = get_settings()
     if provider is not None:
-        if email or password_stdin or recovery_code:
+        if email or password_stdin:
             fail(
-                "--provider signs in through the browser: leave out --email, "
-                "--password-stdin and --recovery-code",
+                "--provider signs in through the browser: leave out --email and --password-stdin",
                 code=2,
             )
-        answer = oidc_login.browser_login(settings, provider, timeout=timeout)
+        answer = oidc_login.browser_login(
+            settings, provider, timeout=timeout, recovery=recovery_code
+        )
     else:
         address = read_email(email)
         password = read_password(from_stdin=password_stdin)

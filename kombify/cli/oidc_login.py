@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import typer
 
 from kombify.cli.api_client import ApiClient, api_path
+from kombify.cli.sign_in import mfa_required, second_factor
 from kombify.errors import KombifyError
 from kombify.settings import Settings
 
@@ -108,13 +109,8 @@ def _open_browser(url: str) -> None:
     threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
 
-def browser_login(settings: Settings, provider: str, *, timeout: float) -> dict[str, Any]:
-    """Sign in at ``provider`` through the browser; the API's answer with the session token.
-
-    Raises:
-        BrowserLoginError: The provider or the API refused, or no answer came in time.
-    """
-    client = ApiClient(settings, credential=None)
+def _browser_code(client: ApiClient, provider: str, *, timeout: float) -> str:
+    """One trip through the browser: the one-time code the API sent to the loopback listener."""
     server = _LoopbackServer()
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
     worker.start()
@@ -134,7 +130,34 @@ def browser_login(settings: Settings, provider: str, *, timeout: float) -> dict[
         server.server_close()
     if server.outcome.error is not None:
         raise BrowserLoginError(f"sign-in with {provider} refused: {server.outcome.error}")
-    answer = client.send("POST", "/v1/auth/oidc/cli-exchange", json={"code": server.outcome.code})
+    assert server.outcome.code is not None  # answered: a code or an error
+    return server.outcome.code
+
+
+def browser_login(
+    settings: Settings, provider: str, *, timeout: float, recovery: bool
+) -> dict[str, Any]:
+    """Sign in at ``provider`` through the browser; the API's answer with the session token.
+
+    An account with a second factor needs its code with the exchange, and the API spends the
+    one-time code on an exchange without it: then the browser goes once more and the TOTP (or,
+    with ``recovery``, a recovery) code is asked after it, while fresh.
+
+    Raises:
+        BrowserLoginError: The provider or the API refused, or no answer came in time.
+    """
+    client = ApiClient(settings, credential=None)
+    code = _browser_code(client, provider, timeout=timeout)
+    answer = client.send("POST", "/v1/auth/oidc/cli-exchange", json={"code": code})
+    if mfa_required(answer):
+        typer.echo(
+            "This account has a second factor: sign in once more in the browser, "
+            "then give the code.",
+            err=True,
+        )
+        code = _browser_code(client, provider, timeout=timeout)
+        body = {"code": code, **second_factor(recovery=recovery)}
+        answer = client.send("POST", "/v1/auth/oidc/cli-exchange", json=body)
     if not answer.is_success:
         raise client.error(answer, sign_in_hint=False)
     data: dict[str, Any] = answer.json()

@@ -21,10 +21,13 @@ _CLI_VARIABLES = ("KOMBIFY_API_KEY", "KOMBIFY_ORG", "KOMBIFY_ADMIN_TOKEN", "KOMB
 
 
 @contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """``app`` served by uvicorn on 127.0.0.1 (a free port) in a thread; its base URL."""
+def served(app: FastAPI, *, port: int | None = None) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread; its base URL.
+
+    ``port`` when the app must know its address beforehand (``public_url``); else a free one.
+    """
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+        uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

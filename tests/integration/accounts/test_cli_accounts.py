@@ -254,8 +254,7 @@ def test_wrong_password_wrong_code_and_a_recovery_code(api: Api) -> None:
     mixed = api.cli("login", "--provider", "demo", "--email", OWNER)
     assert (mixed.returncode, mixed.stderr) == (
         2,
-        "error: --provider signs in through the browser: leave out --email, --password-stdin "
-        "and --recovery-code\n",
+        "error: --provider signs in through the browser: leave out --email and --password-stdin\n",
     )
 
 

@@ -238,6 +238,16 @@ class Settings(BaseSettings):
         '{"kind": "github", "client_id", "client_secret"} for GitHub. The redirect URI to register '
         "is PUBLIC_URL/v1/auth/oidc/<name>/callback. Holds secrets: never shown (docs/oidc.md).",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="CLI: an API key (kfk_…) to send instead of the `kombify login` session "
+        "or the admin token. A secret: never shown.",
+    )
+    org: str | None = Field(
+        default=None,
+        description="CLI: the organisation (slug) commands act in, as `--org` does; default: "
+        "your home organisation.",
+    )
 
     @field_validator("notify_urls")
     @classmethod
@@ -313,6 +323,18 @@ class Settings(BaseSettings):
         if self.oidc_providers is None:
             return {}
         return parse_providers(self.oidc_providers.get_secret_value())
+
+    @field_validator("org")
+    @classmethod
+    def _org_slug(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from kombify.names import InvalidName, check_name
+
+        try:
+            return check_name(value, what="organisation")
+        except InvalidName as exc:
+            raise ValueError(f"KOMBIFY_ORG: {exc.message}") from None
 
     @property
     def notify_url_list(self) -> list[str]:

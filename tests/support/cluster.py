@@ -50,6 +50,8 @@ class Cluster(KombifyEnv):
             "KOMBIFY_TEMPORAL_ADDRESS": temporal_address,
             "KOMBIFY_DATABASE_URL": database_url,
             "KOMBIFY_TASK_QUEUE": self.settings.task_queue,
+            # Many clients through few API processes; limits are tested on their own.
+            "KOMBIFY_RATE_LIMITS": "auth=600/60,write=60000/60,read=600000/60,tries=10/60",
         }
         self.env.pop("KOMBIFY_ADMIN_TOKEN", None)  # the API processes share the home's file
         self.worker = None

@@ -44,6 +44,9 @@ class KombifyEnv:
             home=home,
             temporal_address=temporal_address,
             task_queue=f"e2e-{secrets.token_hex(4)}",
+            # One API serves a whole module's deploys and waits (many polls a minute); the
+            # limits themselves are tested in tests/integration/test_gateway_limits.py.
+            rate_limits="auth=600/60,write=6000/60,read=60000/60,tries=10/60",
         )
         self.env = {
             **os.environ,

@@ -14,6 +14,7 @@ from kombify.api.deps import SettingsDep, get_temporal
 from kombify.api.problems import problem
 from kombify.db.engine import check_database
 from kombify.errors import KombifyError
+from kombify.identity.tool_bridge import reachability
 
 router = APIRouter(tags=["health"])
 
@@ -61,7 +62,7 @@ async def _redis_error(request: Request) -> str | None:
 )
 async def readyz(request: Request, settings: SettingsDep) -> Any:
     """200 when every upstream answers (database, Temporal, Redis when KOMBIFY_REDIS_URL is
-    set), else 503 naming which do not."""
+    set), else 503 naming which do not; the tools of KOMBIFY_TOOLS are reported beside them."""
     db_error = await asyncio.to_thread(check_database, settings.resolved_database_url)
     temporal_error = await _temporal_error(request)
     checks = {
@@ -72,6 +73,10 @@ async def readyz(request: Request, settings: SettingsDep) -> Any:
         redis_error = await _redis_error(request)
         checks["redis"] = {"ok": redis_error is None, "error": redis_error}
     failing = [name for name, check in checks.items() if not check["ok"]]
+    # The tools kombify fronts are reported, not required: a portal whose Stack is down still
+    # signs people in and serves everything else, so a load balancer must keep it.
+    for tool in await reachability(settings):
+        checks[f"tool/{tool.name}"] = {"ok": tool.ok, "error": tool.error, "required": False}
     if failing:
         return problem(
             503,

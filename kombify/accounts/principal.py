@@ -49,3 +49,25 @@ class Principal:
                 else f"your role in `{self.organisation.slug}` is {self.role}"
             )
             raise ForbiddenError(f"{what} needs the {minimum} role or higher; {why}")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Plain facts about a principal, kept past the request's database session (activity log)."""
+
+    organisation_id: str
+    user_id: str | None
+    actor: str
+    via: str
+    on_behalf_of: str
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        """The facts of ``principal``, read now (while its rows are loaded)."""
+        return cls(
+            organisation_id=principal.organisation.id,
+            user_id=principal.user.id if principal.user else None,
+            actor=principal.actor,
+            via=principal.via,
+            on_behalf_of=principal.on_behalf_of,
+        )

@@ -4,7 +4,7 @@
 (the principal the request resolved), on behalf of whom, the route, the object its path names,
 the outcome, the address and client. Account events (sign-up, login, logout …) happen before
 or without a principal, so their routes call :func:`record_event` themselves; the middleware
-leaves ``/v1/auth/`` to them.
+then leaves the request to them.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kombify.accounts import activity
-from kombify.accounts.principal import Principal
+from kombify.accounts.principal import Actor, Principal
 from kombify.db.account_tables import Activity
 from kombify.db.engine import get_engine
 from kombify.db.models import Organisation, User
 
 log = logging.getLogger(__name__)
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_SELF_RECORDING = ("/v1/auth/",)
 # The path parameter that names the object a route acts on, and what kind of object it is.
 _OBJECTS = (
     ("deployment_id", "deployment"),
@@ -97,7 +96,9 @@ def record_event(
     object_type: str = "",
     object_id: str = "",
 ) -> None:
-    """Record an account event a route handled itself (committed at once)."""
+    """Record an account event a route handled itself (committed at once); the middleware then
+    leaves the request to it."""
+    request.state.activity_recorded = True
     activity.record(
         db,
         _entry(
@@ -127,7 +128,6 @@ class ActivityMiddleware:
             scope["type"] != "http"
             or scope["method"] in _SAFE
             or not scope["path"].startswith("/v1/")
-            or scope["path"].startswith(_SELF_RECORDING)
         ):
             await self.app(scope, receive, send)
             return
@@ -146,20 +146,28 @@ class ActivityMiddleware:
 
     def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state") or {}
-        principal: Principal | None = state.get("principal")
+        if state.get("activity_recorded"):
+            return  # the route wrote a more telling entry itself
+        who: Actor | None = state.get("actor")
+        if who is None:
+            return  # nobody authenticated: nothing changed (the request log has the attempt)
         route = scope.get("route")
         template = str(getattr(route, "path", scope["path"]))
         object_type, object_id = _object(template, scope.get("path_params") or {})
         headers = dict(scope.get("headers") or [])
         client = scope.get("client")
-        entry = _entry(
-            principal=principal,
-            action=f"{scope['method']} {template}",
+        entry = Activity(
+            organisation_id=who.organisation_id if who else None,
+            user_id=who.user_id if who else None,
+            actor=(who.actor if who else "anonymous")[:320],
+            via=who.via if who else "anonymous",
+            on_behalf_of=(who.on_behalf_of if who else "")[:320],
+            action=f"{scope['method']} {template}"[:100],
+            object_type=object_type[:40],
+            object_id=object_id[:255],
             outcome=_outcome(status),
-            address=client[0] if client else "",
-            client=headers.get(b"user-agent", b"").decode("latin-1"),
-            object_type=object_type,
-            object_id=object_id,
+            address=(client[0] if client else "")[:64],
+            client=headers.get(b"user-agent", b"").decode("latin-1")[:200],
         )
         try:
             with Session(get_engine(self.database_url)) as db:

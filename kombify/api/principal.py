@@ -35,7 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
 
 from kombify.accounts import api_keys, orgs, sessions
-from kombify.accounts.principal import Principal
+from kombify.accounts.principal import Actor, Principal
 from kombify.accounts.roles import SCOPE_CAP, lesser
 from kombify.accounts.tokens import API_KEY_PREFIX, SESSION_PREFIX, digest
 from kombify.admin_token import Unauthorized
@@ -225,6 +225,7 @@ def current_principal(
         return cached
     principal = resolve(request, db, credentials)
     request.state.principal = principal
+    request.state.actor = Actor.of(principal)  # for the activity log, after the request
     return principal
 
 

@@ -123,12 +123,14 @@ def signup(body: SignupRequest, request: Request, db: SessionDep, settings: Sett
     a new organisation of one's own, as its owner."""
     email = users.normal_email(body.email)
     _guard(request, "signup", email)
+    if settings.signup == "closed":
+        raise ForbiddenError(
+            "sign-up is closed on this installation: no new accounts (invitations work for "
+            "existing accounts: sign in and accept it)"
+        )
     invitation = orgs.open_invitation(db, body.invitation) if body.invitation else None
     if invitation is None and settings.signup != "open":
-        raise ForbiddenError(
-            f"sign-up is {settings.signup} on this installation: "
-            + ("ask an owner for an invitation" if settings.signup == "invite" else "ask an owner")
-        )
+        raise ForbiddenError("sign-up is by invitation on this installation: ask an owner for one")
     if invitation is not None and invitation.email != email:
         raise ConflictError("email: the invitation was sent to another address")
     passwords.check_new_password(body.password, email=email)

@@ -19,7 +19,7 @@ from kombify.accounts.roles import check_role
 from kombify.accounts.sessions import aware
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import PrincipalDep, UserDep
+from kombify.api.principal import PersonOnly, PrincipalDep, UserDep
 from kombify.api.routes.auth import org_public
 from kombify.db.account_tables import Invitation, Membership
 from kombify.db.models import User, utcnow
@@ -263,7 +263,7 @@ def revoke_invitation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@self_router.post("/v1/invitations/accept", responses=_ERRORS)
+@self_router.post("/v1/invitations/accept", responses=_ERRORS, dependencies=[PersonOnly])
 def accept_invitation(
     body: InvitationAccept, request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
 ) -> dict[str, Any]:

@@ -1,36 +1,42 @@
-"""Ownership checks that run before a route reaches Temporal or the Docker engine.
+"""Checks that run before a route reaches Temporal or the Docker engine.
 
 A route's own dependencies (``TemporalDep``, the simulation engine) are resolved before its
-body runs, so a check in the body comes too late: another organisation's caller would make
-the API dial Temporal or Docker for an object it may not even learn exists, and would get a
-503 or a 502 instead of the 404 a missing object gets. Route-level dependencies are resolved
-first (after the router's ``Authorized``), so routes that reach a backend list one of these.
+body runs, and before FastAPI reports invalid parameters, so a check in the body comes too
+late: a name that is not even valid, or another organisation's object, would make the API dial
+Temporal or Docker, and the caller would get a 503 or a 502 instead of the 422 or the 404 a
+missing object gets. Route-level dependencies are resolved first (after the router's
+``Authorized``), and a dependency that raises stops the rest, so routes that reach a backend
+list one of these. Each validates its path value itself (raising the 422 at once) and then
+looks the object up in the caller's organisation.
 """
 
 from __future__ import annotations
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from kombify.api import sim_owners
 from kombify.api.deps import SessionDep
 from kombify.api.principal import OrgDep
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
-from kombify.names import DeploymentId, SimulationName, StackName
+from kombify.names import check_deployment_id, check_name, check_simulation_name
 
 
-def owned_stack(name: StackName, session: SessionDep, org: OrgDep) -> None:
-    """NotFoundError unless the caller's organisation has stack ``name``."""
+def owned_stack(request: Request, session: SessionDep, org: OrgDep) -> None:
+    """NotFoundError unless the caller's organisation has the stack the path names."""
+    name = check_name(request.path_params.get("name"), what="stack name")
     store.get_stack(session, organisation_id=org.id, name=name)
 
 
-def owned_deployment(deployment_id: DeploymentId, session: SessionDep, org: OrgDep) -> None:
-    """NotFoundError unless the deployment is of a stack of the caller's organisation."""
+def owned_deployment(request: Request, session: SessionDep, org: OrgDep) -> None:
+    """NotFoundError unless the path's deployment is of a stack of the caller's organisation."""
+    deployment_id = check_deployment_id(request.path_params.get("deployment_id"))
     runs.get_deployment(session, deployment_id=deployment_id, organisation_id=org.id)
 
 
-def visible_simulation(name: SimulationName, session: SessionDep, org: OrgDep) -> None:
-    """NotFoundError unless the caller's organisation may see simulation ``name``."""
+def visible_simulation(request: Request, session: SessionDep, org: OrgDep) -> None:
+    """NotFoundError unless the caller's organisation may see the path's simulation."""
+    name = check_simulation_name(request.path_params.get("name"))
     sim_owners.check_visible(session, org, name)
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kombify.errors import ConfigError
@@ -108,6 +108,109 @@ class Settings(BaseSettings):
         "mails are only written to the outbox table. A secret: never shown.",
     )
     mail_from: str = Field(default="kombify@localhost", description="Sender of kombify's mails.")
+    sso_token_minutes: int = Field(
+        default=5, ge=1, le=60, description="How long an SSO token for a tool is valid."
+    )
+    sso_key_rotate_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="A new SSO signing key becomes active when the active one is this old.",
+    )
+    sso_key_grace_minutes: int = Field(
+        default=1440,
+        ge=2,
+        le=525600,
+        description="How long a retired SSO signing key stays published (and accepted) after "
+        "it was retired; longer than KOMBIFY_SSO_TOKEN_MINUTES. Then it is deleted.",
+    )
+    sso_audiences: str = Field(
+        default="",
+        description="Tools this portal may issue SSO tokens for, separated by commas (besides "
+        "every tool in KOMBIFY_TOOLS).",
+    )
+    sso_trusted_issuer: str | None = Field(
+        default=None,
+        description="URL of the kombify portal whose SSO tokens this instance accepts (its "
+        "keys come from <issuer>/.well-known/jwks.json). Needs KOMBIFY_SSO_AUDIENCE.",
+    )
+    sso_audience: str | None = Field(
+        default=None,
+        description="This instance's tool name: the audience an accepted SSO token must carry.",
+    )
+    sso_jwks_cache_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long the trusted issuer's keys are cached (an unknown key id fetches "
+        "them at once); a key the issuer removed is refused at the latest after this.",
+    )
+    tools: str = Field(
+        default="",
+        description="Tools this portal fronts at /v1/tools/<name>/…, as name=URL pairs "
+        "separated by commas, e.g. `stack=http://127.0.0.1:8421`.",
+    )
+
+    @field_validator("sso_audiences")
+    @classmethod
+    def _known_audiences(cls, value: str) -> str:
+        from kombify.identity.config import parse_names
+
+        parse_names(value, variable="KOMBIFY_SSO_AUDIENCES")
+        return value
+
+    @field_validator("sso_audience")
+    @classmethod
+    def _audience_name(cls, value: str | None) -> str | None:
+        from kombify.identity.config import parse_names
+
+        if value is not None:
+            parse_names(value, variable="KOMBIFY_SSO_AUDIENCE")
+        return value
+
+    @field_validator("sso_trusted_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        from kombify.identity.config import check_url
+
+        return None if value is None else check_url(value, variable="KOMBIFY_SSO_TRUSTED_ISSUER")
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_urls(cls, value: str) -> str:
+        from kombify.identity.config import parse_tools
+
+        parse_tools(value)
+        return value
+
+    @model_validator(mode="after")
+    def _sso_consistent(self) -> Settings:
+        if (self.sso_trusted_issuer is None) != (self.sso_audience is None):
+            raise ValueError(
+                "KOMBIFY_SSO_TRUSTED_ISSUER and KOMBIFY_SSO_AUDIENCE: set both (to accept a "
+                "portal's SSO tokens) or neither"
+            )
+        if self.sso_key_grace_minutes <= self.sso_token_minutes:
+            raise ValueError(
+                "KOMBIFY_SSO_KEY_GRACE_MINUTES: expected more than KOMBIFY_SSO_TOKEN_MINUTES "
+                "(a retired key must outlive every token it signed)"
+            )
+        return self
+
+    @property
+    def tool_urls(self) -> dict[str, str]:
+        """The tools this portal fronts, name to base URL (KOMBIFY_TOOLS)."""
+        from kombify.identity.config import parse_tools
+
+        return parse_tools(self.tools)
+
+    @property
+    def sso_audience_names(self) -> tuple[str, ...]:
+        """Every audience this portal issues SSO tokens for."""
+        from kombify.identity.config import parse_names
+
+        names = parse_names(self.sso_audiences, variable="KOMBIFY_SSO_AUDIENCES")
+        return tuple(dict.fromkeys([*names, *self.tool_urls]))
 
     @field_validator("notify_urls")
     @classmethod
@@ -123,6 +226,19 @@ class Settings(BaseSettings):
                 "KOMBIFY_NOTIFY_URLS: not a notification URL Apprise knows: "
                 + ", ".join(f"`{entry}`" for entry in bad)
             )
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_form(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from kombify.accounts.outbox import smtp_server
+
+        try:
+            smtp_server(value.get_secret_value())
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None  # the message never repeats the URL
         return value
 
     @property

@@ -16,6 +16,7 @@ from kombify.api.principal import Authorized
 from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
 from kombify.db.migrate import upgrade
 from kombify.gateway.ratelimit import MemoryLimiter
+from kombify.identity.sso_verifier import SsoVerifier
 from kombify.settings import Settings, get_settings
 
 
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.temporal = None
     app.state.admin_token = admin_token(settings, create=True)
+    # A portal's SSO tokens are accepted only when this instance is configured to trust it.
+    app.state.sso_verifier = SsoVerifier.of(settings)
     problems.install(app)
     app.state.limiter = MemoryLimiter()
     app.add_middleware(ActivityMiddleware, database_url=settings.resolved_database_url)

@@ -20,11 +20,25 @@ from kombify.settings import Settings
 from tests.support.ports import free_port
 
 PROBLEM = "application/problem+json"
-# The only routes anyone may call: probes for load balancers and `kombify status`.
-PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+# Routes anyone may call: probes for load balancers and `kombify status`, the public keys SSO
+# tokens are signed with, and the routes that hand out credentials (nobody is signed in yet).
+PUBLIC = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/.well-known/jwks.json"),
+    ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/login"),
+    # A reset or verification mail's next step: the mailed token is the proof.
+    ("post", "/v1/auth/password-reset"),
+    ("post", "/v1/auth/password-reset/confirm"),
+    ("post", "/v1/auth/verify-email"),
+}
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
-    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2
+    "name": "lab", "node": "box", "action": "start", "deployment_id": "0123456789abcdef" * 2,
+    "org": "local", "user_id": "0123456789abcdef" * 2, "invitation_id": "0123456789abcdef" * 2,
+    "key_id": "0123456789abcdef" * 2, "session_id": "0123456789abcdef" * 2,
+    "tool": "stack", "path": "v1/stacks",
 }
 
 

@@ -15,11 +15,15 @@ from kombify.api.routes import (
     healing,
     health,
     me,
+    mfa,
     nodes,
     orgs,
+    recovery,
     sim_runs,
     sims,
+    sso,
     stacks,
+    tools,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -38,5 +42,14 @@ ROUTERS: list[APIRouter] = [
     activity.router,
 ]
 
-PUBLIC_ROUTERS: list[APIRouter] = [auth.router, orgs.self_router, admin.router]
+PUBLIC_ROUTERS: list[APIRouter] = [
+    auth.router,
+    orgs.self_router,
+    admin.router,
+    mfa.router,
+    recovery.router,
+]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""
+
+# SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
+PUBLIC_ROUTERS += [sso.router, tools.router]

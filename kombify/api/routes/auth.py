@@ -7,13 +7,12 @@ limited per account and per client address. Each outcome is in the activity log.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
-from kombify.accounts import orgs, passwords, sessions, totp, users
+from kombify.accounts import mfa, orgs, passwords, recovery, sessions, totp, users
 from kombify.accounts.principal import Principal
 from kombify.admin_token import Unauthorized
 from kombify.api.activity_log import record_event
@@ -156,6 +155,7 @@ def signup(body: SignupRequest, request: Request, db: SessionDep, settings: Sett
         user = users.create(
             db, email=email, organisation=org, role="owner", password=body.password, name=body.name
         )
+        recovery.send_verification(db, settings, user)  # a mail with a kfv_ token (docs/mfa.md)
     record_event(
         db, request, action="signup", user=user, org=org, object_type="user", object_id=user.id
     )
@@ -265,15 +265,14 @@ def reauthenticate(
 def require_recent_reauth(
     db: SessionDep, principal: Principal, settings: SettingsDep, what: str
 ) -> None:
-    """Refuse a sensitive change unless the session re-authenticated within the window."""
+    """Refuse a sensitive change (403 ``reauth-required``) unless the session re-authenticated
+    within the window; ``what`` is kept for the callers' readability."""
+    del what
     if principal.via != "session" or principal.session_id is None:
         return  # an API key with the needed scope, or the admin token: no password to ask
     row = db.get(UserSession, principal.session_id)
-    window = timedelta(minutes=settings.reauth_minutes)
-    if row is None or sessions.aware(row.reauthenticated_at) + window < utcnow():
-        raise ForbiddenError(
-            f"{what} needs a recent sign-in: POST /v1/auth/reauth with your password first"
-        )
+    assert row is not None  # the principal was resolved from it in this request
+    mfa.check_recent_reauth(row, settings.reauth_minutes)
 
 
 @router.post(

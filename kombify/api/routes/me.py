@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
-from kombify.accounts import activity, orgs
-from kombify.api.deps import SessionDep
+from kombify.accounts import activity, orgs, recovery
+from kombify.accounts.users import by_email, credential, normal_email
+from kombify.api.activity_log import record_event
+from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PrincipalDep, UserDep
 from kombify.api.routes.activity import activity_public
-from kombify.api.routes.auth import org_public, user_public
+from kombify.api.routes.auth import org_public, require_recent_reauth, user_public
+from kombify.errors import ConflictError, ForbiddenError
 
 router = APIRouter(prefix="/v1/me", tags=["accounts"])
 
@@ -46,3 +50,47 @@ def my_activity(
     """What you did, in every organisation, newest first."""
     rows = activity.query(db, user_id=user.id, before=before, limit=limit)
     return {"data": [activity_public(r) for r in rows], "count": len(rows)}
+
+
+class ProfileUpdate(BaseModel):
+    """What you may change about yourself; a new email address needs a recent sign-in."""
+
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+
+
+@router.patch("")
+def update_me(
+    body: ProfileUpdate,
+    request: Request,
+    principal: PrincipalDep,
+    user: UserDep,
+    db: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Change your name or email address. A new address is unverified until you confirm the
+    token mailed to it (linking OIDC logins waits for that), and needs a recent sign-in."""
+    if principal.via != "session":
+        raise ForbiddenError("sign in to change your profile (not with an API key or token)")
+    if body.name is not None:
+        user.name = body.name
+    if body.email is not None:
+        email = normal_email(body.email)
+        if email != user.email:
+            require_recent_reauth(db, principal, settings, "changing your email address")
+            if by_email(db, email) is not None:
+                raise ConflictError("email: another account uses this address")
+            user.email = email
+            cred = credential(db, user.id)
+            cred.email_verified = False
+            db.add(cred)
+    db.add(user)
+    db.commit()
+    db.refresh(user)
+    if body.email is not None:
+        recovery.send_verification(db, settings, user)  # retires tokens mailed to the old one
+    record_event(
+        db, request, action="profile-update", principal=principal,
+        object_type="user", object_id=user.id,
+    )  # fmt: skip
+    return user_public(user, db)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from kombify.accounts import orgs, outbox
+from kombify.accounts import orgs, outbox, totp
 from kombify.accounts.principal import Principal
 from kombify.accounts.roles import check_role
 from kombify.accounts.sessions import aware
@@ -21,7 +21,7 @@ from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PersonOnly, PrincipalDep, UserDep
 from kombify.api.routes.auth import org_public
-from kombify.db.account_tables import Invitation, Membership
+from kombify.db.account_tables import Credential, Invitation, Membership, UserSession
 from kombify.db.models import User, utcnow
 from kombify.errors import ConflictError, ForbiddenError, NotFoundError
 from kombify.names import Name, OrgSlug, RecordId
@@ -274,6 +274,14 @@ def accept_invitation(
     membership = orgs.accept(db, row, user)
     org = db.get(Organisation, row.organisation_id)
     assert org is not None
+    if orgs.mfa_required(db, org.id) and not totp.enabled(db.get(Credential, user.id)):
+        # As at login: an organisation that requires a second factor holds this session to
+        # enrolling one before anything else.
+        session_row = db.get(UserSession, principal.session_id) if principal.session_id else None
+        if session_row is not None:
+            session_row.mfa_satisfied = False
+            db.add(session_row)
+            db.commit()
     record_event(
         db, request, action="invitation-accept", principal=principal, org=org,
         object_type="invitation", object_id=row.id,

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from kombify.accounts import totp, users
 from kombify.api.principal import CSRF_COOKIE, SESSION_COOKIE
-from kombify.db.account_tables import Activity, Credential, UserSession
+from kombify.db.account_tables import Activity, Credential, OutboxMail, UserSession
 from kombify.db.models import utcnow
 from tests.support.accounts import OWNER, PASSWORD, Installation, installation
 
@@ -169,3 +169,23 @@ def test_logins_are_in_the_activity_log_with_address_never_the_password(
     assert outcomes == ["ok", "refused"]
     assert all(r.address == "testclient" for r in rows)
     assert all(PASSWORD not in (r.object_id + r.actor) for r in rows)
+
+
+def test_a_new_email_needs_a_recent_sign_in_and_is_verified_again(inst: Installation) -> None:
+    c = inst.bearer(OWNER)
+    with inst.db() as db:
+        for row in db.exec(select(UserSession)).all():
+            row.reauthenticated_at = utcnow() - timedelta(hours=1)
+            db.add(row)
+        db.commit()
+    refused = c.patch("/v1/me", json={"email": "new@example.org"})
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/reauth-required")
+    assert c.post("/v1/auth/reauth", json={"password": PASSWORD}).status_code == 204
+    changed = c.patch("/v1/me", json={"email": "New@Example.org", "name": "Owner"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["email"] == "new@example.org"
+    assert changed.json()["email_verified"] is False and changed.json()["name"] == "Owner"
+    with inst.db() as db:
+        mail = db.exec(select(OutboxMail).where(OutboxMail.to == "new@example.org")).one()
+    assert "verify-email" in mail.body
+    inst.login("new@example.org")

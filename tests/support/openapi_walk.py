@@ -93,5 +93,12 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("post", "/v1/auth/password"): {"current_password": "x" * 16, "new_password": "y" * 16},
         ("post", "/v1/invitations/accept"): {"token": "kfi_" + "0" * 40},
         ("post", "/v1/admin/owner"): {"email": "new@example.org", "password": "x" * 16},
+        ("patch", "/v1/me"): {"name": "Renamed"},
+        ("post", "/v1/auth/mfa/totp/confirm"): {"code": "123456"},
+        ("put", "/v1/orgs/{org}/mfa"): {"required": True},
+        ("post", "/v1/auth/password-reset"): {"email": "new@example.org"},
+        ("post", "/v1/auth/password-reset/confirm"): {"token": "x" * 40, "password": "y" * 16},
+        ("post", "/v1/auth/verify-email"): {"token": "x" * 40},
+        ("post", "/v1/sso/tokens"): {"audience": "stack"},
     }
     return bodies.get(op.key, {})

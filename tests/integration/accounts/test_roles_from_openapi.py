@@ -24,6 +24,9 @@ PROBLEM = "application/problem+json"
 ANONYMOUS = {
     ("post", "/v1/auth/signup"),  # governed by KOMBIFY_SIGNUP, not by a role
     ("post", "/v1/auth/login"),
+    ("post", "/v1/auth/password-reset"),  # the mailed token is the credential
+    ("post", "/v1/auth/password-reset/confirm"),
+    ("post", "/v1/auth/verify-email"),
 }
 # Routes about the signed-in person themself, whatever their role in any organisation.
 ABOUT_ONESELF = {
@@ -34,10 +37,17 @@ ABOUT_ONESELF = {
     ("delete", "/v1/auth/sessions/{session_id}"),  # ending one of one's sessions
     ("post", "/v1/orgs"),  # a new organisation of one's own (the caller becomes its owner)
     ("post", "/v1/invitations/accept"),  # joining an organisation one was invited to
+    ("post", "/v1/auth/verify-email/resend"),  # a new token mailed to one's own address
+    ("post", "/v1/auth/mfa/totp"),  # one's own second factor
+    ("post", "/v1/auth/mfa/totp/confirm"),
+    ("delete", "/v1/auth/mfa/totp"),
+    ("post", "/v1/auth/mfa/recovery-codes"),
+    ("post", "/v1/sso/tokens"),  # a token for a tool, carrying the caller's own role
 }
 # An API key acts for a script in one organisation, never as the person: a `read` key is
-# refused on every mutating route but the anonymous ones.
-KEY_EXEMPT = ANONYMOUS
+# refused on every mutating route but the anonymous ones. It may ask for an SSO token: the
+# token carries the key's capped role (viewer), so a tool sees a viewer.
+KEY_EXEMPT = ANONYMOUS | {("post", "/v1/sso/tokens")}
 
 
 @pytest.fixture
@@ -124,4 +134,5 @@ def test_a_viewer_reads_every_route_without_a_server_error(
 ADMIN_READS = {
     ("get", "/v1/orgs/{org}/invitations"),
     ("get", "/v1/orgs/{org}/activity"),
+    ("get", "/v1/sso/keys"),  # the installation's signing keys: owners of `local`
 }

@@ -33,6 +33,9 @@ from tests.support.ports import free_port
 from tests.support.tenants import Tenant, seed
 
 PROBLEM = "application/problem+json"
+# Path parameters that name nothing of an organisation: the tool bridge's tool and path are
+# the installation's (the tool itself is told the caller's organisation, tested with SSO).
+NOT_OWNED = {"tool", "path"}
 DOCKER_HOST = os.environ.get("DOCKER_HOST")
 
 
@@ -102,7 +105,7 @@ def test_every_route_with_an_id_answers_another_orgs_id_as_a_missing_one(
     walked = 0
 
     for op in operations(document):
-        if not op.path_params:
+        if not set(op.path_params) - NOT_OWNED:
             continue
         walked += 1
         for label, values, ghost in _cases(op, alpha, bravo):

@@ -211,6 +211,23 @@ class Settings(BaseSettings):
 
         names = parse_names(self.sso_audiences, variable="KOMBIFY_SSO_AUDIENCES")
         return tuple(dict.fromkeys([*names, *self.tool_urls]))
+    oidc_providers: SecretStr | None = Field(
+        default=None,
+        description='OpenID Connect and GitHub login providers as JSON: {"name": {"issuer": '
+        '"https://…", "client_id": "…", "client_secret": "…", "scopes": "openid email profile"}}; '
+        '{"kind": "github", "client_id", "client_secret"} for GitHub. The redirect URI to register '
+        "is PUBLIC_URL/v1/auth/oidc/<name>/callback. Holds secrets: never shown (docs/oidc.md).",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="CLI: an API key (kfk_…) to send instead of the `kombify login` session "
+        "or the admin token. A secret: never shown.",
+    )
+    org: str | None = Field(
+        default=None,
+        description="CLI: the organisation (slug) commands act in, as `--org` does; default: "
+        "your home organisation.",
+    )
 
     @field_validator("notify_urls")
     @classmethod
@@ -240,6 +257,36 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(exc.message) from None  # the message never repeats the URL
         return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _valid_oidc_providers(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from kombify.identity.oidc_config import parse_providers
+
+            parse_providers(value.get_secret_value())  # its messages never hold a secret
+        return value
+
+    @property
+    def oidc_provider_map(self) -> dict[str, Any]:
+        """The login providers by name (kombify.identity.oidc_config.Provider values)."""
+        from kombify.identity.oidc_config import parse_providers
+
+        if self.oidc_providers is None:
+            return {}
+        return parse_providers(self.oidc_providers.get_secret_value())
+
+    @field_validator("org")
+    @classmethod
+    def _org_slug(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from kombify.names import InvalidName, check_name
+
+        try:
+            return check_name(value, what="organisation")
+        except InvalidName as exc:
+            raise ValueError(f"KOMBIFY_ORG: {exc.message}") from None
 
     @property
     def notify_url_list(self) -> list[str]:

@@ -8,16 +8,22 @@ import typer
 
 from kombify import __version__
 from kombify.cli import (
+    account_cmds,
+    api_keys_cmds,
     certs_cmds,
     deploy_cmds,
     heal_cmds,
+    login_cmds,
     nodes_cmds,
     routes_cmds,
     runtime_cmds,
+    sessions_cmds,
     sim_cmds,
     stacks_cmds,
     validate_cmds,
 )
+from kombify.cli.api_client import choose_org
+from kombify.cli.params import org_slug_callback
 from kombify.settings import Settings
 
 
@@ -51,8 +57,20 @@ def _root(
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show version."),
     ] = False,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Act in this organisation (slug; sent as X-Kombify-Org). Default: "
+            "KOMBIFY_ORG, else your home organisation.",
+            callback=org_slug_callback,
+        ),
+    ] = None,
 ) -> None:
     """Run a homelab from one file: validate, provision, deploy and heal, durably."""
+    del version  # acts eagerly, in its callback
+    choose_org(org)
+
 
 runtime_cmds.register(app)
 deploy_cmds.register(app)
@@ -63,6 +81,10 @@ nodes_cmds.register(app)
 sim_cmds.register(app)
 validate_cmds.register(app)
 routes_cmds.register(app)
+login_cmds.register(app)
+api_keys_cmds.register(app)
+account_cmds.register(app)
+sessions_cmds.register(app)
 
 
 def main() -> None:

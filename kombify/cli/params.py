@@ -6,6 +6,7 @@ container name or a URL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -31,6 +32,31 @@ def _checked(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
     return callback
 
 
+_RECORD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def record_id_callback(what: str) -> Callable[[str | None], str | None]:
+    """A check for an account record's id (a key, a session, a user): 32 hex digits."""
+
+    def check(value: str) -> str:
+        if _RECORD_ID.fullmatch(value):
+            return value
+        shown = value[:40].encode("unicode_escape").decode("ascii")
+        raise InvalidName(f"{what} `{shown}` is not valid: expected 32 hexadecimal digits")
+
+    return _checked(check)
+
+
+org_slug_callback = _checked(lambda v: check_name(v, what="organisation"))
+OrgOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--org",
+        help="Organisation (slug); default: the one `kombify --org` or KOMBIFY_ORG names, "
+        "else your home organisation.",
+        callback=org_slug_callback,
+    ),
+]
 stack_name_callback = _checked(lambda v: check_name(v, what="stack name"))
 StackArg = Annotated[
     str,

@@ -32,6 +32,11 @@ PUBLIC = {
     ("post", "/v1/auth/password-reset"),
     ("post", "/v1/auth/password-reset/confirm"),
     ("post", "/v1/auth/verify-email"),
+    # Login with a provider: these routes are how a caller gets a credential (docs/oidc.md).
+    ("get", "/v1/auth/oidc/providers"),
+    ("get", "/v1/auth/oidc/{provider}/login"),
+    ("get", "/v1/auth/oidc/{provider}/callback"),
+    ("post", "/v1/auth/oidc/cli-exchange"),
 }
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
@@ -39,6 +44,7 @@ PATH_VALUES = {
     "org": "local", "user_id": "0123456789abcdef" * 2, "invitation_id": "0123456789abcdef" * 2,
     "key_id": "0123456789abcdef" * 2, "session_id": "0123456789abcdef" * 2,
     "tool": "stack", "path": "v1/stacks",
+    "provider": "keycloak",
 }
 
 

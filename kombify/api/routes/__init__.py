@@ -17,6 +17,7 @@ from kombify.api.routes import (
     me,
     mfa,
     nodes,
+    oidc,
     orgs,
     recovery,
     sim_runs,
@@ -53,3 +54,4 @@ PUBLIC_ROUTERS: list[APIRouter] = [
 
 # SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
 PUBLIC_ROUTERS += [sso.router, tools.router]
+PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs/oidc.md)

@@ -100,5 +100,6 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("post", "/v1/auth/password-reset/confirm"): {"token": "x" * 40, "password": "y" * 16},
         ("post", "/v1/auth/verify-email"): {"token": "x" * 40},
         ("post", "/v1/sso/tokens"): {"audience": "stack"},
+        ("post", "/v1/auth/oidc/cli-exchange"): {"code": "x" * 40},
     }
     return bodies.get(op.key, {})

@@ -59,9 +59,10 @@ class Tenant:
             "invitation_id": self.invitation_id,
             "key_id": self.key_id,
             "session_id": self.member_session_id,
-            # The tool bridge: tools are the installation's, not an organisation's.
+            # Tools and login providers are the installation's, not an organisation's.
             "tool": "stack",
             "path": "api/health",
+            "provider": "example",
         }
         assert param in table, f"{op}: add path parameter `{param}` to Tenant.path_value"
         return table[param]

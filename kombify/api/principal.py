@@ -295,3 +295,21 @@ def installation_admin(principal: PrincipalDep) -> Principal:
 
 
 InstallationAdmin = Depends(installation_admin)
+
+
+def signed_in_person(principal: PrincipalDep) -> Principal:
+    """Routes about the person themself (their session, password, sessions, memberships).
+
+    An API key acts for a script in one organisation, capped by its scope; it never acts as
+    the person, so a `read` key cannot sign its owner out, change their password or make
+    them join another organisation.
+    """
+    if principal.via == "api-key":
+        raise ForbiddenError(
+            "an API key acts for scripts in one organisation, not as you: sign in for this "
+            "(`kombify login`; keys are revoked with DELETE /v1/api-keys/{id})"
+        )
+    return principal
+
+
+PersonOnly = Depends(signed_in_person)

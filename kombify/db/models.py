@@ -10,7 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -24,8 +25,32 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp on every engine.
+
+    SQLite keeps no offset and reads back naive datetimes, which the API would then send
+    without one (not an RFC 3339 date-time, as the OpenAPI document declares); PostgreSQL
+    reads back aware ones. Both now read back aware UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        del dialect
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        del dialect
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 def _ts(**kwargs: Any) -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), **kwargs))
 
 
 class Organisation(SQLModel, table=True):
@@ -89,7 +114,7 @@ class Deployment(SQLModel, table=True):
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     started_at: datetime = _ts(nullable=False)
     finished_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
     )
 
 
@@ -153,11 +178,11 @@ class IncidentRow(SQLModel, table=True):
     kind: str = Field(max_length=40)
     detection: str = Field(default="", max_length=200)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
-    detected_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    detected_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     actions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     state: str = Field(default="open", max_length=20)
     recovered_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
     )
     updated_at: datetime = _ts(nullable=False)
 

@@ -46,6 +46,7 @@ ROUTERS: list[APIRouter] = [
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,
     orgs.self_router,
+    me.self_router,
     admin.router,
     mfa.router,
     recovery.router,

@@ -17,7 +17,7 @@ from kombify.accounts.principal import Principal
 from kombify.admin_token import Unauthorized
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import PrincipalDep, UserDep, client_address, timeouts
+from kombify.api.principal import PersonOnly, PrincipalDep, UserDep, client_address, timeouts
 from kombify.api.session_cookies import clear_session_cookies, expires_iso, set_session_cookies
 from kombify.db.account_tables import Credential, UserSession
 from kombify.db.models import Organisation, User, utcnow
@@ -221,7 +221,12 @@ def _session_of(db: SessionDep, principal: Principal) -> UserSession:
     return row
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    dependencies=[PersonOnly],
+)
 def logout(request: Request, principal: PrincipalDep, db: SessionDep) -> Response:
     """End this session (its token and cookies stop working at once)."""
     row = _session_of(db, principal)
@@ -234,7 +239,12 @@ def logout(request: Request, principal: PrincipalDep, db: SessionDep) -> Respons
     return response
 
 
-@router.post("/reauth", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.post(
+    "/reauth",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    dependencies=[PersonOnly],
+)
 def reauthenticate(
     body: ReauthRequest, request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
 ) -> Response:
@@ -266,7 +276,12 @@ def require_recent_reauth(
     mfa.check_recent_reauth(row, settings.reauth_minutes)
 
 
-@router.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    dependencies=[PersonOnly],
+)
 def change_password(
     body: PasswordChange, request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
 ) -> Response:
@@ -308,7 +323,12 @@ def list_sessions(
     return {"data": data, "count": len(data)}
 
 
-@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    dependencies=[PersonOnly],
+)
 def revoke_session(
     session_id: RecordId, request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
 ) -> Response:
@@ -328,7 +348,7 @@ def revoke_session(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/sessions", responses=_ERRORS)
+@router.delete("/sessions", responses=_ERRORS, dependencies=[PersonOnly])
 def revoke_other_sessions(
     request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
 ) -> Any:

@@ -13,6 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
+from kombify.api.owned import OwnsDeployment, OwnsStack
 from kombify.api.principal import OrgDep
 from kombify.api.stack_runs import not_asked, org_stack
 from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
@@ -166,7 +167,12 @@ async def _start(
     return _public(stack, row, None)
 
 
-@router.post("/stacks/{name}/deployments", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+@router.post(
+    "/stacks/{name}/deployments",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_ERRORS,
+    dependencies=[OwnsStack],
+)
 async def start_deployment(
     name: StackName,
     options: DeploymentCreate,
@@ -191,7 +197,12 @@ async def start_deployment(
     )
 
 
-@router.post("/stacks/{name}/destroy", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+@router.post(
+    "/stacks/{name}/destroy",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_ERRORS,
+    dependencies=[OwnsStack],
+)
 async def start_destroy(
     name: StackName,
     session: SessionDep,
@@ -234,7 +245,7 @@ def _row_and_stack(
     return row, stack
 
 
-@router.get("/deployments/{deployment_id}", responses=_ERRORS)
+@router.get("/deployments/{deployment_id}", responses=_ERRORS, dependencies=[OwnsDeployment])
 async def get_deployment(
     deployment_id: DeploymentId, session: SessionDep, client: TemporalDep, org: OrgDep
 ) -> DeploymentPublic:
@@ -258,7 +269,9 @@ async def _signal(
     return _public(stack, row, await _progress(client, row))
 
 
-@router.post("/deployments/{deployment_id}/approve", responses=_ERRORS)
+@router.post(
+    "/deployments/{deployment_id}/approve", responses=_ERRORS, dependencies=[OwnsDeployment]
+)
 async def approve_deployment(
     deployment_id: DeploymentId, session: SessionDep, client: TemporalDep, org: OrgDep
 ) -> DeploymentPublic:
@@ -266,7 +279,9 @@ async def approve_deployment(
     return await _signal(session, org, client, deployment_id, "approve", ApproveSignal(by="api"))
 
 
-@router.post("/deployments/{deployment_id}/cancel", responses=_ERRORS)
+@router.post(
+    "/deployments/{deployment_id}/cancel", responses=_ERRORS, dependencies=[OwnsDeployment]
+)
 async def cancel_deployment(
     deployment_id: DeploymentId, session: SessionDep, client: TemporalDep, org: OrgDep
 ) -> DeploymentPublic:
@@ -292,7 +307,7 @@ def deployment_logs(
     return EventsPublic(data=data, next=data[-1].id if data else after)
 
 
-@router.get("/stacks/{name}/status", responses=_ERRORS)
+@router.get("/stacks/{name}/status", responses=_ERRORS, dependencies=[OwnsStack])
 async def stack_status(
     name: StackName,
     session: SessionDep,

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.owned import OwnsStack
 from kombify.api.principal import OrgDep
 from kombify.api.stack_runs import not_asked, org_stack
 from kombify.contracts.routes import RoutesQuery, RoutesSeen
@@ -52,7 +53,7 @@ class StackRoutes(BaseModel):
     routes: list[RoutePublic]
 
 
-@router.get("/stacks/{name}/routes", responses=_ERRORS)
+@router.get("/stacks/{name}/routes", responses=_ERRORS, dependencies=[OwnsStack])
 async def stack_routes(
     name: StackName,
     session: SessionDep,

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 
 from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.owned import OwnsStack
 from kombify.api.principal import OrgDep
 from kombify.api.stack_runs import ask_worker, deployed_stack, org_stack
 from kombify.contracts.heal import (
@@ -60,7 +61,7 @@ def list_incidents(
     return records.list_incidents(session, org.slug, stack.name, state=state, limit=limit)
 
 
-@router.post("/{name}/heal", responses=_RUN_ERRORS)
+@router.post("/{name}/heal", responses=_RUN_ERRORS, dependencies=[OwnsStack])
 async def heal_stack(
     name: StackName,
     session: SessionDep,
@@ -88,7 +89,7 @@ async def heal_stack(
     return result
 
 
-@router.get("/{name}/drift", responses=_RUN_ERRORS)
+@router.get("/{name}/drift", responses=_RUN_ERRORS, dependencies=[OwnsStack])
 async def check_drift(
     name: StackName,
     session: SessionDep,

@@ -12,7 +12,7 @@ from kombify.accounts import activity, orgs, recovery
 from kombify.accounts.users import by_email, credential, normal_email
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import PrincipalDep, UserDep
+from kombify.api.principal import PersonOnly, PrincipalDep, UserDep
 from kombify.api.routes.activity import activity_public
 from kombify.api.routes.auth import org_public, require_recent_reauth, user_public
 from kombify.errors import ConflictError, ForbiddenError
@@ -59,7 +59,12 @@ class ProfileUpdate(BaseModel):
     email: str | None = Field(default=None, max_length=320)
 
 
-@router.patch("")
+# Changing oneself is not a change in an organisation: any signed-in person may (viewers too),
+# never an API key.
+self_router = APIRouter(tags=["accounts"])
+
+
+@self_router.patch("/v1/me", dependencies=[PersonOnly])
 def update_me(
     body: ProfileUpdate,
     request: Request,
@@ -71,7 +76,7 @@ def update_me(
     """Change your name or email address. A new address is unverified until you confirm the
     token mailed to it (linking OIDC logins waits for that), and needs a recent sign-in."""
     if principal.via != "session":
-        raise ForbiddenError("sign in to change your profile (not with an API key or token)")
+        raise ForbiddenError("sign in to change your profile (not with a token)")
     if body.name is not None:
         user.name = body.name
     if body.email is not None:

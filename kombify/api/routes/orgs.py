@@ -19,7 +19,7 @@ from kombify.accounts.roles import check_role
 from kombify.accounts.sessions import aware
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import PrincipalDep, UserDep
+from kombify.api.principal import PersonOnly, PrincipalDep, UserDep
 from kombify.api.routes.auth import org_public
 from kombify.db.account_tables import Credential, Invitation, Membership, UserSession
 from kombify.db.models import User, utcnow
@@ -180,15 +180,25 @@ def update_member(
 def remove_member(
     org: OrgSlug, user_id: RecordId, principal: PrincipalDep, db: SessionDep
 ) -> Response:
-    """Remove a member (admins; owners for an owner). Anyone may leave by removing themself."""
+    """Remove a member (admins; owners for an owner). To leave, POST /v1/orgs/{org}/leave."""
+    principal.require("admin", "removing members")
     current = orgs.membership(db, principal.organisation.id, user_id)
     if current is None:
         raise NotFoundError(f"no member `{user_id}`")
-    leaving = principal.user is not None and principal.user.id == user_id
-    if not leaving:
-        principal.require("admin", "removing members")
-        _owner_change(principal, current.role, None)
+    _owner_change(principal, current.role, None)
     orgs.remove_member(db, principal.organisation.id, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@self_router.post(
+    "/v1/orgs/{org}/leave",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    dependencies=[PersonOnly],
+)
+def leave_org(org: OrgSlug, user: UserDep, principal: PrincipalDep, db: SessionDep) -> Response:
+    """Leave the organisation, whatever your role (its last owner cannot: make another first)."""
+    orgs.remove_member(db, principal.organisation.id, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,7 +273,7 @@ def revoke_invitation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@self_router.post("/v1/invitations/accept", responses=_ERRORS)
+@self_router.post("/v1/invitations/accept", responses=_ERRORS, dependencies=[PersonOnly])
 def accept_invitation(
     body: InvitationAccept, request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
 ) -> dict[str, Any]:

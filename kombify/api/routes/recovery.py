@@ -18,7 +18,7 @@ from kombify.accounts import recovery
 from kombify.accounts.users import normal_email
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
-from kombify.api.principal import UserDep
+from kombify.api.principal import PersonOnly, UserDep
 from kombify.db.engine import get_engine
 from kombify.db.models import Organisation, User
 from kombify.errors import ConflictError
@@ -135,6 +135,7 @@ def verify_email(body: VerifyEmail, request: Request, db: SessionDep) -> Respons
 @router.post(
     "/v1/auth/verify-email/resend",
     status_code=202,
+    dependencies=[PersonOnly],
     responses={
         **_LIMITED,
         401: {"description": "Not signed in", **_PROBLEM},

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import Field
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -19,7 +19,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api import sim_owners
-from kombify.api.deps import SessionDep, SettingsDep, TemporalDep
+from kombify.api.deps import SessionDep, SettingsDep, TemporalDep, get_temporal
+from kombify.api.owned import SeesSimulation
 from kombify.api.principal import OrgDep
 from kombify.api.routes.sims import ERRORS, SimulationCreate, spec_from_request
 from kombify.errors import ConflictError, NotFoundError
@@ -48,14 +49,16 @@ async def _query(client: Client, name: str) -> dict[str, Any]:
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def start_run(
     body: SimulationRunCreate,
-    client: TemporalDep,
+    request: Request,
     settings: SettingsDep,
     session: SessionDep,
     org: OrgDep,
 ) -> dict[str, Any]:
     """Start a run; poll ``GET /v1/simulation-runs/{name}`` until its phase is ``ready``."""
     spec = spec_from_request(body, org)
+    # Claimed before Temporal is dialled: another organisation's name is a 409 either way.
     sim_owners.claim(session, org, spec.name)
+    client = await get_temporal(request)
     try:
         await client.start_workflow(
             RunSimulationWorkflow.run,
@@ -74,7 +77,7 @@ async def start_run(
     }
 
 
-@router.get("/{name}", responses=ERRORS)
+@router.get("/{name}", responses=ERRORS, dependencies=[SeesSimulation])
 async def get_run(
     name: SimulationName, client: TemporalDep, session: SessionDep, org: OrgDep
 ) -> dict[str, Any]:
@@ -83,7 +86,7 @@ async def get_run(
     return await _query(client, name)
 
 
-@router.post("/{name}/stop", responses=ERRORS)
+@router.post("/{name}/stop", responses=ERRORS, dependencies=[SeesSimulation])
 async def stop_run(
     name: SimulationName, client: TemporalDep, session: SessionDep, org: OrgDep
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ durable, TTL-bound path is the ``RunSimulation`` workflow (``sim/<name>``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from kombify.api import sim_owners
 from kombify.api.deps import SessionDep
+from kombify.api.owned import SeesSimulation
 from kombify.api.principal import OrgDep
 from kombify.db.models import Organisation
 from kombify.db.stacks import LOCAL_ORG
@@ -55,13 +57,20 @@ class TemplateCreate(BaseModel):
     source: str
 
 
-def get_sim_engine() -> Iterator[SimEngine]:
-    """A :class:`SimEngine` on the local engine for one request (its client closed after)."""
+@contextmanager
+def sim_engine() -> Iterator[SimEngine]:
+    """A :class:`SimEngine` on the local engine (its client closed after)."""
     client = docker_client()
     try:
         yield SimEngine(client)
     finally:
         client.close()
+
+
+def get_sim_engine() -> Iterator[SimEngine]:
+    """A :class:`SimEngine` on the local engine for one request (its client closed after)."""
+    with sim_engine() as engine:
+        yield engine
 
 
 EngineDep = Annotated[SimEngine, Depends(get_sim_engine)]
@@ -102,13 +111,14 @@ def list_simulations(engine: EngineDep, session: SessionDep, org: OrgDep) -> dic
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_simulation(
-    body: SimulationCreate, engine: EngineDep, session: SessionDep, org: OrgDep
-) -> dict[str, Any]:
+def create_simulation(body: SimulationCreate, session: SessionDep, org: OrgDep) -> dict[str, Any]:
     """Create and start a simulation (idempotent); nodes answer SSH shortly after."""
     spec = spec_from_request(body, org)
+    # The name is claimed before the engine is dialled: another organisation's name is a 409
+    # whether or not the engine answers.
     sim_owners.claim(session, org, spec.name)
-    return engine.create(spec).to_public()
+    with sim_engine() as engine:
+        return engine.create(spec).to_public()
 
 
 @router.get("/templates", responses=ERRORS)
@@ -131,7 +141,7 @@ def create_template(body: TemplateCreate, org: OrgDep) -> dict[str, Any]:
     return tpl.save_user_template(body.source).to_public()
 
 
-@router.get("/{name}", responses=ERRORS)
+@router.get("/{name}", responses=ERRORS, dependencies=[SeesSimulation])
 def get_simulation(
     name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
 ) -> dict[str, Any]:
@@ -140,7 +150,7 @@ def get_simulation(
     return engine.info(name).to_public()
 
 
-@router.post("/{name}/{action}", responses=ERRORS)
+@router.post("/{name}/{action}", responses=ERRORS, dependencies=[SeesSimulation])
 def lifecycle(
     name: SimulationName, action: str, engine: EngineDep, session: SessionDep, org: OrgDep
 ) -> dict[str, Any]:
@@ -155,7 +165,12 @@ def lifecycle(
     raise SpecError(f"unknown action `{action}` (start, stop, restart)")
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ERRORS,
+    dependencies=[SeesSimulation],
+)
 def delete_simulation(
     name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
 ) -> Response:
@@ -166,7 +181,7 @@ def delete_simulation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/stats", responses=ERRORS)
+@router.get("/{name}/stats", responses=ERRORS, dependencies=[SeesSimulation])
 def simulation_stats(
     name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
 ) -> dict[str, Any]:
@@ -176,7 +191,7 @@ def simulation_stats(
     return {"data": [s.to_public() for s in sampled], "count": len(sampled)}
 
 
-@router.get("/{name}/export", responses=ERRORS)
+@router.get("/{name}/export", responses=ERRORS, dependencies=[SeesSimulation])
 def export_simulation(
     name: SimulationName, engine: EngineDep, session: SessionDep, org: OrgDep
 ) -> Response:

@@ -202,3 +202,13 @@ def test_changes_are_in_the_organisations_activity_log(inst: Installation) -> No
     assert entry["actor"] == OWNER and entry["via"] == "session" and entry["address"]
     inst.add_user("v@example.org", "local", "viewer")
     assert inst.login("v@example.org").get("/v1/orgs/local/activity").status_code == 403
+
+
+def test_anyone_may_leave_but_the_last_owner(inst: Installation) -> None:
+    inst.add_user("v@example.org", "local", "viewer")
+    viewer = inst.login("v@example.org")
+    assert viewer.post("/v1/orgs/local/leave").status_code == 204
+    assert viewer.get("/v1/stacks", headers={"X-Kombify-Org": "local"}).status_code == 404
+    owner = inst.login(OWNER)
+    refused = owner.post("/v1/orgs/local/leave")
+    assert refused.status_code == 409 and "last owner" in refused.json()["detail"]

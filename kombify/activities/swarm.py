@@ -528,7 +528,7 @@ class SwarmActivities:
                 for node, status in members:
                     if status.is_manager and node is not manager:
                         if manager is not None:
-                            await manager.agent.swarm_update_node(status.node_id, role="worker")
+                            await self._demote_if_it_may(request, manager, node, status.node_id)
                         await node.agent.swarm_leave(force=True)
                 if manager is not None:
                     await manager.agent.swarm_leave(force=True)
@@ -538,6 +538,23 @@ class SwarmActivities:
         if left:
             self._log(request, f"swarm dissolved: {', '.join(left)} left it")
         return left
+
+    async def _demote_if_it_may(
+        self, request: SwarmInput, manager: _Node, node: _Node, node_id: str
+    ) -> None:
+        """Demote a manager before it leaves, which keeps the quorum while the swarm shrinks.
+
+        Only a courtesy on the way out: the swarm refuses it when the Raft members left would
+        lose their quorum (a manager that re-joined under another address leaves its old member
+        behind, unreachable), and then the node leaves by force like the others; the swarm is
+        going away either way.
+        """
+        try:
+            await manager.agent.swarm_update_node(node_id, role="worker")
+        except KombifyError as exc:
+            self._log(
+                request, f"{node.name} not demoted ({exc.message[-160:]}): it leaves by force"
+            )
 
     def all(self) -> list[Callable[..., Any]]:
         """The activities to register."""

@@ -66,9 +66,9 @@ def find(db: Session, text: str) -> ApiKey | None:
     if row is None or not same(secret, row.secret_hash) or row.revoked_at is not None:
         return None
     now = utcnow()
-    if row.expires_at is not None and aware(row.expires_at) <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         return None
-    if row.last_used_at is None or now - aware(row.last_used_at) >= _TOUCH_EVERY:
+    if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
         row.last_used_at = now
         db.add(row)
         db.commit()

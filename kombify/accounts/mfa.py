@@ -78,7 +78,7 @@ def status(db: Session, user: User) -> Status:
 
 def check_recent_reauth(row: UserSession, minutes: int) -> None:
     """Refuse unless the session re-entered its password within ``minutes``."""
-    if sessions.aware(row.reauthenticated_at) + timedelta(minutes=minutes) <= utcnow():
+    if row.reauthenticated_at + timedelta(minutes=minutes) <= utcnow():
         raise ReauthRequired(
             f"this change needs a password check from the last {minutes} minutes: "
             "POST /v1/auth/reauth {password, totp} first"

@@ -147,14 +147,13 @@ def invite(
 
 def open_invitation(db: Session, token: str) -> Invitation:
     """The usable invitation of ``token``; NotFoundError for unknown, used, revoked, expired."""
-    from kombify.accounts.sessions import aware
 
     row = db.exec(select(Invitation).where(Invitation.token_hash == digest(token))).first()
     if (
         row is None
         or row.accepted_at is not None
         or row.revoked_at is not None
-        or aware(row.expires_at) <= utcnow()
+        or row.expires_at <= utcnow()
     ):
         raise NotFoundError("invitation: unknown, used, revoked or expired; ask for a new one")
     return row

@@ -69,7 +69,7 @@ def find(db: Session, token: str, purpose: str) -> OneTimeToken | None:
             OneTimeToken.token_hash == digest(token), OneTimeToken.purpose == purpose
         )
     ).first()
-    if row is None or row.used_at is not None or sessions.aware(row.expires_at) <= utcnow():
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
         return None
     return row
 

@@ -74,9 +74,9 @@ def live(row: UserSession, timeouts: Timeouts, now: datetime | None = None) -> b
     now = now or utcnow()
     if row.revoked_at is not None:
         return False
-    if aware(row.expires_at) <= now:
+    if row.expires_at <= now:
         return False
-    return aware(row.last_seen_at) + timeouts.idle > now
+    return row.last_seen_at + timeouts.idle > now
 
 
 def find(db: Session, token: str, timeouts: Timeouts) -> UserSession | None:
@@ -87,7 +87,7 @@ def find(db: Session, token: str, timeouts: Timeouts) -> UserSession | None:
     if row is None or not live(row, timeouts):
         return None
     now = utcnow()
-    if now - aware(row.last_seen_at) >= _TOUCH_EVERY:
+    if now - row.last_seen_at >= _TOUCH_EVERY:
         row.last_seen_at = now
         db.add(row)
         db.commit()

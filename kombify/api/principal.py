@@ -88,10 +88,6 @@ def admin_token_retired(request: Request, db: Session) -> bool:
     return retired
 
 
-def _unauthorized(detail: str) -> Unauthorized:
-    return Unauthorized(detail)
-
-
 def _organisation_for(
     db: Session, request: Request, user: User, *, fixed: str | None = None
 ) -> tuple[Organisation, str]:
@@ -125,10 +121,10 @@ def _from_session(db: Session, request: Request, token: str, *, cookie: bool) ->
     settings: Settings = request.app.state.settings
     row = sessions.find(db, token, timeouts(settings))
     if row is None:
-        raise _unauthorized("your session ended (signed out, revoked or timed out): sign in again")
+        raise Unauthorized("your session ended (signed out, revoked or timed out): sign in again")
     user = db.get(User, row.user_id)
     if user is None or _disabled(db, user.id):
-        raise _unauthorized("this account is disabled")
+        raise Unauthorized("this account is disabled")
     if cookie and request.method not in SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
         if not given or not hmac.compare_digest(digest(given), row.csrf_hash):
@@ -149,10 +145,10 @@ def _from_session(db: Session, request: Request, token: str, *, cookie: bool) ->
 def _from_api_key(db: Session, request: Request, text: str) -> Principal:
     key = api_keys.find(db, text)
     if key is None:
-        raise _unauthorized("unknown, revoked or expired API key")
+        raise Unauthorized("unknown, revoked or expired API key")
     user = db.get(User, key.user_id)
     if user is None or _disabled(db, user.id):
-        raise _unauthorized("the API key's owner is disabled")
+        raise Unauthorized("the API key's owner is disabled")
     org, role = _organisation_for(db, request, user, fixed=key.organisation_id)
     return Principal(
         user=user,
@@ -169,7 +165,7 @@ def _from_admin_token(db: Session, request: Request, given: str) -> Principal | 
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         return None
     if admin_token_retired(request, db):
-        raise _unauthorized(
+        raise Unauthorized(
             "the local admin token is turned off since the first owner exists: "
             "`kombify login`, or set KOMBIFY_API_KEY"
         )
@@ -198,7 +194,7 @@ def resolve(
         admin = _from_admin_token(db, request, given)
         if admin is not None:
             return admin
-        raise _unauthorized(
+        raise Unauthorized(
             "unknown or wrong credential in `Authorization: Bearer`: send an API key "
             "(kfk_…), a session token (kfs_…) or, before the first owner, the admin token"
         )
@@ -211,7 +207,7 @@ def resolve(
         else "send `Authorization: Bearer <token>` (the admin token is in "
         "$KOMBIFY_HOME/admin-token until the first owner exists)"
     )
-    raise _unauthorized(f"not signed in: {hint}")
+    raise Unauthorized(f"not signed in: {hint}")
 
 
 def current_principal(

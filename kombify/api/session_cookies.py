@@ -19,7 +19,7 @@ from kombify.db.models import utcnow
 
 def set_session_cookies(response: Response, session: NewSession) -> None:
     """Attach the new session's cookies, expiring with the session's absolute timeout."""
-    max_age = max(0, int((aware(session.row.expires_at) - utcnow()).total_seconds()))
+    max_age = max(0, int((session.row.expires_at - utcnow()).total_seconds()))
     common = {"secure": True, "samesite": "lax", "path": "/", "max_age": max_age}
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, **common)  # type: ignore[arg-type]
     response.set_cookie(CSRF_COOKIE, session.csrf, httponly=False, **common)  # type: ignore[arg-type]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from kombify.db.models import _ts, new_id
+from kombify.db.models import UtcDateTime, _ts, new_id
 
 ROLES = ("viewer", "member", "admin", "owner")
 """From least to most: viewer reads; member deploys and simulates; admin manages members and
@@ -23,7 +23,7 @@ keys; owner also manages owners and the organisation's security settings."""
 
 def _when(*, nullable: bool = True) -> Any:
     """An optional timestamp column (timezone-aware)."""
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
 
 
 class Credential(SQLModel, table=True):

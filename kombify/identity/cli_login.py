@@ -17,7 +17,6 @@ from authlib.common.urls import add_params_to_uri
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from kombify.accounts.sessions import aware
 from kombify.accounts.tokens import digest, new_secret
 from kombify.db.account_tables import OneTimeToken
 from kombify.db.models import utcnow
@@ -104,6 +103,6 @@ def redeem(db: Session, code: str) -> str:
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise refused
     row = db.exec(select(OneTimeToken).where(OneTimeToken.token_hash == wanted)).one()
-    if aware(row.expires_at) <= now:
+    if row.expires_at <= now:
         raise refused
     return row.user_id

@@ -13,7 +13,6 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from kombify.accounts.sessions import aware
 from kombify.accounts.tokens import digest, new_secret
 from kombify.db.models import utcnow
 from kombify.db.oidc_tables import OidcLoginState
@@ -82,6 +81,6 @@ def take(db: Session, *, provider: str, state: str) -> OidcLoginState:
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise refused
     row = db.exec(select(OidcLoginState).where(OidcLoginState.state_hash == wanted)).one()
-    if aware(row.expires_at) <= now:
+    if row.expires_at <= now:
         raise refused
     return row

@@ -17,7 +17,6 @@ from typing import Any
 from joserfc.jwk import OKPKey
 from sqlmodel import Session, col, select
 
-from kombify.accounts.sessions import aware
 from kombify.db.models import utcnow
 from kombify.db.sso_tables import SigningKey
 from kombify.settings import Settings
@@ -71,7 +70,7 @@ def prune(db: Session, policy: KeyPolicy, now: datetime | None = None) -> int:
     now = now or utcnow()
     gone = 0
     for row in db.exec(select(SigningKey).where(col(SigningKey.retired_at).is_not(None))).all():
-        if row.retired_at is not None and aware(row.retired_at) + policy.grace <= now:
+        if row.retired_at is not None and row.retired_at + policy.grace <= now:
             db.delete(row)
             gone += 1
     return gone
@@ -94,7 +93,7 @@ def active_key(db: Session, policy: KeyPolicy) -> SigningKey:
     now = utcnow()
     pruned = prune(db, policy, now)
     keys = _unretired(db)
-    if not keys or aware(keys[0].created_at) + policy.rotate_after <= now:
+    if not keys or keys[0].created_at + policy.rotate_after <= now:
         return rotate(db, now)
     for extra in keys[1:]:  # two processes rotated at once: the newest wins
         extra.retired_at = now
@@ -138,9 +137,9 @@ def listed(db: Session, policy: KeyPolicy) -> list[KeyInfo]:
             kid=row.kid,
             alg=row.alg,
             state="active" if row.retired_at is None else "retired",
-            created_at=aware(row.created_at),
-            retired_at=aware(row.retired_at) if row.retired_at else None,
-            removed_at=aware(row.retired_at) + policy.grace if row.retired_at else None,
+            created_at=row.created_at,
+            retired_at=row.retired_at if row.retired_at else None,
+            removed_at=row.retired_at + policy.grace if row.retired_at else None,
         )
         for row in rows
     ]

@@ -6,27 +6,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
 
 from kombify.accounts import api_keys, totp
 from kombify.accounts.users import credential
-from tests.support.signed_in import Lab, running_lab
+from tests.support.signed_in import Lab, problem_detail, running_lab
 
 
 @pytest.fixture
 def lab(database_url: str, tmp_path: Path) -> Iterator[Lab]:
     with running_lab(database_url, tmp_path / "home") as found:
         yield found
-
-
-def _problem(response: Any, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["type"].endswith("/" + code), body
-    return str(body["detail"])
 
 
 def _enrol(lab: Lab, headers: dict[str, str]) -> tuple[str, list[str]]:
@@ -60,7 +52,7 @@ def test_enrolment_with_a_code_of_the_returned_seed_turns_totp_on(
     }
 
     wrong = lab.client.post("/v1/auth/mfa/totp/confirm", json={"code": "000000"}, headers=headers)
-    assert "not the authenticator's current code" in _problem(wrong, 400, "invalid-code")
+    assert "not the authenticator's current code" in problem_detail(wrong, 400, "invalid-code")
     code = pyotp.TOTP(started["secret"]).now()
     confirmed = lab.client.post("/v1/auth/mfa/totp/confirm", json={"code": code}, headers=headers)
 
@@ -69,7 +61,7 @@ def test_enrolment_with_a_code_of_the_returned_seed_turns_totp_on(
     status = lab.client.get("/v1/auth/mfa", headers=headers).json()
     assert status["totp_enabled"] and status["recovery_codes_left"] == 10
     again = lab.client.post("/v1/auth/mfa/totp", headers=headers)
-    assert "turn it off first" in _problem(again, 409, "conflict")
+    assert "turn it off first" in problem_detail(again, 409, "conflict")
     assert started["secret"] not in caplog.text  # the seed reaches no log line
 
 
@@ -86,11 +78,11 @@ def test_a_code_used_to_enrol_is_refused_when_replayed(lab: Lab) -> None:
     )
 
     replayed = lab.login("ada@lab.test", totp=code)
-    assert _problem(replayed, 401, "unauthorized") == "wrong or already used code"
+    assert problem_detail(replayed, 401, "unauthorized") == "wrong or already used code"
     lab.db.expire_all()
     assert not totp.check_code(lab.db, credential(lab.db, ada.id), code)
     without = lab.login("ada@lab.test")
-    assert "send `totp`" in _problem(without, 401, "mfa-required")
+    assert "send `totp`" in problem_detail(without, 401, "mfa-required")
 
 
 def test_a_recovery_code_works_once_and_new_ones_replace_the_old(lab: Lab) -> None:
@@ -100,12 +92,12 @@ def test_a_recovery_code_works_once_and_new_ones_replace_the_old(lab: Lab) -> No
 
     assert lab.login("ada@lab.test", recovery_code=codes[0]).status_code == 200
     again = lab.login("ada@lab.test", recovery_code=codes[0])
-    assert _problem(again, 401, "unauthorized") == "wrong or already used code"
+    assert problem_detail(again, 401, "unauthorized") == "wrong or already used code"
     assert lab.client.get("/v1/auth/mfa", headers=headers).json()["recovery_codes_left"] == 9
 
     lab.reauthenticated(headers, minutes_ago=11)
     stale = lab.client.post("/v1/auth/mfa/recovery-codes", headers=headers)
-    assert "POST /v1/auth/reauth" in _problem(stale, 403, "reauth-required")
+    assert "POST /v1/auth/reauth" in problem_detail(stale, 403, "reauth-required")
     lab.reauthenticated(headers, minutes_ago=1)
     fresh = lab.client.post("/v1/auth/mfa/recovery-codes", headers=headers)
 
@@ -122,7 +114,7 @@ def test_enrolment_ends_the_other_sessions(lab: Lab) -> None:
     _enrol(lab, here)
 
     gone = lab.client.get("/v1/stacks", headers=elsewhere)
-    assert "your session ended" in _problem(gone, 401, "unauthorized")
+    assert "your session ended" in problem_detail(gone, 401, "unauthorized")
     assert lab.client.get("/v1/stacks", headers=here).status_code == 200
 
 
@@ -134,7 +126,7 @@ def test_turning_totp_off_needs_a_recent_reauth_and_ends_the_other_sessions(lab:
 
     lab.reauthenticated(here, minutes_ago=11)
     refused = lab.client.delete("/v1/auth/mfa/totp", headers=here)
-    assert "last 10 minutes" in _problem(refused, 403, "reauth-required")
+    assert "last 10 minutes" in problem_detail(refused, 403, "reauth-required")
     assert lab.client.get("/v1/auth/mfa", headers=here).json()["totp_enabled"]
 
     lab.reauthenticated(here, minutes_ago=2)
@@ -148,7 +140,7 @@ def test_turning_totp_off_needs_a_recent_reauth_and_ends_the_other_sessions(lab:
     }
     assert lab.client.get("/v1/stacks", headers=elsewhere).status_code == 401
     nothing = lab.client.delete("/v1/auth/mfa/totp", headers=here)
-    assert _problem(nothing, 409, "conflict") == "TOTP is not set up"
+    assert problem_detail(nothing, 409, "conflict") == "TOTP is not set up"
 
 
 def test_an_unconfirmed_enrolment_can_be_dropped_without_reauth(lab: Lab) -> None:
@@ -161,7 +153,7 @@ def test_an_unconfirmed_enrolment_can_be_dropped_without_reauth(lab: Lab) -> Non
 
     assert not lab.client.get("/v1/auth/mfa", headers=headers).json()["enrolment_pending"]
     late = lab.client.post("/v1/auth/mfa/totp/confirm", json={"code": "123456"}, headers=headers)
-    assert "start with POST /v1/auth/mfa/totp" in _problem(late, 409, "conflict")
+    assert "start with POST /v1/auth/mfa/totp" in problem_detail(late, 409, "conflict")
 
 
 def test_confirm_is_limited_to_ten_tries_a_minute(lab: Lab) -> None:
@@ -176,7 +168,7 @@ def test_confirm_is_limited_to_ten_tries_a_minute(lab: Lab) -> None:
 
     limited = lab.client.post("/v1/auth/mfa/totp/confirm", json={"code": "000000"}, headers=headers)
 
-    assert "too many mfa attempts" in _problem(limited, 429, "rate-limited")
+    assert "too many mfa attempts" in problem_detail(limited, 429, "rate-limited")
     assert 1 <= int(limited.headers["Retry-After"]) <= 61
 
 
@@ -187,7 +179,7 @@ def test_api_keys_and_strangers_cannot_manage_a_second_factor(lab: Lab) -> None:
     )
 
     by_key = lab.client.post("/v1/auth/mfa/totp", headers={"Authorization": f"Bearer {key}"})
-    assert "needs a signed-in session" in _problem(by_key, 403, "forbidden")
+    assert "needs a signed-in session" in problem_detail(by_key, 403, "forbidden")
     assert lab.client.post("/v1/auth/mfa/totp").status_code == 401
 
 
@@ -201,16 +193,16 @@ def test_the_org_switch_holds_members_without_mfa_to_enrolment(lab: Lab) -> None
     owner_headers, bob_headers = lab.sign_in(owner), lab.sign_in(bob)
 
     first = lab.client.put("/v1/orgs/lab/mfa", json={"required": True}, headers=owner_headers)
-    assert "turn on your own second factor first" in _problem(first, 409, "conflict")
+    assert "turn on your own second factor first" in problem_detail(first, 409, "conflict")
     _enrol(lab, owner_headers)
     by_member = lab.client.put("/v1/orgs/lab/mfa", json={"required": True}, headers=bob_headers)
-    assert "needs the owner role" in _problem(by_member, 403, "forbidden")
+    assert "needs the owner role" in problem_detail(by_member, 403, "forbidden")
 
     switched = lab.client.put("/v1/orgs/lab/mfa", json={"required": True}, headers=owner_headers)
 
     assert switched.json() == {"organisation": "lab", "required": True, "members_without_mfa": 1}
     held = lab.client.get("/v1/stacks", headers=bob_headers)
-    assert "requires a second factor" in _problem(held, 403, "forbidden")
+    assert "requires a second factor" in problem_detail(held, 403, "forbidden")
     assert lab.client.get("/v1/orgs/lab/mfa", headers=bob_headers).status_code == 403
     assert lab.client.get("/v1/auth/mfa", headers=bob_headers).json()["required_by"] == ["lab"]
     assert lab.client.get("/v1/stacks", headers=owner_headers).status_code == 200
@@ -220,7 +212,7 @@ def test_the_org_switch_holds_members_without_mfa_to_enrolment(lab: Lab) -> None
     assert lab.client.get("/v1/stacks", headers=bob_headers).status_code == 200
     lab.reauthenticated(bob_headers, minutes_ago=0)
     off = lab.client.delete("/v1/auth/mfa/totp", headers=bob_headers)
-    assert "`lab` requires a second factor" in _problem(off, 403, "forbidden")
+    assert "`lab` requires a second factor" in problem_detail(off, 403, "forbidden")
 
 
 def test_lifting_the_requirement_frees_held_sessions(lab: Lab) -> None:
@@ -246,7 +238,7 @@ def test_another_organisations_switch_is_not_found(lab: Lab) -> None:
 
     response = lab.client.put("/v1/orgs/other/mfa", json={"required": True}, headers=headers)
 
-    assert _problem(response, 404, "not-found") == "no organisation `other`"
+    assert problem_detail(response, 404, "not-found") == "no organisation `other`"
 
 
 def test_a_member_who_signs_in_after_the_switch_must_enrol_first(lab: Lab) -> None:

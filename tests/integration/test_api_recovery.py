@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -21,7 +20,7 @@ from kombify.accounts.tokens import digest
 from kombify.accounts.users import credential
 from kombify.db.account_tables import Activity, OneTimeToken, OutboxMail
 from kombify.db.models import utcnow
-from tests.support.signed_in import PASSWORD, Lab, running_lab
+from tests.support.signed_in import PASSWORD, Lab, problem_detail, running_lab
 from tests.support.smtp_sink import running_smtp_sink
 
 NEW_PASSWORD = "another long passphrase"  # noqa: S105 - the test's own
@@ -31,13 +30,6 @@ NEW_PASSWORD = "another long passphrase"  # noqa: S105 - the test's own
 def lab(database_url: str, tmp_path: Path) -> Iterator[Lab]:
     with running_lab(database_url, tmp_path / "home") as found:
         yield found
-
-
-def _problem(response: Any, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["type"].endswith("/" + code), body
-    return str(body["detail"])
 
 
 def _mails(lab: Lab) -> list[OutboxMail]:
@@ -79,7 +71,7 @@ def test_a_reset_token_sets_a_new_password_once_and_ends_every_session(
     again = lab.client.post(
         "/v1/auth/password-reset/confirm", json={"token": token, "password": "yet another one!"}
     )
-    assert "already used" in _problem(again, 400, "invalid-token")
+    assert "already used" in problem_detail(again, 400, "invalid-token")
     assert token not in caplog.text
     [event] = lab.db.exec(select(Activity).where(Activity.action == "password-reset")).all()
     assert (event.actor, event.user_id, event.outcome) == ("ada@lab.test", ada.id, "ok")
@@ -113,7 +105,7 @@ def test_an_expired_reset_token_is_refused(lab: Lab) -> None:
         "/v1/auth/password-reset/confirm", json={"token": token, "password": NEW_PASSWORD}
     )
 
-    assert "expired" in _problem(late, 400, "invalid-token")
+    assert "expired" in problem_detail(late, 400, "invalid-token")
 
 
 def test_a_weak_password_keeps_the_token_usable_and_a_newer_mail_retires_it(lab: Lab) -> None:
@@ -124,14 +116,14 @@ def test_a_weak_password_keeps_the_token_usable_and_a_newer_mail_retires_it(lab:
     weak = lab.client.post(
         "/v1/auth/password-reset/confirm", json={"token": first, "password": "short"}
     )
-    assert _problem(weak, 422, "weak-password") == "password: at least 12 characters, got 5"
+    assert problem_detail(weak, 422, "weak-password") == "password: at least 12 characters, got 5"
     lab.client.post("/v1/auth/password-reset", json={"email": "ada@lab.test"})
     second = _token(_mails(lab)[1], "kfr_")
 
     retired = lab.client.post(
         "/v1/auth/password-reset/confirm", json={"token": first, "password": NEW_PASSWORD}
     )
-    assert "replaced by a newer one" in _problem(retired, 400, "invalid-token")
+    assert "replaced by a newer one" in problem_detail(retired, 400, "invalid-token")
     assert (
         lab.client.post(
             "/v1/auth/password-reset/confirm", json={"token": second, "password": NEW_PASSWORD}
@@ -146,7 +138,7 @@ def test_reset_requests_are_limited_per_account(lab: Lab) -> None:
 
     limited = lab.client.post("/v1/auth/password-reset", json={"email": "ada@lab.test"})
 
-    assert "too many password-reset attempts" in _problem(limited, 429, "rate-limited")
+    assert "too many password-reset attempts" in problem_detail(limited, 429, "rate-limited")
     assert int(limited.headers["Retry-After"]) >= 1
 
 
@@ -161,7 +153,7 @@ def test_reset_confirm_guesses_are_limited_per_address(lab: Lab) -> None:
         "/v1/auth/password-reset/confirm", json={"token": "kfr_x", "password": NEW_PASSWORD}
     )
 
-    _problem(limited, 429, "rate-limited")
+    problem_detail(limited, 429, "rate-limited")
 
 
 def test_the_reset_mail_reaches_the_smtp_server(
@@ -198,16 +190,16 @@ def test_email_verification_works_once_and_a_resend_retires_the_old_token(lab: L
     assert resent.status_code == 202, resent.text
     second = _token(_mails(lab)[1], "kfv_")
     old = lab.client.post("/v1/auth/verify-email", json={"token": first})
-    assert "ask for a new verification mail" in _problem(old, 400, "invalid-token")
+    assert "ask for a new verification mail" in problem_detail(old, 400, "invalid-token")
 
     assert lab.client.post("/v1/auth/verify-email", json={"token": second}).status_code == 204
 
     lab.db.expire_all()
     assert credential(lab.db, ada.id).email_verified
     used = lab.client.post("/v1/auth/verify-email", json={"token": second})
-    _problem(used, 400, "invalid-token")
+    problem_detail(used, 400, "invalid-token")
     done = lab.client.post("/v1/auth/verify-email/resend", headers=headers)
-    assert _problem(done, 409, "conflict") == "email: already verified"
+    assert problem_detail(done, 409, "conflict") == "email: already verified"
     assert not recovery.send_verification(lab.db, lab.settings, ada)
     assert lab.client.post("/v1/auth/verify-email/resend").status_code == 401
 
@@ -221,7 +213,7 @@ def test_a_reset_token_does_not_verify_and_a_verify_token_does_not_reset(lab: La
         "/v1/auth/password-reset/confirm", json={"token": verify, "password": NEW_PASSWORD}
     )
 
-    _problem(crossed, 400, "invalid-token")
+    problem_detail(crossed, 400, "invalid-token")
 
 
 def test_open_sign_up_mails_a_verification_token(database_url: str, tmp_path: Path) -> None:

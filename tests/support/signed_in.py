@@ -84,3 +84,11 @@ def running_lab(database_url: str, home: Path, **settings: Any) -> Iterator[Lab]
     with TestClient(app, raise_server_exceptions=False) as client:
         with Session(get_engine(database_url)) as db:
             yield Lab(client=client, db=db, settings=config)
+
+
+def problem_detail(response: Any, status: int, code: str) -> str:
+    """The detail of a problem+json answer, after checking its status and type."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"].endswith("/" + code), body
+    return str(body["detail"])

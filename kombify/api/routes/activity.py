@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from kombify.accounts import activity
-from kombify.accounts.sessions import aware
 from kombify.api.deps import SessionDep
 from kombify.api.principal import PrincipalDep
 from kombify.db.account_tables import Activity
@@ -21,7 +20,7 @@ def activity_public(row: Activity) -> dict[str, Any]:
     """An activity entry as the API shows it."""
     return {
         "id": row.id,
-        "at": aware(row.created_at).isoformat(),
+        "at": row.created_at.isoformat(),
         "actor": row.actor,
         "user_id": row.user_id,
         "via": row.via,

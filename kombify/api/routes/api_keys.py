@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 
 from kombify.accounts import api_keys
 from kombify.accounts.roles import SCOPE_CAP, at_least, check_scope
-from kombify.accounts.sessions import aware
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PrincipalDep, UserDep
@@ -45,9 +44,9 @@ def key_public(row: ApiKey) -> dict[str, Any]:
         "scope": row.scope,
         "prefix": row.prefix,
         "user_id": row.user_id,
-        "created_at": aware(row.created_at).isoformat(),
-        "expires_at": aware(row.expires_at).isoformat() if row.expires_at else None,
-        "last_used_at": aware(row.last_used_at).isoformat() if row.last_used_at else None,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
         "revoked": row.revoked_at is not None,
     }
 
@@ -75,7 +74,7 @@ def create_key(
         raise ForbiddenError("sign in to create API keys (a key cannot make keys)")
     principal.require(SCOPE_CAP[scope], f"a key with scope {scope}")
     if scope == "admin":
-        require_recent_reauth(db, principal, settings, "an admin-scoped key")
+        require_recent_reauth(db, principal, settings)
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     row, text = api_keys.create(
         db,

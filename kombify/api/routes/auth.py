@@ -263,12 +263,9 @@ def reauthenticate(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def require_recent_reauth(
-    db: SessionDep, principal: Principal, settings: SettingsDep, what: str
-) -> None:
+def require_recent_reauth(db: SessionDep, principal: Principal, settings: SettingsDep) -> None:
     """Refuse a sensitive change (403 ``reauth-required``) unless the session re-authenticated
-    within the window; ``what`` is kept for the callers' readability."""
-    del what
+    within the window."""
     if principal.via != "session" or principal.session_id is None:
         return  # an API key with the needed scope, or the admin token: no password to ask
     row = db.get(UserSession, principal.session_id)

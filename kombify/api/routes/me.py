@@ -82,7 +82,7 @@ def update_me(
     if body.email is not None:
         email = normal_email(body.email)
         if email != user.email:
-            require_recent_reauth(db, principal, settings, "changing your email address")
+            require_recent_reauth(db, principal, settings)
             if by_email(db, email) is not None:
                 raise ConflictError("email: another account uses this address")
             user.email = email

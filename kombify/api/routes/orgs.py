@@ -16,7 +16,6 @@ from sqlmodel import select
 from kombify.accounts import orgs, outbox, totp
 from kombify.accounts.principal import Principal
 from kombify.accounts.roles import check_role
-from kombify.accounts.sessions import aware
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PersonOnly, PrincipalDep, UserDep
@@ -81,14 +80,14 @@ def _invitation_public(row: Invitation) -> dict[str, Any]:
     elif row.revoked_at:
         state = "revoked"
     else:
-        state = "open" if aware(row.expires_at) > utcnow() else "expired"
+        state = "open" if row.expires_at > utcnow() else "expired"
     return {
         "id": row.id,
         "email": row.email,
         "role": row.role,
         "state": state,
-        "created_at": aware(row.created_at).isoformat(),
-        "expires_at": aware(row.expires_at).isoformat(),
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
     }
 
 

@@ -8,8 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, Query, status
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
@@ -17,7 +15,7 @@ from kombify.api.owned import OwnsDeployment, OwnsStack
 from kombify.api.principal import OrgDep
 from kombify.api.stack_runs import not_asked, org_stack
 from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
-from kombify.contracts.deploy import ApproveSignal, CancelSignal, DeployInput
+from kombify.contracts.deploy import ApproveSignal, CancelSignal
 from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
@@ -36,13 +34,7 @@ from kombify.db.models import (
 )
 from kombify.errors import ConflictError
 from kombify.names import DeploymentId, StackName
-from kombify.specs import load_kombination
-from kombify.workflows.deploy import (
-    DeployKombination,
-    DestroyKombination,
-    deploy_workflow_id,
-    search_attributes,
-)
+from kombify.operate.start_run import deployment_public, start_run
 from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
@@ -52,21 +44,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such stack or deployment", **_PROBLEM},
     409: {"description": "A run of this stack is in progress", **_PROBLEM},
 }
-
-
-def _public(stack: Stack, row: Deployment, progress: dict[str, Any] | None) -> DeploymentPublic:
-    return DeploymentPublic(
-        id=row.id,
-        stack=stack.name,
-        revision=row.revision,
-        kind=row.kind,
-        workflow_id=row.workflow_id,
-        state=row.state,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        summary=row.summary,
-        progress=progress,
-    )
 
 
 def _handle(client: Client, row: Deployment) -> WorkflowHandle[Any, Any]:
@@ -79,92 +56,6 @@ async def _progress(client: Client, row: Deployment) -> dict[str, Any] | None:
     except RPCError:
         return None  # history gone (retention) or Temporal down: the row's summary stands
     return progress if isinstance(progress, dict) else asdict(progress)
-
-
-def _stage(session: SessionDep, stack: Stack, options: DeploymentCreate) -> tuple[int, str, bool]:
-    """The revision a run deploys, its stackkit, and whether it was stored just now."""
-    if options.source is None:
-        return stack.current_revision, stack.stackkit, False
-    kombination = load_kombination(options.source, filename=options.filename)
-    if kombination.metadata.name != stack.name:
-        raise ConflictError(
-            f"the file's metadata.name is `{kombination.metadata.name}`, not `{stack.name}`"
-        )
-    revision, staged = store.stage_revision(session, stack=stack, source=options.source)
-    return revision, kombination.spec.stackkit, staged
-
-
-async def _start(
-    *,
-    session: SessionDep,
-    org: Organisation,
-    client: Client,
-    settings: SettingsDep,
-    name: str,
-    kind: str,
-    options: DeploymentCreate,
-    force: bool = False,
-) -> DeploymentPublic:
-    stack = store.get_stack(session, organisation_id=org.id, name=name)
-    workflow_id = deploy_workflow_id(org.slug, stack.name)
-    # A new file is stored first but made current only once its run started (here, and by
-    # the run itself, so a crash of this process in between cannot lose it); a refused run
-    # leaves the stack as it was.
-    revision, stackkit, staged = _stage(session, stack, options)
-    if kind == "destroy":
-        # Destroy takes down what the last rollout put up: its revision, and its nodes, the
-        # simulated stand-ins when it ran with --simulate (their real nodes were never made).
-        last = runs.last_rollout(session, stack=stack)
-        if last is not None:
-            revision = last.revision
-            options = options.model_copy(update={"simulate": runs.simulated(last)})
-    row = runs.create_deployment(
-        session,
-        stack=stack,
-        revision=revision,
-        kind=kind,
-        workflow_id=workflow_id,
-        options=options.options() | ({"force": True} if force else {}),
-    )
-    request = DeployInput(
-        deployment_id=row.id,
-        organisation=org.slug,
-        stack=stack.name,
-        revision=revision,
-        auto_approve=options.auto_approve,
-        simulate=options.simulate,
-        node_wait_seconds=settings.node_wait_seconds,
-        force=force,
-    )
-    workflow = DeployKombination.run if kind == "deploy" else DestroyKombination.run
-    try:
-        handle = await client.start_workflow(
-            workflow,
-            request,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=search_attributes(org.slug, stack.name, kind),
-        )
-    except BaseException as exc:
-        session.delete(row)
-        session.commit()
-        if staged:
-            store.drop_revision(session, stack=stack, revision=revision)
-        if isinstance(exc, WorkflowAlreadyStartedError):
-            running = store.running_deployment(session, stack=stack)
-            which = f" (deployment {running.id})" if running else ""
-            raise ConflictError(
-                f"a run of stack `{stack.name}` is already in progress{which}: "
-                "wait for it, or cancel it; nothing was changed"
-            ) from exc
-        raise
-    store.promote_revision(session, stack_id=stack.id, revision=revision, stackkit=stackkit)
-    row.run_id = handle.result_run_id
-    session.add(row)
-    session.commit()
-    session.refresh(row)
-    return _public(stack, row, None)
 
 
 @router.post(
@@ -186,7 +77,7 @@ async def start_deployment(
     With ``source``, the file becomes the stack's current revision only when the run
     starts: a refused run (409, another is in progress) changes nothing.
     """
-    return await _start(
+    return await start_run(
         session=session,
         org=org,
         client=client,
@@ -217,7 +108,7 @@ async def start_destroy(
     fails the run, since what runs there would stay; with ``force`` it is left and listed as
     skipped in the run's progress.
     """
-    return await _start(
+    return await start_run(
         session=session,
         org=org,
         client=client,
@@ -233,7 +124,9 @@ async def start_destroy(
 def list_deployments(name: StackName, session: SessionDep, org: OrgDep) -> list[DeploymentPublic]:
     """The stack's runs, newest first."""
     stack = store.get_stack(session, organisation_id=org.id, name=name)
-    return [_public(stack, row, None) for row in runs.list_deployments(session, stack=stack)]
+    return [
+        deployment_public(stack, row, None) for row in runs.list_deployments(session, stack=stack)
+    ]
 
 
 def _row_and_stack(
@@ -251,7 +144,7 @@ async def get_deployment(
 ) -> DeploymentPublic:
     """A run with its live progress (steps, timings, per-node detail, plan summary)."""
     row, stack = _row_and_stack(session, org, deployment_id)
-    return _public(stack, row, await _progress(client, row))
+    return deployment_public(stack, row, await _progress(client, row))
 
 
 async def _signal(
@@ -266,7 +159,7 @@ async def _signal(
     if row.state != "running":
         raise ConflictError(f"deployment `{deployment_id}` already ended ({row.state})")
     await _handle(client, row).signal(name, payload)
-    return _public(stack, row, await _progress(client, row))
+    return deployment_public(stack, row, await _progress(client, row))
 
 
 @router.post(
@@ -347,7 +240,7 @@ async def stack_status(
         deployed_revision=deployed.revision if deployed else None,
         observed=deployed is not None and error is None,
         error=error,
-        last_deployment=_public(stack, last, None) if last else None,
+        last_deployment=deployment_public(stack, last, None) if last else None,
         nodes=nodes,
         swarm=swarm,
     )

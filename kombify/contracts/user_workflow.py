@@ -1,0 +1,35 @@
+"""The durable contract of owners' YAML workflows (``kind: Workflow``) and their schedules.
+
+``RunUserWorkflow`` interprets one workflow file; a Temporal Schedule starts it with the same
+input as ``kombify workflow run`` does. The names here are in running histories and in stored
+schedules: add fields with defaults, never rename.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+USER_WORKFLOW_NAME = "RunUserWorkflow"
+"""Temporal workflow type of the interpreter."""
+
+
+@dataclass(frozen=True)
+class UserWorkflowInput:
+    """One run of an owner's workflow file.
+
+    Attributes:
+        organisation: Slug of the organisation the run acts in (stacks are looked up there).
+        source: The workflow file's text, as validated when the run or schedule was made.
+        filename: Where the text came from, for error messages ("nightly.yaml").
+        triggered_by: Who or what started it: "user:<id>", "api-key:<id>", "schedule:<name>".
+    """
+
+    organisation: str
+    source: str
+    filename: str = "workflow.yaml"
+    triggered_by: str = ""
+
+
+def user_workflow_id_prefix(organisation: str) -> str:
+    """Workflow ids of one organisation's runs start with this (runs are listed by it)."""
+    return f"kombify-userwf-{organisation}-"

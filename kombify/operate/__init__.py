@@ -1,0 +1,1 @@
+"""Operating a deployed homelab: runs, services, logs, diagrams and user workflows."""

@@ -71,6 +71,11 @@ def check_simulation_name(value: object) -> str:
     return check_name(value, what="simulation name", limit=SIMULATION_NAME_MAX)
 
 
+def check_schedule_name(value: object) -> str:
+    """``value`` if it is a valid schedule name (a name of at most 63 characters)."""
+    return check_name(value, what="schedule name")
+
+
 def check_deployment_id(value: object) -> str:
     """``value`` if it has the shape of a deployment id (32 hex digits), else InvalidName."""
     if isinstance(value, str) and _DEPLOYMENT_ID_RE.fullmatch(value):
@@ -132,6 +137,7 @@ DeploymentId = Annotated[
     Field(json_schema_extra={"pattern": DEPLOYMENT_ID_PATTERN}),
     AfterValidator(_validated_deployment_id),
 ]
+ScheduleName = Annotated[str, _documented(NAME_MAX), _validated("schedule name")]
 OrgSlug = Annotated[str, _documented(NAME_MAX), _validated("organisation")]
 
 

@@ -44,8 +44,14 @@ def _outcome(status: int) -> str:
 def _object(path: str, params: dict[str, Any]) -> tuple[str, str]:
     for key, kind in _OBJECTS:
         if key in params:
-            if not kind:  # `name`: a stack or a simulation, as the path says
-                kind = "simulation" if path.startswith("/v1/simulation") else "stack"
+            if not kind:  # `name`: a stack, a simulation or a schedule, as the path says
+                kind = (
+                    "simulation"
+                    if path.startswith("/v1/simulation")
+                    else "schedule"
+                    if path.startswith("/v1/schedules")
+                    else "stack"
+                )
             return kind, str(params[key])[:255]
     return "", ""
 

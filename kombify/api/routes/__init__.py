@@ -20,6 +20,7 @@ from kombify.api.routes import (
     oidc,
     orgs,
     recovery,
+    schedules,
     sim_runs,
     sims,
     sso,
@@ -41,6 +42,7 @@ ROUTERS: list[APIRouter] = [
     orgs.router,
     api_keys.router,
     activity.router,
+    schedules.router,
 ]
 
 PUBLIC_ROUTERS: list[APIRouter] = [

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import kombify.db.account_tables  # noqa: F401  (registers every table on SQLModel.metadata)
 import kombify.db.models  # noqa: F401
 import kombify.db.oidc_tables  # noqa: F401
+import kombify.db.schedule_tables  # noqa: F401
 import kombify.db.sso_tables  # noqa: F401
 from kombify.db.engine import get_engine
 

@@ -21,6 +21,7 @@ from kombify.cli import (
     sim_cmds,
     stacks_cmds,
     validate_cmds,
+    workflow_cmds,
 )
 from kombify.cli.api_client import choose_org
 from kombify.cli.params import org_slug_callback
@@ -85,6 +86,7 @@ login_cmds.register(app)
 api_keys_cmds.register(app)
 account_cmds.register(app)
 sessions_cmds.register(app)
+workflow_cmds.register(app)
 
 
 def main() -> None:

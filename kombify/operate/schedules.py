@@ -225,15 +225,14 @@ def check_cron(text: str) -> str:
 
 
 def check_workflow_source(source: str, filename: str) -> None:
-    """Refuse a workflow file the interpreter would refuse (``kombify workflow validate``)."""
-    import yaml
+    """Refuse a workflow file with the problems ``kombify workflow validate`` reports.
 
-    try:
-        document = yaml.safe_load(source)
-    except yaml.YAMLError as exc:
-        raise _invalid("source", f"{filename} is not YAML: {exc}") from None
-    if not isinstance(document, dict) or document.get("kind") != "Workflow":
-        raise _invalid("source", f"{filename} is not a workflow file: expected kind: Workflow")
+    Raises:
+        WorkflowFileError: A :class:`SpecError` listing every problem (path and line).
+    """
+    from kombify.userwf.load import load_workflow
+
+    load_workflow(source, filename)
 
 
 def _spec(body: ScheduleCreate) -> tuple[ScheduleSpec, str | None, str | None]:

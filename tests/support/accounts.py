@@ -88,8 +88,7 @@ def installation(tmp_path: Path, database_url: str, **settings: Any) -> Iterator
     config = Settings(
         home=tmp_path,
         database_url=database_url,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        **settings,
+        **({"temporal_address": f"127.0.0.1:{free_port()}"} | settings),
     )
     app = create_app(config)
     with TestClient(app, base_url="https://testserver") as starter:

@@ -16,6 +16,7 @@ from kombify.names import (
     InvalidName,
     check_deployment_id,
     check_name,
+    check_schedule_name,
     check_simulation_name,
 )
 
@@ -77,4 +78,7 @@ DeploymentArg = Annotated[
 NodeArg = Annotated[
     str,
     typer.Argument(help="Node name.", callback=_checked(lambda v: check_name(v, what="node name"))),
+]
+ScheduleArg = Annotated[
+    str, typer.Argument(help="Schedule name.", callback=_checked(check_schedule_name))
 ]

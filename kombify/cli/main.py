@@ -17,6 +17,7 @@ from kombify.cli import (
     nodes_cmds,
     routes_cmds,
     runtime_cmds,
+    service_cmds,
     sessions_cmds,
     sim_cmds,
     stacks_cmds,
@@ -86,6 +87,7 @@ login_cmds.register(app)
 api_keys_cmds.register(app)
 account_cmds.register(app)
 sessions_cmds.register(app)
+service_cmds.register(app)
 workflow_cmds.register(app)
 
 

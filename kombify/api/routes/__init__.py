@@ -20,6 +20,7 @@ from kombify.api.routes import (
     oidc,
     orgs,
     recovery,
+    services,
     sim_runs,
     sims,
     sso,
@@ -41,6 +42,7 @@ ROUTERS: list[APIRouter] = [
     orgs.router,
     api_keys.router,
     activity.router,
+    services.router,
 ]
 
 PUBLIC_ROUTERS: list[APIRouter] = [
@@ -55,4 +57,6 @@ PUBLIC_ROUTERS: list[APIRouter] = [
 
 # SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
 PUBLIC_ROUTERS += [sso.router, tools.router]
-PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs/oidc.md)
+PUBLIC_ROUTERS.append(oidc.router)
+# Interactive exec is a WebSocket: it authenticates itself (kombify.api.routes.services).
+PUBLIC_ROUTERS.append(services.ws_router)  # login with OpenID Connect and GitHub (docs/oidc.md)

@@ -24,16 +24,17 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from kombify.activities.deploy import DeployActivities
+from kombify.activities.agent import AgentActivities
 from kombify.activities.heartbeat import heartbeating
 from kombify.activities.ssh import node_session
-from kombify.contracts.deploy import PrepareInput
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
 from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, DeploymentCreate
 from kombify.errors import KombifyError, NotFoundError
 from kombify.notify import send
+from kombify.operate.reach import StackReach
+from kombify.operate.services import act_on_service, exec_in_service
 from kombify.settings import Settings
 from kombify.specs.quantities import parse_duration
 from kombify.userwf.steps import FAILED_TYPE, StepInput, StepReport, bounded
@@ -110,9 +111,9 @@ def _check_http(expect: dict[str, Any], status: int, body: str) -> str | None:
 class UserStepActivities:
     """The activities of ``RunUserWorkflow``'s steps, built with the worker's settings."""
 
-    def __init__(self, settings: Settings, deploy: DeployActivities) -> None:
+    def __init__(self, settings: Settings, agents: AgentActivities) -> None:
         self.settings = settings
-        self.deploy = deploy
+        self.reach = StackReach(settings, agents)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every step activity, for the worker's registry."""
@@ -122,12 +123,18 @@ class UserStepActivities:
         return Session(get_engine(self.settings.resolved_database_url))
 
     async def _attempt(
-        self, request: StepInput, body: Callable[[StepReport, _Secrets], Awaitable[None]]
+        self, body: Callable[[StepReport, _Secrets], Awaitable[None]], *, beat: bool = True
     ) -> StepReport:
+        """One attempt: heartbeating all along (a dead worker is noticed within the workflow's
+        heartbeat timeout), secrets masked in what it returns or raises."""
         report = StepReport(attempt=activity.info().attempt)
         secrets = _Secrets()
         try:
-            await body(report, secrets)
+            if beat:
+                async with heartbeating(activity.info().activity_type):
+                    await body(report, secrets)
+            else:
+                await body(report, secrets)
         except StepFailed as exc:
             report.say(f"failed: {exc}")
             raise ApplicationError(
@@ -157,11 +164,10 @@ class UserStepActivities:
             action = request.action
             command = action["command"]
             text = command if isinstance(command, str) else shlex.join(command)
-            async with heartbeating(f"running on {action.get('node') or action.get('service')}"):
-                if "service" in action:
-                    status, out, err = await self._in_service(request, action, command)
-                else:
-                    status, out, err = await self._on_node(request, action, text)
+            if "service" in action:
+                status, out, err = await self._in_service(request, action, command)
+            else:
+                status, out, err = await self._on_node(request, action, text)
             report.outputs = {
                 "stdout": bounded(out.rstrip("\n")),
                 "stderr": bounded(err.rstrip("\n")),
@@ -174,39 +180,19 @@ class UserStepActivities:
                 tail = (err.strip() or out.strip()).splitlines()[-1:] or [""]
                 raise StepFailed(f"`{text[:200]}` exited {status} (expected {expected}): {tail[0]}")
 
-        return await self._attempt(request, body)
-
-    def _stack_nodes(self, request: StepInput, stack_name: str) -> PrepareInput:
-        with self._session() as session:
-            org = store.get_organisation(session, slug=request.organisation)
-            stack = store.get_stack(session, organisation_id=org.id, name=stack_name)
-            last = runs.last_rollout(session, stack=stack)
-            if last is None or last.kind != "deploy":
-                raise StepFailed(f"stack `{stack_name}` is not deployed", retryable=False)
-            return PrepareInput(
-                deployment_id=last.id,
-                organisation=request.organisation,
-                stack=stack_name,
-                revision=last.revision,
-                simulate=runs.simulated(last),
-            )
+        return await self._attempt(body)
 
     async def _on_node(
         self, request: StepInput, action: dict[str, Any], command: str
     ) -> tuple[int, str, str]:
-        where = self._stack_nodes(request, action["stack"])
-        try:
-            prepared = await asyncio.to_thread(self.deploy._prepare, where, create=False)
-        except ApplicationError as exc:
-            raise StepFailed(exc.message, retryable=not exc.non_retryable) from exc
-        target = next((n for n in prepared.nodes if n.name == action["node"]), None)
-        if target is None:
-            known = ", ".join(n.name for n in prepared.nodes) or "none"
+        deployed = await self.reach.locate(request.organisation, action["stack"])
+        if action["node"] not in {n.name for n in deployed.kombination.spec.nodes}:
+            known = ", ".join(n.name for n in deployed.kombination.spec.nodes) or "none"
             raise StepFailed(
-                f"stack `{action['stack']}` has no reachable node `{action['node']}` "
-                f"(nodes: {known})",
+                f"stack `{action['stack']}` has no node `{action['node']}` (nodes: {known})",
                 retryable=False,
             )
+        target = await self.reach._pinned(deployed, self.reach.target(deployed, action["node"]))
         async with node_session(target) as session:
             result = await session.run(command, check=False)
         return result.exit_status, result.stdout, result.stderr
@@ -214,15 +200,16 @@ class UserStepActivities:
     async def _in_service(
         self, request: StepInput, action: dict[str, Any], command: str | list[str]
     ) -> tuple[int, str, str]:
-        from kombify.operate.services import exec_in_service
-
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        limit = activity.info().start_to_close_timeout
         result = await exec_in_service(
-            settings=self.settings,
-            organisation=request.organisation,
-            stack=action["stack"],
-            service=action["service"],
-            command=argv,
+            self.settings,
+            request.organisation,
+            action["stack"],
+            action["service"],
+            argv,
+            timeout=limit.total_seconds() if limit else 600.0,
+            reach=self.reach,
         )
         return result.exit_code, result.stdout, result.stderr
 
@@ -254,30 +241,29 @@ class UserStepActivities:
             method = action.get("method", "GET")
             expect = action.get("expect", {})
             wait = action.get("wait")
-            deadline = time.monotonic() + (parse_duration(wait["timeout"]) or 0) if wait else 0
-            every = parse_duration(wait.get("interval", "5s")) or 5 if wait else 0
-            async with heartbeating(f"{method} {action['url']}"):
-                while True:
-                    why: str | None
-                    try:
-                        status, text = await self._request(
-                            action, secrets, method=method, json_body=False
-                        )
-                        why = _check_http(expect, status, text)
-                        report.outputs = {"status": status, "body": bounded(text)}
-                    except StepFailed as exc:
-                        if not wait:
-                            raise
-                        why = str(exc)
-                    report.say(f"{method} {action['url']}: {why or 'passed'}")
-                    if why is None:
-                        return
-                    if not wait or time.monotonic() + every > deadline:
-                        suffix = f" (still, after {wait['timeout']})" if wait else ""
-                        raise StepFailed(f"{method} {action['url']}: {why}{suffix}")
-                    await asyncio.sleep(every)
+            deadline = time.monotonic() + (parse_duration(wait["timeout"]) or 0) if wait else 0.0
+            every = (parse_duration(wait.get("interval", "5s")) or 5) if wait else 0
+            while True:
+                why: str | None
+                try:
+                    status, text = await self._request(
+                        action, secrets, method=method, json_body=False
+                    )
+                    why = _check_http(expect, status, text)
+                    report.outputs = {"status": status, "body": bounded(text)}
+                except StepFailed as exc:
+                    if not wait:
+                        raise
+                    why = str(exc)
+                report.say(f"{method} {action['url']}: {why or 'passed'}")
+                if why is None:
+                    return
+                if not wait or time.monotonic() + every > deadline:
+                    suffix = f" (still, after {wait['timeout']})" if wait else ""
+                    raise StepFailed(f"{method} {action['url']}: {why}{suffix}")
+                await asyncio.sleep(every)
 
-        return await self._attempt(request, body)
+        return await self._attempt(body)
 
     @activity.defn(name="UserStepWebhook")
     async def webhook(self, request: StepInput) -> StepReport:
@@ -293,7 +279,7 @@ class UserStepActivities:
             if why is not None:
                 raise StepFailed(f"{method} {action['url']}: {why}")
 
-        return await self._attempt(request, body)
+        return await self._attempt(body)
 
     # ---- notify ---------------------------------------------------------------------------
 
@@ -302,7 +288,7 @@ class UserStepActivities:
         """Send a message to the owner's notification URLs (``KOMBIFY_NOTIFY_URLS``)."""
 
         async def body(report: StepReport, _: _Secrets) -> None:
-            urls = self.settings.notify_url_list()
+            urls = self.settings.notify_url_list
             if not urls:
                 raise StepFailed(
                     "no notification URLs: set KOMBIFY_NOTIFY_URLS on the worker "
@@ -318,7 +304,7 @@ class UserStepActivities:
             if failures:
                 raise StepFailed("; ".join(failures))
 
-        return await self._attempt(request, body)
+        return await self._attempt(body)
 
     # ---- stack runs -----------------------------------------------------------------------
 
@@ -352,7 +338,7 @@ class UserStepActivities:
                     retryable=False,
                 )
 
-        return await self._attempt(request, body)
+        return await self._attempt(body, beat=False)
 
     async def _start_stack_run(self, request: StepInput, report: StepReport) -> str:
         from kombify.operate.start_run import start_run
@@ -420,17 +406,22 @@ class UserStepActivities:
         """Restart a service of a stack (every replica, through the node agents)."""
 
         async def body(report: StepReport, _: _Secrets) -> None:
-            from kombify.operate.services import act_on_service
-
             action = request.action
-            async with heartbeating(f"restarting {action['service']}"):
-                result = await act_on_service(
-                    settings=self.settings,
-                    organisation=request.organisation,
-                    stack=action["stack"],
-                    service=action["service"],
-                    action="restart",
+            result = await act_on_service(
+                self.settings,
+                request.organisation,
+                action["stack"],
+                action["service"],
+                "restart",
+                reach=self.reach,
+            )
+            for replica in result.replicas:
+                state = replica.error or f"{replica.state}, {replica.health}"
+                report.say(f"{replica.node} replica {replica.replica}: {state}")
+            report.outputs = {"replicas": len(result.replicas)}
+            if not result.ok:
+                raise StepFailed(
+                    f"service `{action['service']}` did not come back on every replica"
                 )
-            report.say(str(result))
 
-        return await self._attempt(request, body)
+        return await self._attempt(body)

@@ -26,6 +26,7 @@ from kombify.api.routes import (
     sso,
     stacks,
     tools,
+    workflow_runs,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -44,6 +45,7 @@ ROUTERS: list[APIRouter] = [
     activity.router,
     services.router,
 ]
+ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,

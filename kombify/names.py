@@ -129,6 +129,7 @@ def _validated_deployment_id(value: str) -> str:
 Name = Annotated[str, _documented(NAME_MAX), _validated("name")]
 StackName = Annotated[str, _documented(NAME_MAX), _validated("stack name")]
 NodeName = Annotated[str, _documented(NAME_MAX), _validated("node name")]
+ServiceName = Annotated[str, _documented(NAME_MAX), _validated("service name")]
 SimulationName = Annotated[
     str, _documented(SIMULATION_NAME_MAX), _validated("simulation name", SIMULATION_NAME_MAX)
 ]

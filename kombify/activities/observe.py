@@ -72,6 +72,7 @@ def _services(
                 id=c.container_id, state=c.state, health=c.health, image=c.image, since=c.since
             )
         )
+    held = set(reply.stopped_by_owner) if reply is not None else set()
     seen = []
     for name in sorted(desired.keys() | running.keys()):
         wanted = desired.get(name)
@@ -82,6 +83,7 @@ def _services(
                 image=str(wanted.get("image") or "") if wanted else "",
                 containers=running.get(name, []),
                 endpoints=_endpoints(wanted, target, sim_ports) if wanted else [],
+                stopped_by_owner=name in held,
             )
         )
     return seen

@@ -246,11 +246,45 @@ class AgentClient:
         return reply
 
     async def stream_logs(
-        self, service: str, *, follow: bool = False, tail: int = 0
+        self, service: str, *, follow: bool = False, tail: int = 0, since: str = ""
     ) -> AsyncIterator[pb.LogLine]:
-        """Log lines of a service; with ``follow`` until the caller stops iterating."""
-        request = pb.StreamLogsRequest(service=service, follow=follow, tail=tail)
+        """Log lines of a service; with ``follow`` until the caller stops iterating.
+
+        Args:
+            service: The service.
+            follow: Go on with new lines.
+            tail: Lines from the end of each container's log first (0: all).
+            since: Only lines written at or after this RFC 3339 time.
+        """
+        request = pb.StreamLogsRequest(service=service, follow=follow, tail=tail, since=since)
         async for item in self._stream("StreamLogs", lambda: self._stub.StreamLogs(request)):
+            yield item
+
+    async def stop_service(self, service: str) -> pb.StopServiceResponse:
+        """Stops a service's containers and holds it stopped (its owner asked)."""
+        request = pb.StopServiceRequest(service=service)
+        # Each container is allowed its stop grace period (10 s unless the spec says more).
+        reply: pb.StopServiceResponse = await self._unary(
+            "StopService", lambda: self._stub.StopService(request, timeout=self.timeout * 4)
+        )
+        return reply
+
+    async def start_service(self, service: str) -> pb.StartServiceResponse:
+        """Starts a service's containers again, clears the hold and checks their health."""
+        request = pb.StartServiceRequest(service=service)
+        reply: pb.StartServiceResponse = await self._unary(
+            "StartService", lambda: self._stub.StartService(request, timeout=self.timeout * 4)
+        )
+        return reply
+
+    async def exec(
+        self, inputs: AsyncIterator[pb.ExecInput], *, timeout: float | None = None
+    ) -> AsyncIterator[pb.ExecOutput]:
+        """Runs a command in a service's container: ``inputs`` starts with ExecInput.start.
+
+        Yields the agent's messages: the container first, output chunks, then the exit code.
+        """
+        async for item in self._stream("Exec", lambda: self._stub.Exec(inputs, timeout=timeout)):
             yield item
 
     async def put_file(self, path: str, data: bytes, *, mode: int = 0o644) -> pb.PutFileResponse:
@@ -433,9 +467,7 @@ class AgentClient:
                 on_event(item)
             if item.kind == pb.ApplyEvent.DONE:
                 return item.result  # type: ignore[no-any-return]
-        raise AgentError(
-            f"agent `{self.node_identity}`: ApplySwarmServices ended without a result"
-        )
+        raise AgentError(f"agent `{self.node_identity}`: ApplySwarmServices ended without a result")
 
     async def list_swarm_services(self, stack: str) -> pb.ListSwarmServicesResponse:
         """A stack's Swarm services as they run (on a manager)."""
@@ -446,9 +478,7 @@ class AgentClient:
         )
         return reply
 
-    async def remove_swarm_services(
-        self, stack: str, *, remove_network: bool = False
-    ) -> list[str]:
+    async def remove_swarm_services(self, stack: str, *, remove_network: bool = False) -> list[str]:
         """Removes a stack's Swarm services (and the overlay network); their names."""
         request = pb.RemoveSwarmServicesRequest(stack=stack, remove_network=remove_network)
         reply: pb.RemoveSwarmServicesResponse = await self._unary(
@@ -456,15 +486,14 @@ class AgentClient:
             lambda: self._stub.RemoveSwarmServices(request, timeout=self.timeout * 2),
         )
         return list(reply.removed)
+
     # ---- WireGuard mesh (the Vpn service) -------------------------------------------------
 
     async def vpn_key(self, interface: str) -> pb.VpnKeyResponse:
         """The node's WireGuard public key for ``interface`` (made on first ask) and its
         IPv4 addresses per interface."""
         request = pb.VpnKeyRequest(interface=interface)
-        return await self._unary(
-            "VpnKey", lambda: self._vpn.VpnKey(request, timeout=self.timeout)
-        )
+        return await self._unary("VpnKey", lambda: self._vpn.VpnKey(request, timeout=self.timeout))
 
     async def apply_vpn(self, request: pb.ApplyVpnRequest) -> pb.ApplyVpnResponse:
         """Bring one WireGuard interface of the node to ``request`` (idempotent)."""

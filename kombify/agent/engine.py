@@ -433,12 +433,78 @@ class Engine:
             return ""
         return bytes(raw).decode(errors="replace").strip()
 
-    def log_stream(self, container_id: str, *, follow: bool, tail: int) -> Any:
-        """A closable iterator of log bytes (docker's CancellableStream)."""
+    def log_stream(
+        self,
+        container_id: str,
+        *,
+        follow: bool,
+        tail: int,
+        since: float | None = None,
+        stream: str = "",
+    ) -> Any:
+        """A closable iterator of log bytes (docker's CancellableStream).
+
+        Args:
+            container_id: The container.
+            follow: Go on with new lines until closed.
+            tail: Lines from the end to send first (0: all).
+            since: Only lines written at or after this Unix time.
+            stream: "stdout" or "stderr" for that stream alone, each line prefixed with
+                Docker's timestamp; "" for both, without timestamps.
+        """
+        options: dict[str, Any] = {"stream": True, "follow": follow, "tail": tail or "all"}
+        if since is not None:
+            options["since"] = since
+        if stream:
+            options |= {
+                "stdout": stream == "stdout",
+                "stderr": stream == "stderr",
+                "timestamps": True,
+            }
         with docker_errors(f"reading logs of container {container_id[:12]}"):
-            return self.client.containers.get(container_id).logs(
-                stream=True, follow=follow, tail=tail or "all"
-            )
+            return self.client.containers.get(container_id).logs(**options)
+
+    def exec_open(
+        self,
+        container_id: str,
+        argv: list[str],
+        *,
+        tty: bool,
+        stdin: bool,
+        env: Mapping[str, str],
+    ) -> tuple[str, Any]:
+        """Starts ``argv`` in a running container, attached; its exec id and raw socket.
+
+        Without a TTY the socket carries Docker's multiplexed stream (8-byte frame headers
+        saying stdout or stderr); with one, the terminal's bytes as they are.
+        """
+        api = self.client.api
+        with docker_errors(f"running {argv[0]} in container {container_id[:12]}"):
+            exec_id = api.exec_create(
+                container_id,
+                argv,
+                stdout=True,
+                stderr=True,
+                stdin=stdin,
+                tty=tty,
+                environment=dict(env) or None,
+            )["Id"]
+            attached = api.exec_start(exec_id, socket=True, tty=tty)
+        raw = getattr(attached, "_sock", attached)
+        raw.settimeout(None)  # an interactive command may be silent for as long as it likes
+        return str(exec_id), raw
+
+    def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
+        """Resizes an exec's pseudo-terminal."""
+        with docker_errors(f"resizing the terminal of exec {exec_id[:12]}"):
+            self.client.api.exec_resize(exec_id, height=rows, width=cols)
+
+    def exec_result(self, exec_id: str) -> tuple[bool, int | None]:
+        """Whether the exec still runs, and its exit code once it ended."""
+        with docker_errors(f"reading the exit code of exec {exec_id[:12]}"):
+            found = self.client.api.exec_inspect(exec_id)
+        code = found.get("ExitCode")
+        return bool(found.get("Running")), (int(code) if code is not None else None)
 
     def load_image(self, tarball: IO[bytes]) -> list[str]:
         """Loads a ``docker save`` tarball; returns the tags (or ids) it held."""

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import threading
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,13 @@ from kombify.agent import manifest as mf
 from kombify.agent.auth import ClientPolicy, abort
 from kombify.agent.converge import Converger
 from kombify.agent.engine import Engine, Managed
+from kombify.agent.exec import run_exec
 from kombify.agent.files import AtomicFile, FileRefused
 from kombify.agent.health import health_word, probe_once, wait_healthy
 from kombify.agent.monitor import HealthMonitor
 from kombify.agent.proto import agent_base, pb
 from kombify.agent.repair import Repairer
-from kombify.agent.state import ManifestStore
+from kombify.agent.state import Holds, ManifestStore
 from kombify.agent.swarm_rpc import SwarmRpcs
 from kombify.agent.watch import DEFAULT_KEEPALIVE_S, ChangeLock, Changes, problems, watch
 from kombify.errors import DockerError
@@ -59,6 +61,8 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         self.policy = policy
         self.files_root = files_root
         self.health: dict[str, str] = {}
+        # Services their owner stopped: not problems, not repaired (docs/services.md).
+        self.holds = Holds(store.dir)
         self.converger = Converger(engine, store, self.health)
         # One change at a time: applies, restarts and repairs of one node never interleave;
         # its release tells the watchers (and the health monitor) to look again.
@@ -109,7 +113,9 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         if current is None:
             return "", []
         items: list[Managed] = await asyncio.to_thread(self.engine.containers)
-        return current.revision, problems(self.engine, current, items, self.monitor.unhealthy)
+        held = self.holds.services()
+        found = problems(self.engine, current, items, self.monitor.unhealthy)
+        return current.revision, [p for p in found if p.service not in held]
 
     def _spec(self, service: str) -> pb.ServiceSpec:
         for spec in (self.store.current() or pb.Manifest()).services:
@@ -158,6 +164,8 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         async def run() -> None:
             async with self.lock:
                 try:
+                    # An apply is the owner's word on what runs: their stops end with it.
+                    self.holds.clear()
                     await self.converger.apply(request.manifest, events.put_nowait)
                 finally:
                     events.put_nowait(_SENTINEL)
@@ -178,7 +186,10 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         request: pb.ListServicesRequest = await self._request(stream)
         items: list[Managed] = await self._engine(self.engine.containers)
         current = self.store.current()
-        reply = pb.ListServicesResponse(manifest_revision=current.revision if current else "")
+        reply = pb.ListServicesResponse(
+            manifest_revision=current.revision if current else "",
+            stopped_by_owner=sorted(self.holds.services()),
+        )
         for item in items:
             health = None
             if request.probe_health:
@@ -198,6 +209,7 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
                 abort(Status.NOT_FOUND, f"no service `{request.service}`")
             for item in items:
                 await self._engine(self.engine.restart, item)
+            self.holds.release(request.service)
             spec = self._spec(request.service)
             fresh = [await self._engine(self.engine.get, i.id) for i in items]
             probe = await wait_healthy(self.engine, spec, fresh)
@@ -207,6 +219,53 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         await stream.send_message(
             pb.RestartServiceResponse(containers=[self._status(i) for i in fresh])
         )
+
+    async def _service_items(self, service: str) -> list[Managed]:
+        items: list[Managed] = await self._engine(self.engine.containers, service)
+        if not items:
+            abort(Status.NOT_FOUND, f"no service `{service}`")
+        return items
+
+    async def StopService(self, stream: Any) -> None:  # noqa: N802
+        """Stops one service's containers and holds it stopped (its owner asked)."""
+        request: pb.StopServiceRequest = await self._request(stream)
+        async with self.lock:
+            items = await self._service_items(request.service)
+            # Held first: a watcher woken by the first stopped container already knows why.
+            self.holds.hold(request.service)
+            for item in items:
+                if item.running or item.state in ("restarting", "paused"):
+                    await self._engine(self.engine.stop, item)
+            fresh = [await self._engine(self.engine.get, i.id) for i in items]
+        await stream.send_message(
+            pb.StopServiceResponse(containers=[self._status(i, "unknown") for i in fresh])
+        )
+
+    async def StartService(self, stream: Any) -> None:  # noqa: N802
+        """Starts one service's stopped containers, clears the hold, waits for health."""
+        request: pb.StartServiceRequest = await self._request(stream)
+        async with self.lock:
+            items = await self._service_items(request.service)
+            for item in items:
+                if not item.running:
+                    await self._engine(self.engine.start, item.id)
+            self.holds.release(request.service)
+            spec = self._spec(request.service)
+            fresh = [await self._engine(self.engine.get, i.id) for i in items]
+            probe = await wait_healthy(self.engine, spec, fresh)
+            word = health_word(spec, probe)
+            for item in fresh:
+                self.health[item.id] = word
+        await stream.send_message(
+            pb.StartServiceResponse(
+                containers=[self._status(i) for i in fresh], healthy=probe.ok, detail=probe.detail
+            )
+        )
+
+    async def Exec(self, stream: Any) -> None:  # noqa: N802
+        """Runs a command in one of a service's containers (kombify.agent.exec)."""
+        self.policy.check(stream)
+        await run_exec(self.engine, stream)
 
     async def WatchServices(self, stream: Any) -> None:  # noqa: N802
         """Problems against the manifest in effect: now, on every change, and as keep-alives."""
@@ -244,6 +303,12 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
                     f"no service `{request.service}` in the manifest in effect "
                     f"(revision {current.revision}; services: {known})",
                 )
+            if request.service in self.holds.services():
+                abort(
+                    Status.FAILED_PRECONDITION,
+                    f"service `{request.service}` was stopped by its owner: it is left stopped "
+                    "until `kombify service start` or the next apply",
+                )
             try:
                 done = await self.repairer.repair(
                     spec,
@@ -278,32 +343,40 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         await routes.apply_routes(self.engine, stream)
 
     async def StreamLogs(self, stream: Any) -> None:  # noqa: N802
-        """Log lines of a service's containers; with follow, until the caller cancels."""
+        """Log lines of a service's containers, stdout and stderr apart, each with its time;
+        with follow, until the caller cancels."""
         request: pb.StreamLogsRequest = await self._request(stream)
         items: list[Managed] = await self._engine(self.engine.containers, request.service)
         if not items:
             abort(Status.NOT_FOUND, f"no service `{request.service}`")
+        since = None
+        if request.since:
+            try:
+                since = parse_time(request.since)
+            except ValueError:
+                abort(Status.INVALID_ARGUMENT, f"since: not an RFC 3339 time: {request.since!r}")
+        sources = [(item, name) for item in items for name in ("stdout", "stderr")]
         streams = [
             await self._engine(
-                lambda cid=item.id: self.engine.log_stream(
-                    cid, follow=request.follow, tail=request.tail
+                lambda cid=item.id, name=name: self.engine.log_stream(
+                    cid, follow=request.follow, tail=request.tail, since=since, stream=name
                 ),
             )
-            for item in items
+            for item, name in sources
         ]
         lines: asyncio.Queue[pb.LogLine | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        for item, log_stream in zip(items, streams, strict=True):
+        for (item, name), log_stream in zip(sources, streams, strict=True):
             # Own threads, not the default pool: a followed log holds its thread for as long
             # as the caller listens, and must not starve the engine calls of other RPCs.
             threading.Thread(
                 target=_pump,
-                args=(log_stream, item, lines, loop),
-                name=f"logs-{item.name}",
+                args=(log_stream, item, name, lines, loop),
+                name=f"logs-{item.name}-{name}",
                 daemon=True,
             ).start()
         try:
-            remaining = len(items)
+            remaining = len(sources)
             while remaining:
                 line = await lines.get()
                 if line is None:
@@ -357,8 +430,35 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         await stream.send_message(pb.LoadImageResponse(images=images))
 
 
-def _pump(stream: Any, item: Managed, lines: asyncio.Queue[pb.LogLine | None], loop: Any) -> None:
-    """Reads one container's log stream (blocking) and hands whole lines to the event loop."""
+def parse_time(text: str) -> float:
+    """An RFC 3339 time (``Z`` or an offset, any fraction) as Unix time."""
+    stamp = text.strip().replace("z", "Z").replace("Z", "+00:00")
+    head, dot, rest = stamp.partition(".")
+    if dot:  # Docker writes nanoseconds; Python reads microseconds at most
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        stamp = f"{head}.{rest[:digits][:6]}{rest[digits:]}"
+    when = datetime.fromisoformat(stamp)
+    if when.tzinfo is None:
+        raise ValueError(f"no time zone in {text!r}")
+    return when.timestamp()
+
+
+def _log_line(item: Managed, name: str, raw: bytes) -> pb.LogLine:
+    text = raw.decode(errors="replace")
+    stamp, _, rest = text.partition(" ")
+    return pb.LogLine(
+        service=item.service, container_id=item.id, line=rest, stream=name, time=stamp
+    )
+
+
+def _pump(
+    stream: Any,
+    item: Managed,
+    name: str,
+    lines: asyncio.Queue[pb.LogLine | None],
+    loop: Any,
+) -> None:
+    """Reads one container stream's log (blocking) and hands whole lines to the event loop."""
 
     def put(line: pb.LogLine | None) -> None:
         loop.call_soon_threadsafe(lines.put_nowait, line)
@@ -369,11 +469,9 @@ def _pump(stream: Any, item: Managed, lines: asyncio.Queue[pb.LogLine | None], l
             pending += chunk
             *whole, pending = pending.split(b"\n")
             for raw in whole:
-                text = raw.decode(errors="replace")
-                put(pb.LogLine(service=item.service, container_id=item.id, line=text))
+                put(_log_line(item, name, raw))
         if pending:
-            text = pending.decode(errors="replace")
-            put(pb.LogLine(service=item.service, container_id=item.id, line=text))
+            put(_log_line(item, name, pending))
     except Exception:  # the stream is closed under us when the caller goes away
         pass
     finally:

@@ -134,3 +134,44 @@ class RolloutJournal:
     def end(self, service: str) -> None:
         """The service's outcome is settled; nothing is left to undo."""
         self._save([e for e in self.entries() if e.service != service])
+
+
+class Holds:
+    """Services their owner stopped (``StopService``), in ``held.json`` of the state directory.
+
+    A held service is stopped on purpose: the agent reports no problem for it and refuses to
+    repair it, so no heal pass starts it again behind the owner's back. ``StartService``,
+    ``RestartService`` and the next ``ApplyServices`` clear the hold. On disk so that it
+    survives an agent restart and a node reboot.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir
+        self.path = state_dir / "held.json"
+
+    def services(self) -> set[str]:
+        """The held services' names."""
+        if not self.path.exists():
+            return set()
+        return set(json.loads(self.path.read_text() or "[]"))
+
+    def _save(self, names: set[str]) -> None:
+        if not names:
+            self.path.unlink(missing_ok=True)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.path, json.dumps(sorted(names)))
+
+    def hold(self, service: str) -> None:
+        """Records that the owner stopped ``service``."""
+        self._save(self.services() | {service})
+
+    def release(self, service: str) -> None:
+        """Clears the hold of ``service`` (nothing happens if it has none)."""
+        held = self.services()
+        if service in held:
+            self._save(held - {service})
+
+    def clear(self) -> None:
+        """Clears every hold (a new manifest is applied)."""
+        self._save(set())

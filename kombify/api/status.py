@@ -26,6 +26,8 @@ def _state(service: ServiceSeen, answered: bool) -> str:
     running = [c for c in service.containers if c.state == "running"]
     if service.desired_replicas == 0:
         return "not-wanted" if service.containers else "removed"
+    if not running and service.stopped_by_owner:
+        return "stopped-by-owner"
     if not service.containers:
         return "missing"
     if not running:
@@ -59,6 +61,7 @@ def service_status(service: ServiceSeen, *, answered: bool) -> ServiceStatus:
             for c in service.containers
         ],
         endpoints=service.endpoints,
+        stopped_by_owner=service.stopped_by_owner,
     )
 
 

@@ -18,6 +18,7 @@ from kombify.cli import (
     routes_cmds,
     runtime_cmds,
     schedule_cmds,
+    service_cmds,
     sessions_cmds,
     sim_cmds,
     stacks_cmds,
@@ -88,6 +89,7 @@ api_keys_cmds.register(app)
 account_cmds.register(app)
 sessions_cmds.register(app)
 schedule_cmds.register(app)
+service_cmds.register(app)
 workflow_cmds.register(app)
 
 

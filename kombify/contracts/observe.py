@@ -51,6 +51,8 @@ class ServiceSeen:
         image: The image the deployed revision wants ("" when not wanted).
         containers: What runs (or stopped) on the node for it.
         endpoints: Where a user reaches it: ``host:port -> container port/protocol``.
+        stopped_by_owner: Its owner stopped it (``kombify service stop``): held stopped on
+            purpose, not healed, until ``start`` or the next apply.
     """
 
     name: str
@@ -58,6 +60,7 @@ class ServiceSeen:
     image: str
     containers: list[ContainerSeen] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
+    stopped_by_owner: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ schedules: add fields with defaults, never rename.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 USER_WORKFLOW_NAME = "RunUserWorkflow"
 """Temporal workflow type of the interpreter."""
@@ -22,12 +22,15 @@ class UserWorkflowInput:
         source: The workflow file's text, as validated when the run or schedule was made.
         filename: Where the text came from, for error messages ("nightly.yaml").
         triggered_by: Who or what started it: "user:<id>", "api-key:<id>", "schedule:<name>".
+        inputs: Values of the file's ``spec.inputs`` (``--input name=value``); the file's
+            defaults fill in the rest.
     """
 
     organisation: str
     source: str
     filename: str = "workflow.yaml"
     triggered_by: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 def user_workflow_id_prefix(organisation: str) -> str:

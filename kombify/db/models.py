@@ -322,7 +322,8 @@ class ServiceStatus(SQLModel):
 
     state: str = Field(
         description="running, degraded (fewer replicas run than wanted), missing (wanted, no "
-        "container), exited/created/... (Docker's state when none runs), not-wanted (left over: "
+        "container), exited/created/... (Docker's state when none runs), stopped-by-owner "
+        "(`kombify service stop`: held stopped, not healed), not-wanted (left over: "
         "the next apply removes it), unknown (the node did not answer)"
     )
     healthy: bool
@@ -332,6 +333,11 @@ class ServiceStatus(SQLModel):
     containers: list[str] = Field(description="Ids of its containers on the node, any state.")
     details: list[ContainerStatus]
     endpoints: list[str] = Field(description="Where it answers: `host:port -> port/protocol`.")
+    stopped_by_owner: bool = Field(
+        default=False,
+        description="Its owner stopped it (`kombify service stop`); `start` or the next apply "
+        "ends that.",
+    )
 
 
 class NodeStatus(SQLModel):

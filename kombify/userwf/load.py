@@ -472,3 +472,7 @@ def _strings(value: Any, path: str, kind: str) -> Iterator[tuple[str, str, bool]
             stack.extend((child, join(where, str(key))) for key, child in current.items())
         elif isinstance(current, list):
             stack.extend((child, join(where, index)) for index, child in enumerate(current))
+
+
+# Read the schema when the module is imported, not inside a workflow's sandbox on first use.
+_validator()

@@ -19,6 +19,7 @@ from kombify.workflows.observe import ObserveStackWorkflow
 from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
+from kombify.workflows.user_workflow import RunUserWorkflow
 
 WORKFLOWS: Sequence[type] = (
     SelfCheckWorkflow,
@@ -31,6 +32,7 @@ WORKFLOWS: Sequence[type] = (
     HealStack,
     CheckDrift,
     ObserveRoutesWorkflow,
+    RunUserWorkflow,
 )
 
 
@@ -50,6 +52,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.swarm import SwarmActivities
     from kombify.activities.swarm_heal import SwarmHealActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.activities.user_steps import UserStepActivities
     from kombify.activities.vpn import VpnActivities
     from kombify.sim.client import unchecked_docker_client
 
@@ -86,4 +89,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         VpnActivities(agent).mesh,
         HeadscaleActivities(agent).prepare,
         HeadscaleActivities(agent).enroll,
+        *UserStepActivities(settings, agent).all(),
     ]

@@ -23,6 +23,7 @@ PINNED_WORKFLOWS = {
     "HealStack",
     "CheckDrift",
     "ObserveRoutes",
+    "RunUserWorkflow",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -73,6 +74,12 @@ PINNED_ACTIVITIES = {
     "MeshVpn",
     "PrepareHeadscale",
     "EnrollHeadscale",
+    "UserStepRun",
+    "UserStepHttp",
+    "UserStepWebhook",
+    "UserStepNotify",
+    "UserStepStackRun",
+    "UserStepRestart",
 }
 
 

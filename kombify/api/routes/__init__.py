@@ -21,11 +21,13 @@ from kombify.api.routes import (
     orgs,
     recovery,
     schedules,
+    services,
     sim_runs,
     sims,
     sso,
     stacks,
     tools,
+    workflow_runs,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -43,7 +45,9 @@ ROUTERS: list[APIRouter] = [
     api_keys.router,
     activity.router,
     schedules.router,
+    services.router,
 ]
+ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,
@@ -57,4 +61,6 @@ PUBLIC_ROUTERS: list[APIRouter] = [
 
 # SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
 PUBLIC_ROUTERS += [sso.router, tools.router]
-PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs/oidc.md)
+PUBLIC_ROUTERS.append(oidc.router)
+# Interactive exec is a WebSocket: it authenticates itself (kombify.api.routes.services).
+PUBLIC_ROUTERS.append(services.ws_router)  # login with OpenID Connect and GitHub (docs/oidc.md)

@@ -99,7 +99,10 @@ def _show(s: dict[str, Any], json_output: bool, done: str) -> None:
         print_json(s)
         return
     nxt = s["next_runs"][0] if s["next_runs"] and not s["paused"] else None
-    state = "paused" if s["paused"] else f"next run {_when(nxt)}"
+    if s["paused"]:
+        state = f"paused: {s['note']}" if s["note"] else "paused"
+    else:
+        state = f"next run {_when(nxt)}"
     console.print(f"schedule `{s['name']}` {done}: {_spec(s)}; {state}", markup=False)
 
 

@@ -65,7 +65,7 @@ def test_create_list_show_pause_resume_trigger_delete(
     ), listed
 
     assert cli("schedule", "pause", "often", "--note", "holidays") == (
-        "schedule `often` paused: every 6h; paused\n"
+        "schedule `often` paused: every 6h; paused: holidays\n"
     )
     shown = cli("schedule", "show", "often").splitlines()
     assert shown[3] == "state     paused: holidays"

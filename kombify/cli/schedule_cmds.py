@@ -46,12 +46,14 @@ def _when(at: str | None) -> str:
 
 
 def _spec(s: dict[str, Any]) -> str:
+    if s.get("lost"):
+        return "-"
     text = f"cron {s['cron']}" if s["cron"] else f"every {s['every']}"
     return text + (f" (jitter {s['jitter']})" if s["jitter"] else "")
 
 
 def _state(s: dict[str, Any]) -> str:
-    return "paused" if s["paused"] else "active"
+    return "lost" if s.get("lost") else "paused" if s["paused"] else "active"
 
 
 def print_schedules(schedules: list[dict[str, Any]]) -> None:

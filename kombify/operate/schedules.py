@@ -125,6 +125,11 @@ class SchedulePublic(BaseModel):
     recent_runs: list[ScheduleRun]
     created_at: datetime
     created_by: str
+    lost: bool = Field(
+        default=False,
+        description="Recorded by kombify but gone from Temporal (its data was reset): the "
+        "note says so; delete it and create it again.",
+    )
 
 
 class SchedulesPublic(BaseModel):
@@ -288,6 +293,12 @@ def _temporal_schedule(
     )
 
 
+class ScheduleLost(NotFoundError):
+    """kombify records the schedule, Temporal has none of that id (its data was reset)."""
+
+    code = "schedule-lost"
+
+
 def _missing(exc: RPCError) -> bool:
     return exc.status == RPCStatusCode.NOT_FOUND
 
@@ -313,13 +324,19 @@ async def _ask(row: ScheduleRow, call: Callable[[], Awaitable[_T]]) -> _T:
         return await call()
     except RPCError as exc:
         if _missing(exc):
-            raise NotFoundError(
+            raise ScheduleLost(
                 f"schedule `{row.name}` is recorded but Temporal has no schedule "
                 f"`{row.schedule_id}` (was Temporal's data reset?): delete it and create it again"
             ) from exc
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise ServiceUnavailableError(f"Temporal does not answer: {exc.message}") from exc
-        raise
+        raise _temporal_error(exc) from exc
+
+
+def _temporal_error(exc: RPCError) -> Exception:
+    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return ServiceUnavailableError(f"Temporal does not answer: {exc.message}")
+    if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+        return _invalid("schedule", f"Temporal refused the schedule: {exc.message}")
+    return exc
 
 
 async def create(
@@ -377,6 +394,8 @@ async def create(
                 f"name: Temporal already has a schedule `{row.schedule_id}` that kombify does "
                 "not know (left from an earlier database?): delete it there, or choose another"
             ) from exc
+        if isinstance(exc, RPCError):
+            raise _temporal_error(exc) from exc
         raise
     return await describe(client=client, row=row, outcomes=False)
 
@@ -465,7 +484,19 @@ def list_rows(session: Session, org: Organisation) -> list[ScheduleRow]:
 
 async def describe_all(*, client: Client, rows: list[ScheduleRow]) -> SchedulesPublic:
     """Each of ``rows`` as Temporal describes it now."""
-    data = await asyncio.gather(*(describe(client=client, row=r, outcomes=False) for r in rows))
+
+    async def one(row: ScheduleRow) -> SchedulePublic:
+        try:
+            return await describe(client=client, row=row, outcomes=False)
+        except ScheduleLost as exc:  # listed as lost, so it can be seen and deleted
+            return SchedulePublic(
+                name=row.name, schedule_id=row.schedule_id, workflow=row.filename, cron=None,
+                every=None, jitter=None, overlap="", paused=False, note=exc.message, actions=0,
+                skipped_overlap=0, running=[], next_runs=[], recent_runs=[],
+                created_at=row.created_at, created_by=row.created_by, lost=True,
+            )  # fmt: skip
+
+    data = await asyncio.gather(*(one(r) for r in rows))
     return SchedulesPublic(data=list(data), count=len(data))
 
 

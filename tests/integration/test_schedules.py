@@ -318,3 +318,20 @@ def installation_again(home: Path, database: str, address: str, task_queue: str)
             yield api
 
     return started()
+
+
+async def test_a_schedule_temporal_lost_is_listed_as_lost_and_can_be_deleted(
+    inst: Installation, temporal: Client, name: str
+) -> None:
+    owner = inst.bearer(OWNER)
+    assert owner.post("/v1/schedules", json=_body(name, every="1h")).status_code == 201
+    await temporal.get_schedule_handle(schedule_id("local", name)).delete()  # as a data reset
+
+    listed = owner.get("/v1/schedules").json()["data"]
+    shown = owner.get(f"/v1/schedules/{name}")
+
+    assert [(s["name"], s["lost"]) for s in listed] == [(name, True)]
+    assert "Temporal has no schedule" in listed[0]["note"]
+    assert shown.status_code == 404 and "delete it and create it again" in shown.json()["detail"]
+    assert owner.delete(f"/v1/schedules/{name}").status_code == 204
+    assert owner.get("/v1/schedules").json()["count"] == 0

@@ -335,3 +335,20 @@ async def test_a_schedule_temporal_lost_is_listed_as_lost_and_can_be_deleted(
     assert shown.status_code == 404 and "delete it and create it again" in shown.json()["detail"]
     assert owner.delete(f"/v1/schedules/{name}").status_code == 204
     assert owner.get("/v1/schedules").json()["count"] == 0
+
+
+async def test_trigger_is_refused_when_overlap_skip_would_start_nothing(
+    inst: Installation, temporal: Client, name: str
+) -> None:
+    owner = inst.bearer(OWNER)
+    assert owner.post("/v1/schedules", json=_body(name, every="1h")).status_code == 201
+    assert owner.post(f"/v1/schedules/{name}/trigger").status_code == 200
+    going = await _until(temporal, name, lambda d: bool(d.info.running_actions), "not running")
+
+    again = owner.post(f"/v1/schedules/{name}/trigger")
+
+    assert again.status_code == 409, again.text
+    assert "skips overlapping runs" in again.json()["detail"]
+    assert going.info.running_actions[0].workflow_id in again.json()["detail"]
+    await asyncio.sleep(2)
+    assert (await _described(temporal, name)).info.num_actions == 1

@@ -14,6 +14,7 @@ from kombify.api.routes import (
     domains,
     healing,
     health,
+    history,
     me,
     mfa,
     nodes,
@@ -41,6 +42,7 @@ ROUTERS: list[APIRouter] = [
     orgs.router,
     api_keys.router,
     activity.router,
+    history.router,
 ]
 
 PUBLIC_ROUTERS: list[APIRouter] = [

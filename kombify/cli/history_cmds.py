@@ -69,7 +69,7 @@ def history(
     for revision in page["data"]:
         runs = _runs(revision)
         if revision["rollback_of"] is not None:
-            runs += f" (rollback of {revision['rollback_of']})"
+            runs = f"rollback of {revision['rollback_of']}: {runs}"
         table.add_row(
             str(revision["revision"]),
             str(revision["created_at"])[:19].replace("T", " "),

@@ -194,6 +194,8 @@ def _nodes(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings(data: dict[str, Any]) -> dict[str, Any]:
+    if not data:
+        return {}
     spec = {k: v for k, v in _mapping(data.get("spec")).items() if k not in ("services", "nodes")}
     top = {k: v for k, v in data.items() if k != "spec"}
     return _flatten({**top, "spec": spec})
@@ -207,6 +209,10 @@ def semantic_changes(old: str | None, new: str | None) -> list[Change]:
     a, b = _data(old), _data(new)
     changes: list[Change] = []
     before, after = _settings(a), _settings(b)
+    if not a or not b:  # from or to no file at all: the header says nothing about the stack
+        for header in ("apiVersion", "kind"):
+            before.pop(header, None)
+            after.pop(header, None)
     for path in sorted(before.keys() | after.keys()):
         if path not in before:
             changes.append(

@@ -108,7 +108,7 @@ def test_history_table_marks_deployed_current_and_rollbacks(
         "rev  created              runs                                  now       changes\n"
         "4    2026-12-02 21:44:36  never deployed                        current   "
         "~service web (env, command)\n"
-        "3    2026-12-02 21:43:36  succeeded (rollback of 1)             deployed  "
+        "3    2026-12-02 21:43:36  rollback of 1: succeeded              deployed  "
         "~service web (env, command)\n"
         "2    2026-12-02 21:42:36  failed, succeeded, destroy succeeded            "
         "~service web (env, command)\n"

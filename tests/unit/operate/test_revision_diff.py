@@ -151,7 +151,15 @@ def test_from_nothing_everything_is_added() -> None:
     diff = diff_sources(None, NEW, new_label="revision 1")
 
     kinds = {(c.object, c.name): c.kind for c in diff.changes}
-    assert kinds[("service", "web")] == "added" and kinds[("node", "box")] == "added"
+    assert kinds == {
+        ("setting", "metadata.name"): "added",
+        ("setting", "spec.stackkit"): "added",
+        ("setting", "spec.domain"): "added",
+        ("node", "box"): "added",
+        ("node", "extra"): "added",
+        ("service", "web"): "added",
+        ("service", "cache"): "added",
+    }
     assert diff.text.startswith("--- before\n+++ revision 1\n")
 
 

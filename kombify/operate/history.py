@@ -26,7 +26,13 @@ from kombify.db.models import (
     StackRevision,
 )
 from kombify.errors import ConflictError, NotFoundError
-from kombify.operate.revision_diff import Change, SourceDiff, diff_sources
+from kombify.operate.revision_diff import (
+    Change,
+    SourceDiff,
+    diff_sources,
+    semantic_changes,
+    summarize,
+)
 from kombify.operate.start_run import start_run
 from kombify.settings import Settings
 
@@ -192,7 +198,11 @@ def list_revisions(
     newest_first = list(reversed(rows))
     for index, row in enumerate(newest_first[offset : offset + limit], start=offset):
         before = newest_first[index + 1] if index + 1 < len(newest_first) else None
-        diff = diff_sources(before.source if before else None, row.source)
+        # Only the semantic changes: the masked text diff costs a slower parse per revision.
+        changes = semantic_changes(before.source if before else None, row.source)
+        summary = summarize(
+            changes, text_changed=before is not None and before.sha256 != row.sha256
+        )
         its_runs = by_revision.get(row.revision, [])
         deploys = [r for r in its_runs if r.kind == "deploy"]
         marks = [m for m in (_rollback_of(r) for r in deploys) if m is not None]
@@ -207,8 +217,8 @@ def list_revisions(
                 outcome=_outcome_word(deploys),
                 runs=[_outcome(r) for r in its_runs],
                 previous=before.revision if before else None,
-                summary=diff.summary if before else "first revision",
-                changes=[ChangePublic.of(c) for c in diff.changes] if before else [],
+                summary=summary if before else "first revision",
+                changes=[ChangePublic.of(c) for c in changes] if before else [],
             )
         )
     return RevisionsPublic(

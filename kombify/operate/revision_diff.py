@@ -74,9 +74,14 @@ class SourceDiff:
     @property
     def summary(self) -> str:
         """One line: ``~service web (command); +node n2`` or ``no changes``."""
-        if not self.changes:
-            return "no changes" if not self.text else "no changes (formatting only)"
-        return "; ".join(change.short() for change in self.changes)
+        return summarize(self.changes, text_changed=bool(self.text))
+
+
+def summarize(changes: tuple[Change, ...] | list[Change], *, text_changed: bool) -> str:
+    """One line of ``changes``: ``~service web (command); +node n2`` or ``no changes``."""
+    if not changes:
+        return "no changes (formatting only)" if text_changed else "no changes"
+    return "; ".join(change.short() for change in changes)
 
 
 # ---- semantic diff -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from kombify.api.routes import (
     domains,
     healing,
     health,
+    history,
     me,
     mfa,
     nodes,
@@ -44,6 +45,7 @@ ROUTERS: list[APIRouter] = [
     api_keys.router,
     activity.router,
     services.router,
+    history.router,
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 

@@ -44,10 +44,12 @@ def server() -> Iterator[StepServer]:
 
 @pytest.fixture(scope="module")
 async def env(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory, server: StepServer
 ) -> AsyncIterator[KombifyEnv]:
     kombify = KombifyEnv(tmp_path_factory.mktemp("userwf-home"), temporal_address)
     kombify.env["KOMBIFY_SECRET_HOOK_TOKEN"] = SECRET
+    # Apprise's json:// posts {title, message, type, ...} to the loopback server.
+    kombify.env["KOMBIFY_NOTIFY_URLS"] = server.url.replace("http://", "json://") + "/hook/notify"
     kombify.start_worker()
     yield kombify
     await kombify.close()
@@ -148,6 +150,8 @@ async def test_a_failed_step_runs_on_failure_and_skips_the_rest(
             webhook:
               url: SERVER/hook/report
               body: {step: "${{ failure.step }}", error: "${{ failure.error }}"}
+          - id: page
+            notify: {message: "${{ failure.step }} failed", title: nightly, type: failure}
         """.replace("SERVER", server.url),
     )
     run = await finished(env, await start(env, source))
@@ -155,9 +159,10 @@ async def test_a_failed_step_runs_on_failure_and_skips_the_rest(
     assert run["state"] == "failed"
     assert run["failure"]["step"] == "broken"
     by_id = steps(run)
-    assert [by_id[s]["state"] for s in ("broken", "later", "report")] == [
+    assert [by_id[s]["state"] for s in ("broken", "later", "report", "page")] == [
         "failed",
         "skipped",
+        "succeeded",
         "succeeded",
     ]
     assert (
@@ -166,6 +171,12 @@ async def test_a_failed_step_runs_on_failure_and_skips_the_rest(
     assert "later" not in server.hooks
     (call,) = server.hooks["report"]
     assert call["body"] == {"step": "broken", "error": by_id["broken"]["error"]}
+    (note,) = server.hooks["notify"]
+    assert (note["body"]["title"], note["body"]["message"], note["body"]["type"]) == (
+        "nightly",
+        "broken failed",
+        "failure",
+    )
 
 
 async def test_a_killed_worker_resumes_at_the_step_it_was_in(

@@ -341,51 +341,41 @@ class UserStepActivities:
         return await self._attempt(body, beat=False)
 
     async def _start_stack_run(self, request: StepInput, report: StepReport) -> str:
+        from kombify.operate.history import RollbackCreate, start_rollback
         from kombify.operate.start_run import start_run
 
         action = request.action
+        client = activity.client()
         with self._session() as session:
             org = store.get_organisation(session, slug=request.organisation)
-            stack = store.get_stack(session, organisation_id=org.id, name=action["stack"])
-            last = runs.last_rollout(session, stack=stack)
-            simulate = action.get("simulate", runs.simulated(last) if last else False)
-            options = DeploymentCreate(auto_approve=True, simulate=simulate)
-            kind = "destroy" if request.kind == "destroy" else "deploy"
             if request.kind == "rollback":
-                revision = self._rollback_revision(session, stack, action.get("to"))
-                source = store.get_revision(session, stack=stack, revision=revision).source
-                options = options.model_copy(
-                    update={"source": source, "filename": f"revision-{revision}.yaml"}
+                started = await start_rollback(
+                    session=session,
+                    org=org,
+                    client=client,
+                    settings=self.settings,
+                    name=action["stack"],
+                    request=RollbackCreate(
+                        to=action.get("to"), auto_approve=True, simulate=action.get("simulate")
+                    ),
                 )
-                report.say(f"rolling back to revision {revision}")
-            started = await start_run(
-                session=session,
-                org=org,
-                client=activity.client(),
-                settings=self.settings,
-                name=stack.name,
-                kind=kind,
-                options=options,
-                force=bool(action.get("force", False)),
-            )
+            else:
+                stack = store.get_stack(session, organisation_id=org.id, name=action["stack"])
+                last = runs.last_rollout(session, stack=stack)
+                simulate = action.get("simulate", runs.simulated(last) if last else False)
+                started = await start_run(
+                    session=session,
+                    org=org,
+                    client=client,
+                    settings=self.settings,
+                    name=stack.name,
+                    kind=request.kind,
+                    options=DeploymentCreate(auto_approve=True, simulate=simulate),
+                    force=bool(action.get("force", False)),
+                )
         activity.heartbeat(started.id)
-        report.say(f"started {kind} run {started.id} (revision {started.revision})")
+        report.say(f"started {request.kind} run {started.id} (revision {started.revision})")
         return started.id
-
-    @staticmethod
-    def _rollback_revision(session: Session, stack: Any, to: int | None) -> int:
-        deployed = runs.last_good_deploy(session, stack=stack)
-        if to is not None:
-            store.get_revision(session, stack=stack, revision=to)  # NotFoundError if none
-            return to
-        current = deployed.revision if deployed is not None else None
-        for row in runs.list_deployments(session, stack=stack, limit=200):
-            if row.kind == "deploy" and row.state == "succeeded" and row.revision != current:
-                return row.revision
-        raise StepFailed(
-            f"stack `{stack.name}` has no earlier successfully deployed revision to roll back to",
-            retryable=False,
-        )
 
     async def _wait_run(self, deployment_id: str) -> Deployment:
         while True:

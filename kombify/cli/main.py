@@ -13,6 +13,7 @@ from kombify.cli import (
     certs_cmds,
     deploy_cmds,
     heal_cmds,
+    history_cmds,
     login_cmds,
     nodes_cmds,
     routes_cmds,
@@ -77,6 +78,7 @@ def _root(
 
 runtime_cmds.register(app)
 deploy_cmds.register(app)
+history_cmds.register(app)
 heal_cmds.register(app)
 certs_cmds.register(app)
 stacks_cmds.register(app)

@@ -76,11 +76,13 @@ async def start_run(
     kind: str,
     options: DeploymentCreate,
     force: bool = False,
+    rollback_of: int | None = None,
 ) -> DeploymentPublic:
     """Start a ``kind`` run ("deploy" or "destroy") of the stack called ``name`` in ``org``.
 
     With ``options.source`` the file is stored as the stack's next revision, made current only
-    once the run started.
+    once the run started. ``rollback_of`` (a deploy of an earlier revision's file, see
+    :mod:`kombify.operate.history`) is recorded among the run's options.
 
     Raises:
         NotFoundError: No such stack.
@@ -106,7 +108,9 @@ async def start_run(
         revision=revision,
         kind=kind,
         workflow_id=workflow_id,
-        options=options.options() | ({"force": True} if force else {}),
+        options=options.options()
+        | ({"force": True} if force else {})
+        | ({"rollback_of": rollback_of} if rollback_of is not None else {}),
     )
     request = DeployInput(
         deployment_id=row.id,

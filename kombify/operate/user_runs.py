@@ -148,7 +148,11 @@ async def get_user_run(*, client: Client, organisation: str, run_id: str) -> dic
             if isinstance(cause, ApplicationError) and cause.details:
                 summary = cause.details[0]
     elif status == WorkflowExecutionStatus.RUNNING:
-        summary = await handle.query(PROGRESS_QUERY)
+        try:
+            summary = await handle.query(PROGRESS_QUERY)
+        except RPCError:
+            # No worker answers right now (it is restarting): the run goes on, unseen.
+            summary = None
     state = _STATES.get(status, "unknown") if status else "unknown"
     if not isinstance(summary, dict):
         summary = {"workflow": _name_of(run_id, organisation), "steps": [], "error": ""}

@@ -85,8 +85,9 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while position < stripped_end:
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
-            shown = text[position:].strip()[:20]
-            raise ExpressionError(f"unexpected `{shown}` at character {position + 1}")
+            rest = text[position:]
+            at = position + len(rest) - len(rest.lstrip()) + 1
+            raise ExpressionError(f"unexpected `{rest.strip()[:20]}` at character {at}")
         kind = match.lastgroup or ""
         result.append((kind, match.group(kind)))
         position = match.end()

@@ -18,6 +18,7 @@ import pytest
 
 from kombify.runtime.temporal_client import connect
 from tests.support.deploy_env import KombifyEnv
+from tests.support.served_api import run_cli, served
 from tests.support.userwf_server import StepServer
 
 SECRET = "s3cr3t-hook-token-value"
@@ -43,10 +44,12 @@ def server() -> Iterator[StepServer]:
 
 @pytest.fixture(scope="module")
 async def env(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory, server: StepServer
 ) -> AsyncIterator[KombifyEnv]:
     kombify = KombifyEnv(tmp_path_factory.mktemp("userwf-home"), temporal_address)
     kombify.env["KOMBIFY_SECRET_HOOK_TOKEN"] = SECRET
+    # Apprise's json:// posts {title, message, type, ...} to the loopback server.
+    kombify.env["KOMBIFY_NOTIFY_URLS"] = server.url.replace("http://", "json://") + "/hook/notify"
     kombify.start_worker()
     yield kombify
     await kombify.close()
@@ -147,6 +150,8 @@ async def test_a_failed_step_runs_on_failure_and_skips_the_rest(
             webhook:
               url: SERVER/hook/report
               body: {step: "${{ failure.step }}", error: "${{ failure.error }}"}
+          - id: page
+            notify: {message: "${{ failure.step }} failed", title: nightly, type: failure}
         """.replace("SERVER", server.url),
     )
     run = await finished(env, await start(env, source))
@@ -154,9 +159,10 @@ async def test_a_failed_step_runs_on_failure_and_skips_the_rest(
     assert run["state"] == "failed"
     assert run["failure"]["step"] == "broken"
     by_id = steps(run)
-    assert [by_id[s]["state"] for s in ("broken", "later", "report")] == [
+    assert [by_id[s]["state"] for s in ("broken", "later", "report", "page")] == [
         "failed",
         "skipped",
+        "succeeded",
         "succeeded",
     ]
     assert (
@@ -165,6 +171,12 @@ async def test_a_failed_step_runs_on_failure_and_skips_the_rest(
     assert "later" not in server.hooks
     (call,) = server.hooks["report"]
     assert call["body"] == {"step": "broken", "error": by_id["broken"]["error"]}
+    (note,) = server.hooks["notify"]
+    assert (note["body"]["title"], note["body"]["message"], note["body"]["type"]) == (
+        "nightly",
+        "broken failed",
+        "failure",
+    )
 
 
 async def test_a_killed_worker_resumes_at_the_step_it_was_in(
@@ -189,6 +201,7 @@ async def test_a_killed_worker_resumes_at_the_step_it_was_in(
     assert server.hits["/gate"] >= 2, "the gate step never started"
 
     env.kill_worker()
+    await asyncio.sleep(0.5)  # a request the dead worker sent may still be being answered
     polled = server.hits["/gate"]
     await asyncio.sleep(2)
     assert server.hits["/gate"] == polled  # nothing polls while no worker runs
@@ -235,3 +248,50 @@ async def test_bad_files_and_inputs_are_refused(env: KombifyEnv, tmp_path: Path)
 
     response = await env.http.get("/v1/workflow-runs/kombify-userwf-other-org-x-1234")
     assert response.status_code == 404
+
+
+async def test_the_cli_follows_a_run_and_exits_1_when_it_failed(
+    env: KombifyEnv, server: StepServer, tmp_path: Path
+) -> None:
+    source = workflow(
+        "cli-check",
+        """\
+        steps:
+          - id: up
+            http: {url: "SERVER/status/200"}
+          - id: down
+            http: {url: "SERVER/status/503", expect: {status: 200}}
+            retries: {attempts: 2, backoff: 1s}
+          - id: never
+            sleep: 1s
+        """.replace("SERVER", server.url),
+    )
+    (tmp_path / "check.yaml").write_text(source)
+    with served(env.app) as url:
+        ran = await asyncio.to_thread(
+            run_cli, env.home, url, "workflow", "run", str(tmp_path / "check.yaml"), "--follow"
+        )
+        run_id = ran.stdout.splitlines()[0].split()[1]
+        listed = await asyncio.to_thread(run_cli, env.home, url, "workflow", "runs", "--json")
+        shown = await asyncio.to_thread(run_cli, env.home, url, "workflow", "show", run_id)
+
+    assert ran.returncode == 1, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[0] == f"run {run_id} of `cli-check`"
+    # A step may finish between two polls: its "running" line is then not shown.
+    assert [line.split(" in ")[0] for line in lines if line.startswith("✓")] == [
+        "✓ up (http) succeeded"
+    ]
+    failed = [line for line in lines if line.startswith("✗ down")]
+    assert len(failed) == 1 and failed[0].endswith(
+        f"2 attempts: GET {server.url}/status/503: status 503, expected 200"
+    )
+    assert lines[-1] == "– never (sleep) skipped (an earlier step failed)"
+    assert ran.stderr.strip() == f"run {run_id} failed: step `down` failed"
+    runs = {r["id"]: r for r in json.loads(listed.stdout)["data"]}
+    assert runs[run_id]["state"] == "failed" and runs[run_id]["workflow"] == "cli-check"
+    assert shown.returncode == 0
+    assert shown.stdout.splitlines()[:2] == [
+        f"run {run_id} of `cli-check`: failed",
+        "error: step `down` failed",
+    ]

@@ -77,6 +77,7 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("put", "/v1/stacks/{name}"): {"source": kombination(stack)},
         ("post", "/v1/stacks/{name}/deployments"): {"auto_approve": True, "simulate": True},
         ("post", "/v1/stacks/{name}/destroy"): {"force": False},
+        ("post", "/v1/stacks/{name}/rollback"): {"to": 1, "auto_approve": True},
         ("post", "/v1/simulations"): {"name": simulation, "nodes": 1},
         ("post", "/v1/simulations/templates"): {"source": TEMPLATE},
         ("post", "/v1/simulation-runs"): {"name": simulation, "nodes": 1, "ttl_seconds": 60},

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from kombify.accounts import api_keys, orgs, users
 from kombify.api import sim_owners
+from kombify.contracts.user_workflow import user_workflow_id_prefix
 from kombify.db import deployments as runs
 from kombify.db.account_tables import UserSession
 from kombify.db.models import Stack
@@ -53,12 +54,14 @@ class Tenant:
             "org": self.slug,
             "name": self.simulation if simulation else self.stack,
             "node": "box",  # the stack's node
+            "revision": "1",  # the stack's first revision
             "action": "start",
             "deployment_id": self.deployment_id,
             "user_id": self.member_id,
             "invitation_id": self.invitation_id,
             "key_id": self.key_id,
             "session_id": self.member_session_id,
+            "run_id": f"{user_workflow_id_prefix(self.slug)}nightly-0a1b2c3d",
             # Tools and login providers are the installation's, not an organisation's.
             "tool": "stack",
             "path": "api/health",

@@ -14,6 +14,7 @@ from kombify.api.routes import (
     domains,
     healing,
     health,
+    history,
     me,
     mfa,
     nodes,
@@ -46,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     activity.router,
     schedules.router,
     services.router,
+    history.router,
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, Field
 
-from kombify.api.deps import SettingsDep, TemporalDep
+from kombify.api.deps import SettingsDep, TemporalDep, get_temporal
 from kombify.api.principal import AuthorizedDep, OrgDep
+from kombify.contracts.user_workflow import user_workflow_id_prefix
+from kombify.errors import NotFoundError
 from kombify.operate.user_runs import get_user_run, list_user_runs, start_user_run
 from kombify.specs.source import MAX_BYTES
 from kombify.userwf.load import workflow_problems
@@ -91,6 +93,10 @@ async def list_workflow_runs(org: OrgDep, client: TemporalDep) -> dict[str, Any]
 
 
 @router.get("/workflow-runs/{run_id}", responses=_ERRORS)
-async def get_workflow_run(run_id: RunId, org: OrgDep, client: TemporalDep) -> dict[str, Any]:
+async def get_workflow_run(run_id: RunId, org: OrgDep, request: Request) -> dict[str, Any]:
     """One run: every step's state, attempts, outputs, timings and last log lines."""
+    # Another organisation's id is refused before Temporal is dialled.
+    if not run_id.startswith(user_workflow_id_prefix(org.slug)):
+        raise NotFoundError(f"no workflow run `{run_id}`")
+    client = await get_temporal(request)
     return await get_user_run(client=client, organisation=org.slug, run_id=run_id)

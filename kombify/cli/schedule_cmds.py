@@ -80,7 +80,8 @@ def print_schedule(s: dict[str, Any]) -> None:
     """One schedule: spec, state, the next runs and the recent ones with their outcome."""
     lines = [
         f"schedule  {s['name']}  ({s['schedule_id']})",
-        f"workflow  {s['workflow']}",
+        f"workflow  {s['workflow']}"
+        + "".join(f" {k}={v}" for k, v in sorted(s.get("inputs", {}).items())),
         f"when      {_spec(s)}, overlap {s['overlap']}",
         f"state     {_state(s)}" + (f": {s['note']}" if s["note"] else ""),
         f"runs      {s['actions']} started, {s['skipped_overlap']} skipped (overlap)",
@@ -108,6 +109,16 @@ def _show(s: dict[str, Any], json_output: bool, done: str) -> None:
     console.print(f"schedule `{s['name']}` {done}: {_spec(s)}; {state}", markup=False)
 
 
+def _inputs(values: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"`{value}`: expected NAME=VALUE", param_hint="--input")
+        parsed[name] = text
+    return parsed
+
+
 @schedule_app.command("create")
 def create(
     name: ScheduleArg,
@@ -132,6 +143,10 @@ def create(
     jitter: Annotated[
         str | None, typer.Option("--jitter", help="Start each run up to this much later (5m).")
     ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="A value of the file's spec.inputs: NAME=VALUE."),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Run a workflow file on a cron or an interval (exactly one of --cron and --every)."""
@@ -149,6 +164,7 @@ def create(
         "every": every,
         "overlap": overlap.value,
         "jitter": jitter,
+        "inputs": _inputs(inputs or []),
     }
     made: dict[str, Any] = _client().request("POST", "/v1/schedules", json=body)
     _show(made, json_output, "created")

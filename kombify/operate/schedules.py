@@ -45,6 +45,7 @@ from kombify.db.models import Organisation
 from kombify.db.schedule_tables import ScheduleRow
 from kombify.errors import ConflictError, NotFoundError, ServiceUnavailableError, SpecError
 from kombify.names import ScheduleName, check_schedule_name
+from kombify.operate.user_runs import RUN_KIND_WORKFLOW
 
 _T = TypeVar("_T")
 Overlap = Literal["skip", "buffer", "allow"]
@@ -54,7 +55,6 @@ OVERLAP_POLICIES: dict[str, ScheduleOverlapPolicy] = {
     "allow": ScheduleOverlapPolicy.ALLOW_ALL,
 }
 _OVERLAP_NAMES = {policy: name for name, policy in OVERLAP_POLICIES.items()}
-RUN_KIND_SCHEDULED = "user-workflow"
 UPCOMING = 5
 # Shorter intervals would start runs faster than a worker can record them.
 EVERY_MIN = timedelta(seconds=1)
@@ -85,6 +85,9 @@ class ScheduleCreate(BaseModel):
     jitter: str | None = Field(
         default=None, max_length=20, description="Start each run up to this much later (5m)."
     )
+    inputs: dict[str, str] = Field(
+        default_factory=dict, max_length=50, description="Values of the file's spec.inputs."
+    )
 
 
 class ScheduleNote(BaseModel):
@@ -112,6 +115,7 @@ class SchedulePublic(BaseModel):
     name: str
     schedule_id: str
     workflow: str = Field(description="Filename of the workflow file it runs.")
+    inputs: dict[str, str] = Field(description="The values of spec.inputs each run gets.")
     cron: str | None
     every: str | None
     jitter: str | None
@@ -229,15 +233,22 @@ def check_cron(text: str) -> str:
     return " ".join(fields)
 
 
-def check_workflow_source(source: str, filename: str) -> None:
-    """Refuse a workflow file with the problems ``kombify workflow validate`` reports.
+def check_workflow_source(source: str, filename: str, inputs: dict[str, str]) -> str:
+    """The file's ``metadata.name``; refused with the problems ``kombify workflow validate``
+    reports, or when an input is unknown or a required one is missing.
 
     Raises:
         WorkflowFileError: A :class:`SpecError` listing every problem (path and line).
+        SpecError: A bad input (naming ``inputs``).
     """
-    from kombify.userwf.load import load_workflow
+    from kombify.userwf.load import load_workflow, resolve_inputs
 
-    load_workflow(source, filename)
+    model = load_workflow(source, filename)
+    try:
+        resolve_inputs(model, inputs)
+    except SpecError as exc:
+        raise _invalid("inputs", exc.message) from None
+    return model.name
 
 
 def _spec(body: ScheduleCreate) -> tuple[ScheduleSpec, str | None, str | None]:
@@ -267,13 +278,14 @@ def _spec(body: ScheduleCreate) -> tuple[ScheduleSpec, str | None, str | None]:
 def _org_attributes(organisation: str, *, run: bool) -> TypedSearchAttributes:
     pairs: list[SearchAttributePair[str]] = [SearchAttributePair(ORGANISATION, organisation)]
     if run:
-        pairs.append(SearchAttributePair(RUN_KIND, RUN_KIND_SCHEDULED))
+        pairs.append(SearchAttributePair(RUN_KIND, RUN_KIND_WORKFLOW))
     return TypedSearchAttributes(pairs)
 
 
 def _temporal_schedule(
-    org: str, body: ScheduleCreate, spec: ScheduleSpec, task_queue: str
+    org: str, body: ScheduleCreate, spec: ScheduleSpec, task_queue: str, workflow: str
 ) -> Schedule:
+    triggered_by = f"schedule:{body.name}"
     return Schedule(
         action=ScheduleActionStartWorkflow(
             USER_WORKFLOW_NAME,
@@ -281,10 +293,13 @@ def _temporal_schedule(
                 organisation=org,
                 source=body.source,
                 filename=body.filename,
-                triggered_by=f"schedule:{body.name}",
+                triggered_by=triggered_by,
+                inputs=dict(body.inputs),
             ),
             id=run_id_prefix(org, body.name),
             task_queue=task_queue,
+            # As kombify.operate.user_runs starts a run: `kombify workflow runs` names it.
+            memo={"workflow": workflow, "triggered_by": triggered_by},
             typed_search_attributes=_org_attributes(org, run=True),
         ),
         spec=spec,
@@ -357,7 +372,7 @@ async def create(
         ConflictError: The organisation has a schedule of that name.
     """
     spec, cron, every = _spec(body)
-    check_workflow_source(body.source, body.filename)
+    workflow = check_workflow_source(body.source, body.filename, body.inputs)
     if session.exec(
         select(ScheduleRow.id).where(
             ScheduleRow.organisation_id == org.id, ScheduleRow.name == body.name
@@ -382,7 +397,7 @@ async def create(
     try:
         await client.create_schedule(
             row.schedule_id,
-            _temporal_schedule(org.slug, body, spec, task_queue),
+            _temporal_schedule(org.slug, body, spec, task_queue, workflow),
             memo={"organisation": org.slug, "name": body.name, "cron": cron, "every": every},
             search_attributes=_org_attributes(org.slug, run=False),
         )
@@ -418,6 +433,14 @@ async def _outcome(client: Client, workflow_id: str, run_id: str) -> str:
     return described.status.name.lower() if described.status is not None else "unknown"
 
 
+async def _inputs_of(found: ScheduleDescription) -> dict[str, str]:
+    action = found.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow) or not action.args:
+        return {}
+    given = await found.data_converter.decode([action.args[0]], [UserWorkflowInput])
+    return dict(given[0].inputs)
+
+
 async def _public(
     client: Client, row: ScheduleRow, found: ScheduleDescription, *, outcomes: bool
 ) -> SchedulePublic:
@@ -427,6 +450,7 @@ async def _public(
     if every is None and spec.intervals:
         every = format_duration(spec.intervals[0].every)
     policy = found.schedule.policy.overlap
+    inputs = await _inputs_of(found)
     state = found.schedule.state
     recent = []
     for done in found.info.recent_actions[-10:]:
@@ -450,6 +474,7 @@ async def _public(
         name=row.name,
         schedule_id=row.schedule_id,
         workflow=row.filename,
+        inputs=inputs,
         cron=memo.get("cron"),
         every=every,
         jitter=format_duration(spec.jitter) if spec.jitter else None,
@@ -490,7 +515,8 @@ async def describe_all(*, client: Client, rows: list[ScheduleRow]) -> SchedulesP
             return await describe(client=client, row=row, outcomes=False)
         except ScheduleLost as exc:  # listed as lost, so it can be seen and deleted
             return SchedulePublic(
-                name=row.name, schedule_id=row.schedule_id, workflow=row.filename, cron=None,
+                name=row.name, schedule_id=row.schedule_id, workflow=row.filename, inputs={},
+                cron=None,
                 every=None, jitter=None, overlap="", paused=False, note=exc.message, actions=0,
                 skipped_overlap=0, running=[], next_runs=[], recent_runs=[],
                 created_at=row.created_at, created_by=row.created_by, lost=True,

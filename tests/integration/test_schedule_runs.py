@@ -52,6 +52,9 @@ async def test_scheduled_runs_complete_and_go_on_after_a_worker_restart(env: Kom
     run = await env.call("GET", f"/v1/workflow-runs/{first['workflow_id']}")
     assert run["id"] == first["workflow_id"]
     assert [s["state"] for s in run["steps"]] == ["succeeded"]
+    runs = (await env.call("GET", "/v1/workflow-runs"))["data"]
+    listed = next(r for r in runs if r["id"] == first["workflow_id"])
+    assert (listed["workflow"], listed["triggered_by"]) == ("nap", "schedule:nap")
     env.stop_worker()
     env.start_worker()
     later = await _completed_after(env, "nap", first["started_at"])

@@ -43,6 +43,9 @@ spec:
       sleep: 1s
 """
 PROBLEM = "application/problem+json"
+NEEDS_INPUT = WORKFLOW.replace("spec:\n", "spec:\n  inputs:\n    who: {required: true}\n").replace(
+    "sleep: 1s", "notify: {message: 'hello ${{ inputs.who }}'}"
+)
 
 
 @pytest.fixture
@@ -182,8 +185,12 @@ async def test_cron_overlap_and_jitter_are_set_as_asked(
     owner = inst.bearer(OWNER)
 
     made = owner.post(
-        "/v1/schedules", json=_body(name, cron="*/5 * * * *", overlap="buffer", jitter="30s")
-    )
+        "/v1/schedules",
+        json=_body(
+            name, cron="*/5 * * * *", overlap="buffer", jitter="30s", source=NEEDS_INPUT,
+            inputs={"who": "world"},
+        ),
+    )  # fmt: skip
 
     assert made.status_code == 201, made.text
     found = await _described(temporal, name)
@@ -194,8 +201,10 @@ async def test_cron_overlap_and_jitter_are_set_as_asked(
     assert len(upcoming) >= 5 and all(t.minute % 5 == 0 and t.second < 30 for t in upcoming)
     listed = owner.get("/v1/schedules").json()
     assert listed["count"] == 1
-    assert {k: listed["data"][0][k] for k in ("name", "cron", "every", "overlap", "jitter")} == {
+    keys = ("name", "cron", "every", "overlap", "jitter", "inputs")
+    assert {k: listed["data"][0][k] for k in keys} == {
         "name": name, "cron": "*/5 * * * *", "every": None, "overlap": "buffer", "jitter": "30s",
+        "inputs": {"who": "world"},
     }  # fmt: skip
     # The name is taken once per organisation.
     taken = owner.post("/v1/schedules", json=_body(name, every="1h"))
@@ -217,6 +226,8 @@ async def test_cron_overlap_and_jitter_are_set_as_asked(
         ({"every": "1h", "overlap": "queue"}, "overlap", "'skip', 'buffer' or 'allow'"),
         ({"every": "1h", "name": "Nightly_Job"}, "name", "schedule name `Nightly_Job`"),
         ({"every": "1h", "source": WORKFLOW.replace("sleep: 1s", "slep: 1s")}, "", "nap.yaml:"),
+        ({"every": "1h", "inputs": {"nope": "1"}}, "inputs", "unknown input `nope`"),
+        ({"every": "1h", "source": NEEDS_INPUT}, "inputs", "input `who` is required"),
     ],
 )
 async def test_a_bad_request_is_refused_naming_the_field_and_nothing_is_made(

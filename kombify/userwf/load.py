@@ -32,7 +32,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "deploy": ("deployment", "revision", "state"),
     "destroy": ("deployment", "revision", "state"),
     "rollback": ("deployment", "revision", "state"),
-    "restart": (),
+    "restart": ("replicas",),
     "sleep": (),
     "notify": (),
 }

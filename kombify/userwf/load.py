@@ -32,7 +32,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "deploy": ("deployment", "revision", "state"),
     "destroy": ("deployment", "revision", "state"),
     "rollback": ("deployment", "revision", "state"),
-    "restart": (),
+    "restart": ("replicas",),
     "sleep": (),
     "notify": (),
 }
@@ -309,7 +309,7 @@ class _Checker:
             self.check_run(action, join(path, "run"))
         if kind == "sleep":
             action = {"seconds": parse_duration(action)}
-        retries = self.retries(item.get("retries"))
+        retries = self.retries(item.get("retries"), join(path, "retries"))
         timeout = self.timeout(item, kind, action, path) if present else 1
         return Step(
             id=item["id"],
@@ -347,17 +347,23 @@ class _Checker:
             )
         return seconds
 
-    def retries(self, value: Any) -> Retry:
+    def retries(self, value: Any, path: str) -> Retry:
         if value is None:
             return Retry()
         if isinstance(value, int):
             return Retry(attempts=value)
-        return Retry(
+        retry = Retry(
             attempts=value["attempts"],
             backoff=parse_duration(value.get("backoff", "1s")) or 1,
             factor=float(value.get("factor", 2.0)),
             max_backoff=parse_duration(value["max_backoff"]) if "max_backoff" in value else None,
         )
+        if retry.max_backoff is not None and retry.max_backoff < retry.backoff:
+            self.problem(
+                join(path, "max_backoff"),
+                f"must be at least the backoff ({value.get('backoff', '1s')})",
+            )
+        return retry
 
     def check_references(self, steps: list[Step | Group], on_failure: tuple[Step, ...]) -> None:
         done: set[str] = set()

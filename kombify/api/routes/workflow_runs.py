@@ -17,7 +17,7 @@ from kombify.contracts.user_workflow import user_workflow_id_prefix
 from kombify.errors import NotFoundError
 from kombify.operate.user_runs import get_user_run, list_user_runs, start_user_run
 from kombify.specs.source import MAX_BYTES
-from kombify.userwf.load import workflow_problems
+from kombify.userwf.load import load_workflow, resolve_inputs, workflow_problems
 
 router = APIRouter(prefix="/v1", tags=["workflows"])
 
@@ -64,10 +64,13 @@ async def create_workflow_run(
     body: WorkflowRunCreate,
     principal: AuthorizedDep,
     org: OrgDep,
-    client: TemporalDep,
+    request: Request,
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Validate the file and start a run; follow it with ``GET /v1/workflow-runs/{id}``."""
+    # A bad file or input is refused before Temporal is dialled.
+    resolve_inputs(load_workflow(body.source, body.filename), body.inputs)
+    client = await get_temporal(request)
     if principal.api_key_id:
         triggered_by = f"api-key:{principal.api_key_id}"
     elif principal.user is not None:

@@ -173,6 +173,7 @@ def test_actions_and_expressions_are_checked() -> None:
             - id: broken
               if: "steps.two.outcome == "
               notify: {message: "${{ secrets.TOKEN }}"}
+              retries: {attempts: 3, backoff: 1m, max_backoff: 30s}
         """
     )
     assert found == [
@@ -195,6 +196,7 @@ def test_actions_and_expressions_are_checked() -> None:
             "`secrets.TOKEN`: secrets may stand only alone in a `${{ }}` of http/webhook "
             "headers or a webhook url (they are resolved by the worker, never stored)",
         ),
+        ("spec.steps[3].retries.max_backoff", 17, "must be at least the backoff (1m)"),
     ]
 
 

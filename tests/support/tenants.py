@@ -53,6 +53,7 @@ class Tenant:
             "org": self.slug,
             "name": self.simulation if simulation else self.stack,
             "node": "box",  # the stack's node
+            "service": "web",  # a service of the stack
             "action": "start",
             "deployment_id": self.deployment_id,
             "user_id": self.member_id,

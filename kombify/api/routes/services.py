@@ -20,6 +20,7 @@ from sse_starlette import EventSourceResponse
 
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
+from kombify.api.owned import OwnsStack
 from kombify.api.principal import AuthorizedDep, OrgDep
 from kombify.api.stack_runs import deployed_stack
 from kombify.errors import ForbiddenError, KombifyError
@@ -121,7 +122,7 @@ async def _checked(
     return reach, deployed
 
 
-@router.post("/{name}/services/{service}/exec", responses=_ERRORS)
+@router.post("/{name}/services/{service}/exec", responses=_ERRORS, dependencies=[OwnsStack])
 async def exec_command(
     name: StackName,
     service: ServiceName,
@@ -152,7 +153,7 @@ async def exec_command(
     return ExecPublic(**asdict(result))
 
 
-@router.post("/{name}/services/{service}/{action}", responses=_ERRORS)
+@router.post("/{name}/services/{service}/{action}", responses=_ERRORS, dependencies=[OwnsStack])
 async def act(
     name: StackName,
     service: ServiceName,
@@ -207,7 +208,7 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
     )
 
 
-@router.get("/{name}/services/{service}/logs", responses=_ERRORS)
+@router.get("/{name}/services/{service}/logs", responses=_ERRORS, dependencies=[OwnsStack])
 async def logs(
     name: StackName,
     service: ServiceName,

@@ -182,7 +182,7 @@ async def test_a_stack_never_deployed_is_409(kombify: KombifyEnv) -> None:
     assert response.status_code == 409 and "never deployed" in response.json()["detail"]
 
 
-async def test_a_viewer_is_refused(kombify: KombifyEnv, stack: str) -> None:
+async def test_a_viewer_is_refused(kombify: KombifyEnv, stack: str, api_url: str) -> None:
     viewer = {"Authorization": f"Bearer {_viewer_key(kombify)}"}
 
     for path, body in (
@@ -192,6 +192,15 @@ async def test_a_viewer_is_refused(kombify: KombifyEnv, stack: str) -> None:
         response = await kombify.http.post(f"/v1/stacks/{stack}/{path}", json=body, headers=viewer)
         assert response.status_code == 403, path
         assert "viewer" in response.json()["detail"] or "read" in response.json()["detail"]
+    # Interactive exec too (a WebSocket, authenticated by the route itself).
+    from websockets.asyncio.client import connect
+
+    url = api_url.replace("http://", "ws://") + f"/v1/stacks/{stack}/services/web/exec?cmd=sh"
+    async with connect(url, additional_headers=viewer) as ws:
+        refusal = json.loads(await ws.recv())
+    assert refusal["type"] == "error" and refusal["status"] == 403
+    async with connect(url) as ws:  # no credential at all
+        assert json.loads(await ws.recv())["status"] == 401
     # Reading is what a viewer may do: the logs answer.
     logs = await kombify.http.get(f"/v1/stacks/{stack}/services/web/logs?tail=1", headers=viewer)
     assert logs.status_code == 200

@@ -101,7 +101,7 @@ async def test_restart_restarts_the_container_and_it_answers_again(
 
 
 async def test_stop_holds_the_service_stopped_through_a_heal_pass_until_start(
-    kombify: KombifyEnv, stack: str
+    kombify: KombifyEnv, stack: str, api_url: str
 ) -> None:
     result = await kombify.call("POST", f"/v1/stacks/{stack}/services/web/stop")
 
@@ -110,6 +110,11 @@ async def test_stop_holds_the_service_stopped_through_a_heal_pass_until_start(
     assert (await kombify.containers(stack, "box", running=True)).get("web") is None
     web = await _web_state(kombify, stack)
     assert web["state"] == "stopped-by-owner" and web["stopped_by_owner"] is True
+
+    # `kombify status` does not count it as a failure: the stack is as its owner wants it.
+    shown = await asyncio.to_thread(run_cli, kombify.home, api_url, "status", stack)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "stopped-by-owner" in shown.stdout
 
     # A heal pass (as the schedule runs it) finds nothing to mend: the owner wants it stopped.
     healed = await kombify.call("POST", f"/v1/stacks/{stack}/heal")

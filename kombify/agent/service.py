@@ -12,7 +12,6 @@ import logging
 import tempfile
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from kombify.agent.proto import agent_base, pb
 from kombify.agent.repair import Repairer
 from kombify.agent.state import Holds, ManifestStore
 from kombify.agent.swarm_rpc import SwarmRpcs
+from kombify.agent.times import parse_time
 from kombify.agent.watch import DEFAULT_KEEPALIVE_S, ChangeLock, Changes, problems, watch
 from kombify.errors import DockerError
 
@@ -427,19 +427,6 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
             spool.seek(0)
             images: list[str] = await self._engine(self.engine.load_image, spool)
         await stream.send_message(pb.LoadImageResponse(images=images))
-
-
-def parse_time(text: str) -> float:
-    """An RFC 3339 time (``Z`` or an offset, any fraction) as Unix time."""
-    stamp = text.strip().replace("z", "Z").replace("Z", "+00:00")
-    head, dot, rest = stamp.partition(".")
-    if dot:  # Docker writes nanoseconds; Python reads microseconds at most
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        stamp = f"{head}.{rest[:digits][:6]}{rest[digits:]}"
-    when = datetime.fromisoformat(stamp)
-    if when.tzinfo is None:
-        raise ValueError(f"no time zone in {text!r}")
-    return when.timestamp()
 
 
 def _log_line(item: Managed, name: str, raw: bytes) -> pb.LogLine:

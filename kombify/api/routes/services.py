@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
+from kombify.agent.times import parse_time
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.owned import OwnsStack
@@ -199,8 +200,6 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
     if seconds is not None:
         return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
     if _RFC3339.match(text):
-        from kombify.agent.service import parse_time
-
         return datetime.fromtimestamp(parse_time(text), UTC)
     raise InvalidParameterError(
         f"since: expected a duration like `10m`, `2h` or `30s`, or an RFC 3339 time like "

@@ -95,6 +95,28 @@ class DeployedStack:
         return found
 
 
+@asynccontextmanager
+async def node_agent(
+    agents: AgentActivities, organisation: str, stack: str, target: NodeTarget
+) -> AsyncIterator[Any]:
+    """An agent client of one node of a stack, through an SSH session to ``target``.
+
+    ``target`` is used as given: pin it first (:meth:`StackReach.agent` does).
+
+    Raises:
+        AgentError: The node agent does not run, or does not answer as that node.
+        SshError: SSH to the node failed.
+    """
+    async with node_session(target) as session:
+        if not await agents._agent_running(session):
+            raise AgentError(
+                f"node `{target.name}`: its node agent is not running (the next apply starts it)"
+            )
+        identity = node_identity(organisation, stack, target.name)
+        async with agents.agent(session, identity) as client:
+            yield client
+
+
 class StackReach:
     """Reaches the agents of deployed stacks with this installation's settings.
 
@@ -174,14 +196,8 @@ class StackReach:
             SshError: SSH to the node failed (HostKeyChangedError: not the pinned node).
         """
         target = await self._pinned(deployed, self.target(deployed, node))
-        async with node_session(target) as session:
-            if not await self.agents._agent_running(session):
-                raise AgentError(
-                    f"node `{node}`: its node agent is not running (the next apply starts it)"
-                )
-            identity = node_identity(deployed.organisation, deployed.name, node)
-            async with self.agents.agent(session, identity) as client:
-                yield client
+        async with node_agent(self.agents, deployed.organisation, deployed.name, target) as client:
+            yield client
 
     async def swarm_tasks(self, deployed: DeployedStack, service: str) -> list[Any]:
         """The running tasks of a swarm kit's service, asked from the first manager answering.

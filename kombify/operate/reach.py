@@ -4,8 +4,8 @@ The same way the deploy and ``kombify status`` reach them: the deployed revision
 they can be reached now (a simulated node through its published SSH port), each held to its
 host key pin, an SSH session, a tunnel to the agent's loopback port, and mutual TLS with the
 control plane's client certificate. What this adds is the question "where does service X
-run?": on a container kit, the nodes whose manifest has it; on a swarm kit, the nodes a
-manager says its tasks run on.
+run?": on a container kit, the nodes whose manifest has it. A swarm kit's Swarm services are
+recognised, and refused for now (docs/services.md, "Limits").
 """
 
 from __future__ import annotations
@@ -198,25 +198,3 @@ class StackReach:
         target = await self._pinned(deployed, self.target(deployed, node))
         async with node_agent(self.agents, deployed.organisation, deployed.name, target) as client:
             yield client
-
-    async def swarm_tasks(self, deployed: DeployedStack, service: str) -> list[Any]:
-        """The running tasks of a swarm kit's service, asked from the first manager answering.
-
-        Raises:
-            AgentError: No manager answered.
-        """
-        last = "the stack has no manager node that can be reached"
-        for node, target in sorted(deployed.targets.items()):
-            if target.role != "manager":
-                continue
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT), self.agent(deployed, node) as client:
-                    listed = await client.list_swarm_services(deployed.name)
-            except (TimeoutError, AgentError) as exc:
-                last = f"{node}: {exc}"
-                continue
-            for item in listed.services:
-                if item.name == service:
-                    return [t for t in item.tasks if t.state == "running"]
-            return []
-        raise AgentError(f"the swarm of stack `{deployed.name}` cannot be asked: {last}")

@@ -16,10 +16,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from kombify.activities.agent import AgentActivities, node_identity
+from kombify.activities.agent import AgentActivities
 from kombify.activities.deploy import simulation_name, user_error
 from kombify.activities.observe_swarm import observe_swarm
-from kombify.activities.ssh import node_session
 from kombify.contracts.deploy import NodeTarget, PrepareInput
 from kombify.contracts.observe import (
     ContainerSeen,
@@ -28,7 +27,8 @@ from kombify.contracts.observe import (
     ServiceSeen,
     StackSeen,
 )
-from kombify.errors import AgentError, KombifyError, NotFoundError, SpecError
+from kombify.errors import KombifyError, NotFoundError, SpecError
+from kombify.operate.reach import node_agent
 from kombify.unifier import unify
 
 # One node may take this long to answer (SSH, tunnel, mTLS, a health probe per container).
@@ -112,12 +112,8 @@ class ObserveActivities:
         return {n.name: dict(n.ports) for n in info.nodes} if info else {}
 
     async def _ask(self, request: ObserveInput, target: NodeTarget) -> Any:
-        async with node_session(target) as session:
-            if not await self.agent._agent_running(session):
-                raise AgentError("its node agent is not running (the next apply starts it)")
-            identity = node_identity(request.organisation, request.stack, target.name)
-            async with self.agent.agent(session, identity) as client:
-                return await client.list_services(probe_health=True)
+        async with node_agent(self.agent, request.organisation, request.stack, target) as client:
+            return await client.list_services(probe_health=True)
 
     async def _pinned(
         self, stack: Any, k: Any, instances: dict[str, str], target: NodeTarget

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import struct
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -434,35 +435,45 @@ class Engine:
         return bytes(raw).decode(errors="replace").strip()
 
     def log_stream(
-        self,
-        container_id: str,
-        *,
-        follow: bool,
-        tail: int,
-        since: float | None = None,
-        stream: str = "",
+        self, container_id: str, *, follow: bool, tail: int, since: float | None = None
     ) -> Any:
-        """A closable iterator of log bytes (docker's CancellableStream).
+        """A closable iterator of log bytes (docker's CancellableStream)."""
+        with docker_errors(f"reading logs of container {container_id[:12]}"):
+            return self.client.containers.get(container_id).logs(
+                stream=True, follow=follow, tail=tail or "all", since=since
+            )
+
+    def log_frames(
+        self, container_id: str, *, follow: bool, tail: int, since: float | None = None
+    ) -> LogFrames:
+        """A container's log as (stream, bytes) frames, each line prefixed with its time.
+
+        Docker counts ``tail`` over both streams together, so they are read as one
+        multiplexed stream (the SDK's ``logs`` would merge them without saying which).
 
         Args:
-            container_id: The container.
+            container_id: The container (created without a TTY, as the agent makes them).
             follow: Go on with new lines until closed.
             tail: Lines from the end to send first (0: all).
             since: Only lines written at or after this Unix time.
-            stream: "stdout" or "stderr" for that stream alone, each line prefixed with
-                Docker's timestamp; "" for both, without timestamps.
         """
-        options: dict[str, Any] = {"stream": True, "follow": follow, "tail": tail or "all"}
+        api = self.client.api
+        params: dict[str, Any] = {
+            "stdout": 1,
+            "stderr": 1,
+            "timestamps": 1,
+            "follow": int(follow),
+            "tail": str(tail) if tail else "all",
+        }
         if since is not None:
-            options["since"] = since
-        if stream:
-            options |= {
-                "stdout": stream == "stdout",
-                "stderr": stream == "stderr",
-                "timestamps": True,
-            }
+            params["since"] = f"{since:.9f}"
         with docker_errors(f"reading logs of container {container_id[:12]}"):
-            return self.client.containers.get(container_id).logs(**options)
+            response = api._get(
+                api._url("/containers/{0}/logs", container_id), params=params, stream=True
+            )
+            api._raise_for_status(response)
+            api._disable_socket_timeout(api._get_raw_response_socket(response))
+        return LogFrames(response)
 
     def exec_open(
         self,
@@ -520,6 +531,35 @@ class Engine:
                     if text.startswith(prefix):
                         loaded.append(text.removeprefix(prefix))
         return loaded
+
+
+class LogFrames:
+    """Docker's multiplexed log stream read frame by frame: ("stdout" | "stderr", bytes)."""
+
+    def __init__(self, response: Any) -> None:
+        from docker.types.daemon import CancellableStream
+
+        self.response = response
+        # Its close shuts the socket down: closing the response itself would first try to
+        # read a followed log to its end, and never return.
+        self._closer = CancellableStream(iter(()), response)
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        raw = self.response.raw
+        try:
+            while len(header := raw.read(8)) == 8:
+                kind, size = struct.unpack(">BxxxL", header)
+                data = raw.read(size) if size else b""
+                if size and not data:
+                    return
+                yield ("stderr" if kind == 2 else "stdout"), data
+        except OSError:  # closed under the reader
+            return
+
+    def close(self) -> None:
+        """Ends the stream (a blocked read returns)."""
+        with suppress(OSError, _errors().DockerException):
+            self._closer.close()
 
 
 def env_dict(pairs: list[str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ import asyncio
 import socket
 import struct
 import threading
+from contextlib import suppress
 from typing import Any
 
 from grpclib.const import Status
@@ -153,7 +154,12 @@ async def run_exec(engine: Engine, stream: Any) -> None:
     )
     try:
         if start.tty and start.size.rows and start.size.cols:
-            await _engine(engine.exec_resize, exec_id, start.size.rows, start.size.cols)
+            # Docker sizes an exec's terminal only once it started: a quick command may have
+            # ended already, which is no error.
+            with suppress(DockerError):
+                await asyncio.to_thread(
+                    engine.exec_resize, exec_id, start.size.rows, start.size.cols
+                )
         out: asyncio.Queue[Any] = asyncio.Queue()
         threading.Thread(
             target=_reader,

@@ -12,7 +12,6 @@ import logging
 import tempfile
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from kombify.agent.proto import agent_base, pb
 from kombify.agent.repair import Repairer
 from kombify.agent.state import Holds, ManifestStore
 from kombify.agent.swarm_rpc import SwarmRpcs
+from kombify.agent.times import parse_time
 from kombify.agent.watch import DEFAULT_KEEPALIVE_S, ChangeLock, Changes, problems, watch
 from kombify.errors import DockerError
 
@@ -355,28 +355,27 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
                 since = parse_time(request.since)
             except ValueError:
                 abort(Status.INVALID_ARGUMENT, f"since: not an RFC 3339 time: {request.since!r}")
-        sources = [(item, name) for item in items for name in ("stdout", "stderr")]
         streams = [
             await self._engine(
-                lambda cid=item.id, name=name: self.engine.log_stream(
-                    cid, follow=request.follow, tail=request.tail, since=since, stream=name
+                lambda cid=item.id: self.engine.log_frames(
+                    cid, follow=request.follow, tail=request.tail, since=since
                 ),
             )
-            for item, name in sources
+            for item in items
         ]
         lines: asyncio.Queue[pb.LogLine | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        for (item, name), log_stream in zip(sources, streams, strict=True):
+        for item, log_stream in zip(items, streams, strict=True):
             # Own threads, not the default pool: a followed log holds its thread for as long
             # as the caller listens, and must not starve the engine calls of other RPCs.
             threading.Thread(
                 target=_pump,
-                args=(log_stream, item, name, lines, loop),
-                name=f"logs-{item.name}-{name}",
+                args=(log_stream, item, lines, loop),
+                name=f"logs-{item.name}",
                 daemon=True,
             ).start()
         try:
-            remaining = len(sources)
+            remaining = len(items)
             while remaining:
                 line = await lines.get()
                 if line is None:
@@ -430,19 +429,6 @@ class AgentService(SwarmRpcs, agent_base()):  # type: ignore[misc]
         await stream.send_message(pb.LoadImageResponse(images=images))
 
 
-def parse_time(text: str) -> float:
-    """An RFC 3339 time (``Z`` or an offset, any fraction) as Unix time."""
-    stamp = text.strip().replace("z", "Z").replace("Z", "+00:00")
-    head, dot, rest = stamp.partition(".")
-    if dot:  # Docker writes nanoseconds; Python reads microseconds at most
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        stamp = f"{head}.{rest[:digits][:6]}{rest[digits:]}"
-    when = datetime.fromisoformat(stamp)
-    if when.tzinfo is None:
-        raise ValueError(f"no time zone in {text!r}")
-    return when.timestamp()
-
-
 def _log_line(item: Managed, name: str, raw: bytes) -> pb.LogLine:
     text = raw.decode(errors="replace")
     stamp, _, rest = text.partition(" ")
@@ -451,27 +437,22 @@ def _log_line(item: Managed, name: str, raw: bytes) -> pb.LogLine:
     )
 
 
-def _pump(
-    stream: Any,
-    item: Managed,
-    name: str,
-    lines: asyncio.Queue[pb.LogLine | None],
-    loop: Any,
-) -> None:
-    """Reads one container stream's log (blocking) and hands whole lines to the event loop."""
+def _pump(stream: Any, item: Managed, lines: asyncio.Queue[pb.LogLine | None], loop: Any) -> None:
+    """Reads one container's log frames (blocking); hands whole lines to the event loop."""
 
     def put(line: pb.LogLine | None) -> None:
         loop.call_soon_threadsafe(lines.put_nowait, line)
 
-    pending = b""
+    pending = {"stdout": b"", "stderr": b""}
     try:
-        for chunk in stream:
-            pending += chunk
-            *whole, pending = pending.split(b"\n")
+        for name, chunk in stream:
+            pending[name] += chunk
+            *whole, pending[name] = pending[name].split(b"\n")
             for raw in whole:
                 put(_log_line(item, name, raw))
-        if pending:
-            put(_log_line(item, name, pending))
+        for name, rest in pending.items():
+            if rest:
+                put(_log_line(item, name, rest))
     except Exception:  # the stream is closed under us when the caller goes away
         pass
     finally:

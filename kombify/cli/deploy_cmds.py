@@ -295,7 +295,8 @@ def stack_status(name: str, *, json_output: bool) -> int:
         status["observed"]
         and all(node["answered"] for node in nodes)
         and all(
-            info["healthy"]
+            # A service its owner stopped is as its owner wants it (docs/services.md).
+            info["healthy"] or info.get("stopped_by_owner", False)
             for node in nodes
             for info in node["services"].values()
             if info["desired_replicas"] > 0

@@ -216,6 +216,8 @@ def exec_command(
     With a terminal the command gets one (raw keys, resizes followed); its exit code becomes
     this command's.
     """
+    if command[:1] == ["--"]:
+        command = command[1:]
     if not command:
         fail("give the command to run after `--`: kombify service exec STACK SERVICE -- sh", code=2)
     use_tty = tty if tty is not None else sys.stdin.isatty() and sys.stdout.isatty()
@@ -228,8 +230,9 @@ def exec_command(
     if replica is not None:
         query["replica"] = replica
     client = ApiClient(get_settings())
-    headers = dict(client._http.headers)
-    headers.pop("host", None)
+    # Only who is asking: httpx's own headers (Connection: keep-alive) would spoil the upgrade.
+    wanted = ("authorization", "x-kombify-org", "user-agent")
+    headers = {k: v for k, v in client._http.headers.items() if k.lower() in wanted}
     url = _ws_url(client.base_url, stack, service, query)
     client.close()
     with _raw(sys.stdin.fileno(), use_tty):

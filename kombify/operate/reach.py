@@ -4,8 +4,8 @@ The same way the deploy and ``kombify status`` reach them: the deployed revision
 they can be reached now (a simulated node through its published SSH port), each held to its
 host key pin, an SSH session, a tunnel to the agent's loopback port, and mutual TLS with the
 control plane's client certificate. What this adds is the question "where does service X
-run?": on a container kit, the nodes whose manifest has it; on a swarm kit, the nodes a
-manager says its tasks run on.
+run?": on a container kit, the nodes whose manifest has it. A swarm kit's Swarm services are
+recognised, and refused for now (docs/services.md, "Limits").
 """
 
 from __future__ import annotations
@@ -95,6 +95,28 @@ class DeployedStack:
         return found
 
 
+@asynccontextmanager
+async def node_agent(
+    agents: AgentActivities, organisation: str, stack: str, target: NodeTarget
+) -> AsyncIterator[Any]:
+    """An agent client of one node of a stack, through an SSH session to ``target``.
+
+    ``target`` is used as given: pin it first (:meth:`StackReach.agent` does).
+
+    Raises:
+        AgentError: The node agent does not run, or does not answer as that node.
+        SshError: SSH to the node failed.
+    """
+    async with node_session(target) as session:
+        if not await agents._agent_running(session):
+            raise AgentError(
+                f"node `{target.name}`: its node agent is not running (the next apply starts it)"
+            )
+        identity = node_identity(organisation, stack, target.name)
+        async with agents.agent(session, identity) as client:
+            yield client
+
+
 class StackReach:
     """Reaches the agents of deployed stacks with this installation's settings.
 
@@ -174,33 +196,5 @@ class StackReach:
             SshError: SSH to the node failed (HostKeyChangedError: not the pinned node).
         """
         target = await self._pinned(deployed, self.target(deployed, node))
-        async with node_session(target) as session:
-            if not await self.agents._agent_running(session):
-                raise AgentError(
-                    f"node `{node}`: its node agent is not running (the next apply starts it)"
-                )
-            identity = node_identity(deployed.organisation, deployed.name, node)
-            async with self.agents.agent(session, identity) as client:
-                yield client
-
-    async def swarm_tasks(self, deployed: DeployedStack, service: str) -> list[Any]:
-        """The running tasks of a swarm kit's service, asked from the first manager answering.
-
-        Raises:
-            AgentError: No manager answered.
-        """
-        last = "the stack has no manager node that can be reached"
-        for node, target in sorted(deployed.targets.items()):
-            if target.role != "manager":
-                continue
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT), self.agent(deployed, node) as client:
-                    listed = await client.list_swarm_services(deployed.name)
-            except (TimeoutError, AgentError) as exc:
-                last = f"{node}: {exc}"
-                continue
-            for item in listed.services:
-                if item.name == service:
-                    return [t for t in item.tasks if t.state == "running"]
-            return []
-        raise AgentError(f"the swarm of stack `{deployed.name}` cannot be asked: {last}")
+        async with node_agent(self.agents, deployed.organisation, deployed.name, target) as client:
+            yield client

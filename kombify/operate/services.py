@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kombify.agent.times import parse_time
 from kombify.errors import AgentError, ConflictError, KombifyError
 from kombify.operate.reach import CONNECT_TIMEOUT, DeployedStack, StackReach
 from kombify.settings import Settings
@@ -415,8 +416,6 @@ def _entry(node: str, line: Any) -> LogEntry:
 
 def _utc(stamp: str) -> str:
     """Docker's nanosecond timestamp as RFC 3339 with milliseconds, UTC ("" stays "")."""
-    from kombify.agent.service import parse_time
-
     try:
         when = datetime.fromtimestamp(parse_time(stamp), UTC)
     except ValueError:

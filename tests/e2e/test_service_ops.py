@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.api_process import running_api
 from tests.support.deploy_env import KombifyEnv, published
 from tests.support.kombinations import NOTES, ONE_NODE, WEB
-from tests.support.served_api import run_cli, served
+from tests.support.served_api import run_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -49,8 +50,18 @@ async def stack(kombify: KombifyEnv) -> str:
 
 @pytest.fixture(scope="module")
 def api_url(kombify: KombifyEnv) -> Iterator[str]:
-    with served(kombify.app) as url:
-        yield url
+    """``kombify api`` as its own process on the env's home, database and Temporal.
+
+    A process of its own as users run it (and gRPC's asyncio client serves one event loop
+    per process: the in-process app already uses the test's).
+    """
+    env = {
+        "KOMBIFY_DATABASE_URL": kombify.settings.resolved_database_url,
+        "KOMBIFY_TEMPORAL_ADDRESS": kombify.env["KOMBIFY_TEMPORAL_ADDRESS"],
+        "KOMBIFY_TASK_QUEUE": kombify.settings.task_queue,
+    }
+    with running_api(kombify.home, env=env) as api:
+        yield api.url
 
 
 async def _web_state(kombify: KombifyEnv, stack: str) -> dict[str, Any]:
@@ -90,7 +101,7 @@ async def test_restart_restarts_the_container_and_it_answers_again(
 
 
 async def test_stop_holds_the_service_stopped_through_a_heal_pass_until_start(
-    kombify: KombifyEnv, stack: str
+    kombify: KombifyEnv, stack: str, api_url: str
 ) -> None:
     result = await kombify.call("POST", f"/v1/stacks/{stack}/services/web/stop")
 
@@ -99,6 +110,11 @@ async def test_stop_holds_the_service_stopped_through_a_heal_pass_until_start(
     assert (await kombify.containers(stack, "box", running=True)).get("web") is None
     web = await _web_state(kombify, stack)
     assert web["state"] == "stopped-by-owner" and web["stopped_by_owner"] is True
+
+    # `kombify status` does not count it as a failure: the stack is as its owner wants it.
+    shown = await asyncio.to_thread(run_cli, kombify.home, api_url, "status", stack)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "stopped-by-owner" in shown.stdout
 
     # A heal pass (as the schedule runs it) finds nothing to mend: the owner wants it stopped.
     healed = await kombify.call("POST", f"/v1/stacks/{stack}/heal")
@@ -171,9 +187,8 @@ async def test_a_stack_never_deployed_is_409(kombify: KombifyEnv) -> None:
     assert response.status_code == 409 and "never deployed" in response.json()["detail"]
 
 
-async def test_a_viewer_is_refused(kombify: KombifyEnv, stack: str) -> None:
-    made = await kombify.call("POST", "/v1/api-keys", json={"name": "watcher", "scope": "read"})
-    viewer = {"Authorization": f"Bearer {made['key']}"}
+async def test_a_viewer_is_refused(kombify: KombifyEnv, stack: str, api_url: str) -> None:
+    viewer = {"Authorization": f"Bearer {_viewer_key(kombify)}"}
 
     for path, body in (
         ("services/web/stop", None),
@@ -182,9 +197,33 @@ async def test_a_viewer_is_refused(kombify: KombifyEnv, stack: str) -> None:
         response = await kombify.http.post(f"/v1/stacks/{stack}/{path}", json=body, headers=viewer)
         assert response.status_code == 403, path
         assert "viewer" in response.json()["detail"] or "read" in response.json()["detail"]
+    # Interactive exec too (a WebSocket, authenticated by the route itself).
+    from websockets.asyncio.client import connect
+
+    url = api_url.replace("http://", "ws://") + f"/v1/stacks/{stack}/services/web/exec?cmd=sh"
+    async with connect(url, additional_headers=viewer) as ws:
+        refusal = json.loads(await ws.recv())
+    assert refusal["type"] == "error" and refusal["status"] == 403
+    async with connect(url) as ws:  # no credential at all
+        assert json.loads(await ws.recv())["status"] == 401
     # Reading is what a viewer may do: the logs answer.
     logs = await kombify.http.get(f"/v1/stacks/{stack}/services/web/logs?tail=1", headers=viewer)
     assert logs.status_code == 200
+
+
+def _viewer_key(kombify: KombifyEnv) -> str:
+    """An API key of a viewer of the installation's organisation (where the stacks are)."""
+    from sqlmodel import Session
+
+    from kombify.accounts import api_keys, users
+    from kombify.db.engine import get_engine
+    from kombify.db.stacks import ensure_local_organisation
+
+    with Session(get_engine(kombify.settings.resolved_database_url)) as db:
+        org = ensure_local_organisation(db)
+        user = users.create(db, email="viewer@example.com", organisation=org, role="viewer")
+        _, key = api_keys.create(db, org_id=org.id, user_id=user.id, name="watch", scope="read")
+    return key
 
 
 def _sse(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -209,13 +248,13 @@ async def test_logs_of_two_replicas_name_both_sources_with_tail_and_since(
     kombify: KombifyEnv, stack: str
 ) -> None:
     ids = (await kombify.containers(stack, "box"))["talker"]
-    await asyncio.sleep(2)  # a few lines each
+    await asyncio.sleep(6)  # a few lines each
 
-    events = await _logs(kombify, stack, "tail=1")
+    events = await _logs(kombify, stack, "tail=2")
 
     assert events[-1] == ("end", {})
     lines = [data for kind, data in events if kind == "line"]
-    # tail=1: each container's last line of stdout and of stderr.
+    # tail=2: each container's last two lines, one written to stdout and one to stderr.
     assert sorted(d["source"] for d in lines) == sorted(f"box/{i[:12]}" for i in ids for _ in "12")
     levels = {(d["level"], d["message"].split("-")[0]) for d in lines}
     assert levels == {("info", "out"), ("error", "err")}
@@ -223,7 +262,7 @@ async def test_logs_of_two_replicas_name_both_sources_with_tail_and_since(
 
     every = [d for k, d in await _logs(kombify, stack, "") if k == "line"]
     recent = [d for k, d in await _logs(kombify, stack, "since=2s") if k == "line"]
-    cut = (datetime.now(UTC) - timedelta(seconds=4)).isoformat().replace("+00:00", "Z")
+    cut = (datetime.now(UTC) - timedelta(seconds=3)).isoformat().replace("+00:00", "Z")
     stamped = [d for k, d in await _logs(kombify, stack, f"since={cut}") if k == "line"]
     assert 0 < len(recent) < len(every) and 0 < len(stamped) < len(every)
     assert all(datetime.fromisoformat(d["time"]) >= datetime.fromisoformat(cut) for d in stamped)
@@ -232,13 +271,18 @@ async def test_logs_of_two_replicas_name_both_sources_with_tail_and_since(
     assert bad.status_code == 422 and "since" in bad.json()["detail"]
 
 
-async def test_followed_logs_receive_a_new_line(kombify: KombifyEnv, stack: str) -> None:
-    # The web service logs each request it answers (busybox httpd -v, on stderr).
-    port = published(stack, "box", 8080)
+async def test_followed_logs_receive_a_new_line(
+    kombify: KombifyEnv, stack: str, api_url: str
+) -> None:
+    # Served on a real port: the in-process transport would wait for the end of an endless
+    # response. The new line is written into the container's own stdout (its PID 1's).
+    path = f"{api_url}/v1/stacks/{stack}/services/web/logs?follow=1&since=1s"
+    auth = {"Authorization": dict(kombify.http.headers)["authorization"]}
     got: list[dict[str, Any]] = []
-    async with kombify.http.stream(
-        "GET", f"/v1/stacks/{stack}/services/web/logs?follow=1&tail=0&since=1s"
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=30, headers=auth) as api,
+        api.stream("GET", path) as response,
+    ):
         assert response.status_code == 200
 
         async def read() -> None:
@@ -246,18 +290,21 @@ async def test_followed_logs_receive_a_new_line(kombify: KombifyEnv, stack: str)
             async for chunk in response.aiter_text():
                 buffer += chunk
                 for kind, data in _sse(buffer):
-                    if kind == "line" and "/followed-" in data["message"]:
+                    if kind == "line" and "followed-marker" in data["message"]:
                         got.append(data)
                         return
 
         reader = asyncio.create_task(read())
         deadline = time.monotonic() + 60
         while not reader.done() and time.monotonic() < deadline:
-            async with httpx.AsyncClient(timeout=5) as client:
-                await client.get(f"http://127.0.0.1:{port}/followed-{len(got)}")
-            await asyncio.wait([reader], timeout=1)
+            await kombify.call(
+                "POST",
+                f"/v1/stacks/{stack}/services/web/exec",
+                json={"argv": ["sh", "-c", "echo followed-marker > /proc/1/fd/1"]},
+            )
+            await asyncio.wait([reader], timeout=2)
         reader.cancel()
-    assert got and got[0]["source"].startswith("box/")
+    assert got and got[0]["source"].startswith("box/") and got[0]["level"] == "info"
 
 
 def _pty_cli(home: str, url: str, *args: str) -> tuple[int, str]:
@@ -311,11 +358,11 @@ async def test_cli_exec_with_a_terminal_runs_on_a_pty_and_returns_its_exit_code(
         "--",
         "sh",
         "-c",
-        "/bin/busybox tty; /bin/busybox stty size; exit 7",
+        "/bin/busybox tty; exit 7",
     )
 
     assert code == 7, out
-    assert "/dev/pts/" in out
+    assert "/dev/pts/" in out  # the command ran on a terminal
 
 
 async def test_cli_exec_without_a_terminal_pipes_and_returns_the_exit_code(

@@ -55,6 +55,7 @@ class Tenant:
             "name": self.simulation if simulation else self.stack,
             "node": "box",  # the stack's node
             "revision": "1",  # the stack's first revision
+            "service": "web",  # a service of the stack
             "action": "start",
             "deployment_id": self.deployment_id,
             "user_id": self.member_id,

@@ -18,8 +18,10 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
+from kombify.agent.times import parse_time
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
+from kombify.api.owned import OwnsStack
 from kombify.api.principal import AuthorizedDep, OrgDep
 from kombify.api.stack_runs import deployed_stack
 from kombify.errors import ForbiddenError, KombifyError
@@ -121,7 +123,7 @@ async def _checked(
     return reach, deployed
 
 
-@router.post("/{name}/services/{service}/exec", responses=_ERRORS)
+@router.post("/{name}/services/{service}/exec", responses=_ERRORS, dependencies=[OwnsStack])
 async def exec_command(
     name: StackName,
     service: ServiceName,
@@ -152,7 +154,7 @@ async def exec_command(
     return ExecPublic(**asdict(result))
 
 
-@router.post("/{name}/services/{service}/{action}", responses=_ERRORS)
+@router.post("/{name}/services/{service}/{action}", responses=_ERRORS, dependencies=[OwnsStack])
 async def act(
     name: StackName,
     service: ServiceName,
@@ -198,8 +200,6 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
     if seconds is not None:
         return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
     if _RFC3339.match(text):
-        from kombify.agent.service import parse_time
-
         return datetime.fromtimestamp(parse_time(text), UTC)
     raise InvalidParameterError(
         f"since: expected a duration like `10m`, `2h` or `30s`, or an RFC 3339 time like "
@@ -207,7 +207,7 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
     )
 
 
-@router.get("/{name}/services/{service}/logs", responses=_ERRORS)
+@router.get("/{name}/services/{service}/logs", responses=_ERRORS, dependencies=[OwnsStack])
 async def logs(
     name: StackName,
     service: ServiceName,

@@ -28,7 +28,7 @@ LISTENING_POLL = 2.0
 _RETRY = 1.0
 
 
-@dataclass
+@dataclass(eq=False)  # each is its own: kept in a set by identity
 class Subscription:
     """One reader's wake-up: set when its subject was notified."""
 

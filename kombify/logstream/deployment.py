@@ -24,6 +24,7 @@ from kombify.db.engine import get_engine
 from kombify.db.models import Deployment, Event
 from kombify.logstream.bus import LineBus
 from kombify.logstream.cursor import LineCursor
+from kombify.logstream.timefmt import rfc3339
 
 PAGE = 500
 """Lines read per query; a longer backlog takes several."""
@@ -33,13 +34,6 @@ process committed just after the run's outcome (its writer lingers ``LINGER`` se
 LEVELS = ("info", "warning", "error")
 PING = 15
 """Seconds between keep-alive comments of an idle stream."""
-
-
-def rfc3339(moment: datetime) -> str:
-    """``moment`` in UTC, as RFC 3339 with microseconds and a ``Z``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def line_data(event: Event) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from kombify.api.app import create_app
 from kombify.settings import Settings
-from tests.integration.test_live_logs import finish, new_run, stored, write_lines
+from tests.support.live_logs import finish, new_run, stored, write_lines
 from tests.support.served_api import run_cli, served
 
 _PLAIN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z agent/nas (info|warning) line \d+")

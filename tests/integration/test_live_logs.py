@@ -134,3 +134,14 @@ async def test_the_stream_is_refused_like_the_json_for_an_unknown_run(
         )
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    run_id = new_run(api[2].state.settings.resolved_database_url)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        bad = await http.get(
+            f"/v1/deployments/{run_id}/logs",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "text/event-stream",
+                "Last-Event-ID": "not-a-number",
+            },
+        )
+    assert bad.status_code == 422 and "last-event-id" in bad.text.lower()

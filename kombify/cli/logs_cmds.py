@@ -86,12 +86,14 @@ def logs(
         typer.Argument(
             help="A deployment id (its OpenTofu and agent output), or a stack name followed by "
             "SERVICE (that service's container logs).",
-            metavar="DEPLOYMENT | STACK",
+            metavar="DEPLOYMENT|STACK",
         ),
     ],
     service: Annotated[
         str | None,
-        typer.Argument(help="A service of STACK: its containers' logs, replicas merged."),
+        typer.Argument(
+            help="A service of STACK: its containers' logs, replicas merged.", metavar="SERVICE"
+        ),
     ] = None,
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines as they come.")

@@ -104,6 +104,18 @@ _READ_AGENT_CERT = f"cat {REMOTE_ETC}/agent.crt 2>/dev/null"
 _PROBE_SEPARATOR = "\n--kombify--\n"
 
 
+def event_level(kind: int) -> str:
+    """The log level of an agent's apply event: a failure is an error, a rollback or an
+    unhealthy probe a warning, the rest information."""
+    from kombify.agent.proto import pb
+
+    if kind == pb.ApplyEvent.FAILED:
+        return "error"
+    if kind in (pb.ApplyEvent.ROLLED_BACK, pb.ApplyEvent.UNHEALTHY):
+        return "warning"
+    return "info"
+
+
 def _agent_argv() -> list[str]:
     return [
         "python3",
@@ -726,18 +738,18 @@ class AgentActivities:
         return json.loads(raw), hashlib.sha256(raw).hexdigest()[:16]
 
     async def _apply(
-        self, request: RolloutInput, manifest: Any, on_line: Callable[[str], None]
+        self, request: RolloutInput, manifest: Any, on_line: Callable[[str, str], None]
     ) -> Any:
         identity = self._identity(request)
         async with node_session(request.node) as session, self.agent(session, identity) as client:
             if not request.images_staged:  # else StageImages did it, and probing costs
                 images = [s.image for s in manifest.services if s.image]
-                await self._ship_images(session, client, images, on_line)
+                await self._ship_images(session, client, images, lambda line: on_line(line, "info"))
 
             def on_event(event: Any) -> None:
                 activity.heartbeat(event.service)
                 text = f"{event.service}: {event.message}" if event.service else event.message
-                on_line(text)
+                on_line(text, event_level(event.kind))
 
             return await client.apply(manifest, on_event)
 
@@ -746,10 +758,12 @@ class AgentActivities:
         """Converge the node to its manifest; unhealthy new revisions are rolled back."""
         data, revision = self._manifest(request)
         manifest = to_proto_manifest(data, revision)
-        source = f"agent/{request.node.name}"
+        source = f"rollout/{request.node.name}"  # the step and the node (agent/…: installing)
         try:
             result = await self._apply(
-                request, manifest, lambda line: self.deploy.log(request.deployment_id, source, line)
+                request,
+                manifest,
+                lambda line, level: self.deploy.log(request.deployment_id, source, line, level),
             )
         except KombifyError as exc:
             raise ApplicationError(

@@ -123,6 +123,17 @@ def _check_keys(stack: str, endpoints: dict[str, Any], simulate: bool) -> None:
             )
 
 
+def tofu_level(line: str) -> str:
+    """The level of an OpenTofu output line: its diagnostics start ``Error:`` or ``Warning:``
+    (inside its box drawing when it draws one)."""
+    text = line.lstrip("│╷╵ ")
+    if text.startswith("Error:"):
+        return "error"
+    if text.startswith("Warning:"):
+        return "warning"
+    return "info"
+
+
 class DeployActivities:
     """Activities that read and write kombify's database and the stacks' work directories."""
 
@@ -159,7 +170,7 @@ class DeployActivities:
                 deployment_id = runs.newest_deployment_id(session, stack_id=stack_id)
             if deployment_id is None:
                 return
-        self.log(deployment_id, "tofu", line)
+        self.log(deployment_id, "tofu", line, tofu_level(line))
 
     def _load(self, request: PrepareInput) -> tuple[Stack, Kombination]:
         with self._session() as session:
@@ -450,6 +461,9 @@ class DeployActivities:
     @activity.defn(name="RecordDeployment")
     def record(self, request: RecordInput) -> None:
         """Store the run's outcome and the nodes' last known state."""
+        if request.error:  # the run's own last line says why it failed
+            level = "warning" if request.state == "cancelled" else "error"
+            self.log(request.deployment_id, "kombify", f"{request.state}: {request.error}", level)
         self.events.flush()  # the run's output is complete once its outcome is
         summary = {
             "plan": request.plan,

@@ -3,7 +3,8 @@
 Activities run on the worker's event loop, and OpenTofu alone prints dozens of lines per run.
 Committing each line from the loop stalled every other activity of the worker (an SSH copy,
 a health probe) for a few milliseconds a line. Lines are queued instead, in the order they
-come, and one thread writes whatever has gathered in a single transaction.
+come, and one thread writes whatever has gathered in a single transaction. On PostgreSQL the
+transaction also notifies the API instances that stream the lines (:mod:`kombify.db.line_notify`).
 
 Lines are best effort: a worker killed outright loses the lines of its last batch (at most
 ``LINGER`` seconds' worth), never the deployment's state, which goes through ``record``.
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from kombify.db.line_notify import notify_lines
 from kombify.db.models import Event
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class EventLog:
             try:
                 with self._session() as session:
                     session.add_all(batch)
+                    # Live readers on other processes learn of the batch when it commits.
+                    notify_lines(session, (event.subject for event in batch))
                     session.commit()
             except Exception:  # a log line must never take the worker down
                 log.exception("could not store %d deployment log line(s)", len(batch))

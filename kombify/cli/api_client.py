@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -120,6 +122,18 @@ class ApiClient:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
+            raise ServiceUnavailableError(
+                f"the kombify API does not answer at {self.base_url}: start it with "
+                "`kombify server` (or set KOMBIFY_API_URL)"
+            ) from exc
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """Send a request and yield the answer unread, for streams (see :mod:`.sse`)."""
+        try:
+            with self._http.stream(method, path, **kwargs) as response:
+                yield response
+        except httpx.ConnectError as exc:
             raise ServiceUnavailableError(
                 f"the kombify API does not answer at {self.base_url}: start it with "
                 "`kombify server` (or set KOMBIFY_API_URL)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,15 +15,18 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from kombify.cli import logs_cmds
 from kombify.cli.api_client import ApiClient, api_path
+from kombify.cli.log_lines import LinePrinter
 from kombify.cli.output import console, err_console, fail, print_json
 from kombify.cli.params import DeploymentArg, StackArg
-from kombify.errors import ConflictError
+from kombify.errors import ConflictError, KombifyError
 from kombify.settings import get_settings
 from kombify.specs import validate_text
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-_POLL = 0.5
+_POLL = 0.5  # progress (steps, nodes); output lines come by the log stream
+_FEED_WAIT = 10.0
 _ICONS = {
     "done": "[green]✓[/green]",
     "skipped": "[dim]–[/dim]",
@@ -99,16 +103,6 @@ def _render(run: dict[str, Any]) -> Group:
     return Group(title, steps, plan, nodes) if plan else Group(title, steps, nodes)
 
 
-def _print_logs(client: ApiClient, run_id: str, cursor: int, *, quiet: bool) -> int:
-    page = client.request(
-        "GET", api_path("v1", "deployments", run_id, "logs"), params={"after": cursor}
-    )
-    if not quiet:
-        for line in page["data"]:
-            console.print(Text.assemble((f"{line['source']:>14} ", "dim"), line["message"]))
-    return int(page["next"])
-
-
 def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
     plan = (run.get("progress") or {}).get("plan") or {}
     summary = (
@@ -136,6 +130,24 @@ def _ask_approval(client: ApiClient, run: dict[str, Any]) -> bool:
     return True
 
 
+class _LineFeed(threading.Thread):
+    """The run's output lines, printed as the API streams them (``apply -v``)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(name="kombify-line-feed", daemon=True)
+        self.run_id = run_id
+        self.error: KombifyError | None = None
+
+    def run(self) -> None:
+        client = _client()  # its own connection: the progress polls go on beside it
+        try:
+            logs_cmds.follow_deployment(client, self.run_id, LinePrinter())
+        except KombifyError as exc:
+            self.error = exc
+        finally:
+            client.close()
+
+
 def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose: bool) -> int:
     """Show a run live until it ends; the exit code (0 only when it succeeded).
 
@@ -147,17 +159,18 @@ def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose
     if not json_output:
         # The id `kombify logs`, `approve` and `cancel` need, before anything can go wrong.
         console.print(
-            f"deployment {run_id} of `{run['stack']}`: `kombify logs {run_id}` shows its output",
+            f"deployment {run_id} of `{run['stack']}`: "
+            f"`kombify logs -f {run_id}` follows its output",
             markup=False,
             soft_wrap=True,
         )
-    cursor = 0
     asked = False
-    quiet = json_output
+    feed = _LineFeed(run_id) if verbose and not json_output else None
+    if feed is not None:
+        feed.start()
     with Live(console=console, transient=True, refresh_per_second=8, redirect_stdout=False) as live:
         while True:
             run = client.request("GET", api_path("v1", "deployments", run_id))
-            cursor = _print_logs(client, run_id, cursor, quiet=quiet or not verbose)
             if not json_output:
                 live.update(_render(run))
             state = (run.get("progress") or {}).get("state") or run["state"]
@@ -170,6 +183,10 @@ def follow(client: ApiClient, run: dict[str, Any], *, json_output: bool, verbose
             if run["state"] != "running":
                 break
             time.sleep(_POLL)
+        if feed is not None:
+            feed.join(_FEED_WAIT)  # its `end` event comes right after the run's outcome
+    if feed is not None and feed.error is not None:
+        err_console.print(f"output lines stopped: {feed.error.message}", markup=False)
     if json_output:
         print_json(run)
     else:
@@ -215,7 +232,7 @@ def apply(
         else:
             console.print(
                 f"deployment {run['id']} of `{stack['name']}` started; "
-                f"follow it with `kombify logs {run['id']}` or `kombify status {stack['name']}`"
+                f"follow it with `kombify logs -f {run['id']}` or `kombify status {stack['name']}`"
             )
         return
     try:
@@ -260,25 +277,6 @@ def cancel(deployment: DeploymentArg) -> None:
     """Stop a deployment at its next safe point."""
     _client().request("POST", api_path("v1", "deployments", deployment, "cancel"))
     console.print(f"deployment {deployment} will stop at its next safe point")
-
-
-def logs(
-    deployment: DeploymentArg,
-    follow_: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
-) -> None:
-    """Print the stored OpenTofu and agent output of a deployment."""
-    client = _client()
-    cursor = 0
-    while True:
-        cursor = _print_logs(client, deployment, cursor, quiet=False)
-        if not follow_:
-            return
-        if client.request("GET", api_path("v1", "deployments", deployment))["state"] != "running":
-            _print_logs(client, deployment, cursor, quiet=False)
-            return
-        time.sleep(_POLL)
 
 
 def stack_status(name: str, *, json_output: bool) -> int:
@@ -390,4 +388,4 @@ def register(app: typer.Typer) -> None:
     app.command()(destroy)
     app.command()(approve)
     app.command()(cancel)
-    app.command()(logs)
+    app.command()(logs_cmds.logs)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from kombify.db.line_notify import notify_lines
 from kombify.db.models import Deployment, Event, Node, Stack, utcnow
 from kombify.errors import NotFoundError
 
@@ -127,6 +128,8 @@ def record_outcome(
         row.services = seen["services"]
         row.updated_at = utcnow()
         session.add(row)
+    # Live readers of the run's lines end their stream now, not at their next poll.
+    notify_lines(session, [f"deployment/{deployment_id}"])
     session.commit()
 
 

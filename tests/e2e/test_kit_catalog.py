@@ -78,7 +78,7 @@ async def _get(port: int) -> httpx.Response:
 
 async def _agent_lines(kombify: KombifyEnv, run: dict[str, Any]) -> list[str]:
     logs = await kombify.call("GET", f"/v1/deployments/{run['id']}/logs")
-    return [line["message"] for line in logs["data"] if line["source"] == "agent/box"]
+    return [line["message"] for line in logs["data"] if line["source"] == "rollout/box"]
 
 
 @pytest.fixture(scope="module")

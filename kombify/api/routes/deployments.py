@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, Request, status
+from sse_starlette import EventSourceResponse
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
@@ -33,6 +34,8 @@ from kombify.db.models import (
     SwarmStatus,
 )
 from kombify.errors import ConflictError
+from kombify.logstream.bus import LineBus
+from kombify.logstream.deployment import PING, deployment_stream
 from kombify.names import DeploymentId, StackName
 from kombify.operate.start_run import deployment_public, start_run
 from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
@@ -183,18 +186,53 @@ async def cancel_deployment(
     return await _signal(session, org, client, deployment_id, "cancel", cancel)
 
 
-@router.get("/deployments/{deployment_id}/logs", responses=_ERRORS)
+@router.get(
+    "/deployments/{deployment_id}/logs",
+    response_model=EventsPublic,
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "Stored lines as JSON; with ``Accept: text/event-stream``, a live "
+            "stream of them (docs/logs.md)",
+            "content": {"text/event-stream": {}},
+        },
+    },
+    dependencies=[OwnsDeployment],
+)
 def deployment_logs(
     deployment_id: DeploymentId,
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     org: OrgDep,
     after: int = Query(
         default=0, ge=0, le=MAX_DB_INT, description="Return lines with an id above this."
     ),
     limit: int = Query(default=1000, ge=1, le=10000),
-) -> EventsPublic:
-    """Stored output lines of OpenTofu and the agents, oldest first."""
+    last_event_id: Annotated[
+        int | None,
+        Header(ge=0, le=MAX_DB_INT, description="Resume a stream after this line (SSE)."),
+    ] = None,
+) -> Any:
+    """Output lines of OpenTofu and the agents, oldest first.
+
+    As JSON, the stored lines above ``after`` (``limit`` of them). With ``Accept:
+    text/event-stream``, Server-Sent Events: the stored lines, then each new one as it is
+    stored, then an ``end`` event with the run's state once it finished; ``Last-Event-ID``
+    (or ``after``) resumes after a line. ``limit`` does not apply to the stream.
+    """
     runs.get_deployment(session, deployment_id=deployment_id, organisation_id=org.id)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        bus = getattr(request.app.state, "line_bus", None)
+        if bus is None:
+            bus = request.app.state.line_bus = LineBus(settings.resolved_database_url)
+        stream = deployment_stream(
+            url=settings.resolved_database_url,
+            bus=bus,
+            deployment_id=deployment_id,
+            after=max(after, last_event_id or 0),
+        )
+        return EventSourceResponse(stream, ping=PING)
     rows = runs.deployment_events(session, deployment_id=deployment_id, after=after, limit=limit)
     data = [EventPublic.model_validate(r, from_attributes=True) for r in rows]
     return EventsPublic(data=data, next=data[-1].id if data else after)

@@ -401,25 +401,24 @@ def _networks(
                 members.setdefault(key, (name, node, []))[2].append(service["name"])
     by_edge = {(e.source, e.target): e for e in placements}
     elements, edges = [], []
-    for key, (name, node, services) in members.items():
+    for key, (name, on_node, services) in members.items():
         state, detail = mode.unasked()
+        why: str | None = detail
         if mode.asked:
             live = [
                 by_edge.get((service_id(s), n))
                 for s in services
-                for n in ([node_id(node)] if node else [e.target for e in placements])
+                for n in ([node_id(on_node)] if on_node else [e.target for e in placements])
             ]
             up = any(e is not None and (e.running or 0) > 0 for e in live)
             state = "running" if up else UNKNOWN
-            detail = None if up else "no container on it runs, so it may not exist"
-        attrs: dict[str, Any] = {"scope": "node" if node else "swarm", "name": name}
-        if node:
-            attrs["node"] = node
-        label = f"{name} on {node}" if node else f"{name} (overlay)"
+            why = None if up else "no container on it runs, so it may not exist"
+        attrs: dict[str, Any] = {"scope": "node" if on_node else "swarm", "name": name}
+        if on_node:
+            attrs["node"] = on_node
+        label = f"{name} on {on_node}" if on_node else f"{name} (overlay)"
         elements.append(
-            GraphElement(
-                id=key, kind="network", label=label, state=state, detail=detail, attrs=attrs
-            )
+            GraphElement(id=key, kind="network", label=label, state=state, detail=why, attrs=attrs)
         )
         for service in services:
             edges.append(

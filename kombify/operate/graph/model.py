@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-GRAPH_VERSION = 1
+GRAPH_VERSION: Literal[1] = 1
 
 ElementKind = Literal["node", "service", "network", "route"]
 EdgeKind = Literal["placement", "network", "route", "vpn-link"]

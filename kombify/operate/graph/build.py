@@ -48,12 +48,14 @@ class Observed:
         routes: The proxy's answer (``ObserveRoutes``); None when not asked (no route).
         error: Why the nodes could not be asked at all.
         observed_at: When they were asked (UTC, RFC 3339).
+        routes_error: Why the proxy could not be asked.
     """
 
     stack: StackSeen | None
     routes: RoutesSeen | None = None
     error: str | None = None
     observed_at: str | None = None
+    routes_error: str | None = None
 
 
 class _Mode:
@@ -448,7 +450,8 @@ def _routes(plan: Plan, mode: _Mode, known: set[str]) -> tuple[list[GraphElement
         state, detail = mode.unasked()
         if mode.asked:
             if seen is None:
-                state, detail = UNKNOWN, "the proxy was not asked"
+                why = mode.observed.routes_error if mode.observed is not None else None
+                state, detail = UNKNOWN, why or "the proxy was not asked"
             elif url in live:
                 state, detail = live[url].state, (seen.error or None)
             else:

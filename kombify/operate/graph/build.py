@@ -272,7 +272,9 @@ def _node_services(plan: Plan, mode: _Mode) -> tuple[list[GraphElement], list[Gr
     for name in sorted(per_service):
         edges = per_service[name]
         fields = desired.get(name)
-        if fields is None:
+        if not mode.asked:
+            state, detail = mode.unasked()
+        elif fields is None:
             state, detail = "not-wanted", "left over: the next apply removes it"
         else:
             state = _combined(e.state for e in edges if e.replicas)

@@ -23,6 +23,7 @@ PINNED_WORKFLOWS = {
     "HealStack",
     "CheckDrift",
     "ObserveRoutes",
+    "ObserveVpn",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -73,6 +74,7 @@ PINNED_ACTIVITIES = {
     "MeshVpn",
     "PrepareHeadscale",
     "EnrollHeadscale",
+    "ObserveVpn",
 }
 
 

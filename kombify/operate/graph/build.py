@@ -16,6 +16,7 @@ from typing import Any
 
 from kombify.contracts.observe import NodeSeen, ServiceSeen, StackSeen, SwarmSeen
 from kombify.contracts.routes import RoutesSeen
+from kombify.contracts.vpn import VpnNodeSeen, VpnSeen
 from kombify.operate.graph.model import (
     GraphEdge,
     GraphElement,
@@ -36,6 +37,8 @@ UNKNOWN = "unknown"
 _SEVERITY = ("missing", "stopped", "unhealthy", "degraded", UNKNOWN, "running", "healthy")
 _GOOD = {"running", "healthy"}
 HEADSCALE_PREFIX = "100.64.0.0/10"
+# WireGuard starts a new handshake every 2 minutes while packets flow; older means none flowed.
+HANDSHAKE_FRESH_S = 180
 TAILSCALE_INTERFACE = "tailscale0"
 
 
@@ -49,6 +52,8 @@ class Observed:
         error: Why the nodes could not be asked at all.
         observed_at: When they were asked (UTC, RFC 3339).
         routes_error: Why the proxy could not be asked.
+        vpn: The nodes' mesh interfaces (``ObserveVpn``); None when not asked.
+        vpn_error: Why they could not be asked.
     """
 
     stack: StackSeen | None
@@ -56,6 +61,8 @@ class Observed:
     error: str | None = None
     observed_at: str | None = None
     routes_error: str | None = None
+    vpn: VpnSeen | None = None
+    vpn_error: str | None = None
 
 
 class _Mode:
@@ -499,13 +506,7 @@ def _vpn(k: Kombination, mode: _Mode) -> tuple[GraphVpn | None, list[GraphEdge]]
     for a, b in itertools.combinations([n.name for n in k.spec.nodes], 2):
         state, detail = mode.unasked()
         if mode.asked:
-            down = [n for n in (a, b) if n not in mode.nodes or not mode.nodes[n].answered]
-            state = UNKNOWN
-            detail = (
-                f"node `{down[0]}` did not answer"
-                if down
-                else "the tunnel's own state is not asked from the nodes yet"
-            )
+            state, detail = _link_state(mode, info, a, b)
         links.append(
             GraphEdge(
                 id=f"vpn-link:{a}--{b}",
@@ -518,3 +519,36 @@ def _vpn(k: Kombination, mode: _Mode) -> tuple[GraphVpn | None, list[GraphEdge]]
             )
         )
     return info, links
+
+
+def _link_state(mode: _Mode, info: GraphVpn, a: str, b: str) -> tuple[str, str | None]:
+    """A mesh link from both ends' ``wg show``: up (a recent handshake), idle, or down."""
+    down = [n for n in (a, b) if n not in mode.nodes or not mode.nodes[n].answered]
+    if down:
+        return UNKNOWN, f"node `{down[0]}` did not answer"
+    observed = mode.observed
+    if info.provider != "wireguard" or observed is None:
+        return UNKNOWN, "kombify does not ask Tailscale for its peers yet"
+    if observed.vpn is None:
+        return UNKNOWN, observed.vpn_error or "the mesh was not asked"
+    ends = {n.name: n for n in observed.vpn.nodes}
+    for name in (a, b):
+        end = ends.get(name)
+        if end is None or not end.answered:
+            return UNKNOWN, f"`{name}`: {end.error if end else 'not asked'}"
+        if not end.interface:
+            return "down", f"no {info.interface} on `{name}`"
+    return _handshake_state(ends[a], ends[b])
+
+
+def _handshake_state(a: VpnNodeSeen, b: VpnNodeSeen) -> tuple[str, str | None]:
+    for me, peer in ((a, b), (b, a)):
+        if peer.public_key not in me.handshakes:
+            return "down", f"`{me.name}` does not list `{peer.name}` as a peer"
+    ages = [age for age in (a.handshakes[b.public_key], b.handshakes[a.public_key]) if age >= 0]
+    if not ages:
+        return "idle", "no handshake yet (no packet between them since the tunnel came up)"
+    age = min(ages)
+    if age <= HANDSHAKE_FRESH_S:
+        return "up", f"last handshake {age} s ago"
+    return "idle", f"last handshake {age} s ago (no packet since, or the peer cannot be reached)"

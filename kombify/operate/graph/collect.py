@@ -20,6 +20,7 @@ from kombify.api.stack_runs import not_asked
 from kombify.api.status import OBSERVE_WAIT
 from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.contracts.routes import RoutesQuery, RoutesSeen
+from kombify.contracts.vpn import VpnQuery, VpnSeen
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
 from kombify.db.models import Organisation, Stack
@@ -29,7 +30,12 @@ from kombify.settings import Settings
 from kombify.specs import load_kombination
 from kombify.unifier import unify
 from kombify.unifier.routes import ROUTES_FILE
-from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
+from kombify.workflows.observe import (
+    ObserveStackWorkflow,
+    ObserveVpnWorkflow,
+    observe_workflow_id,
+    vpn_workflow_id,
+)
 from kombify.workflows.routes import (
     OBSERVE_ROUTES_TIMEOUT,
     ObserveRoutesWorkflow,
@@ -69,6 +75,22 @@ async def _ask_proxy(
     return seen, None
 
 
+async def _ask_mesh(
+    client: Client, settings: Settings, query: VpnQuery
+) -> tuple[VpnSeen | None, str | None]:
+    try:
+        seen: VpnSeen = await client.execute_workflow(
+            ObserveVpnWorkflow.run,
+            query,
+            id=vpn_workflow_id(query.organisation, query.stack, uuid.uuid4().hex[:12]),
+            task_queue=settings.task_queue,
+            execution_timeout=OBSERVE_WAIT,
+        )
+    except (WorkflowFailureError, RPCError) as exc:
+        return None, not_asked("the mesh", exc)
+    return seen, None
+
+
 async def stack_graph(
     *,
     session: Session,
@@ -101,11 +123,23 @@ async def stack_graph(
         wants_routes = bool(json.loads(plan.files[ROUTES_FILE])["routes"])
         nodes_request = ObserveInput(org.slug, stack.name, deployed.revision, simulate)
         routes_query = RoutesQuery(org.slug, stack.name, deployed.revision, simulate)
-        (seen, error), (routes, routes_error) = await asyncio.gather(
+        vpn = k.spec.network.vpn
+        wants_mesh = vpn.enabled and vpn.provider == "wireguard"
+        mesh_query = VpnQuery(org.slug, stack.name, deployed.revision, simulate)
+        (seen, error), (routes, routes_error), (mesh, mesh_error) = await asyncio.gather(
             _ask_nodes(client, settings, nodes_request),
             _ask_proxy(client, settings, routes_query) if wants_routes else _nothing(),
+            _ask_mesh(client, settings, mesh_query) if wants_mesh else _nothing(),
         )
-        observed = Observed(seen, routes, error, observed_at, routes_error)
+        observed = Observed(
+            seen,
+            routes,
+            error,
+            observed_at,
+            routes_error=routes_error,
+            vpn=mesh,
+            vpn_error=mesh_error,
+        )
     return build_graph(
         k,
         revision=row.revision,
@@ -116,5 +150,5 @@ async def stack_graph(
     )
 
 
-async def _nothing() -> tuple[RoutesSeen | None, str | None]:
+async def _nothing() -> tuple[None, None]:
     return None, None

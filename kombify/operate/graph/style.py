@@ -9,7 +9,9 @@ COLOURS: dict[str, tuple[str, str]] = {
     "healthy": ("#c8e6c9", "#2e7d32"),
     "running": ("#dcedc8", "#558b2f"),
     "routed": ("#dcedc8", "#558b2f"),
+    "up": ("#dcedc8", "#558b2f"),
     "idle": ("#f1f8e9", "#9e9d24"),
+    "down": ("#ffcdd2", "#c62828"),
     "degraded": ("#fff3cd", "#b7791f"),
     "unhealthy": ("#ffe0b2", "#e65100"),
     "stopped": ("#ffcdd2", "#c62828"),
@@ -19,6 +21,9 @@ COLOURS: dict[str, tuple[str, str]] = {
     "not-deployed": ("#eceff1", "#78909c"),
     "unknown": ("#f5f5f5", "#9e9e9e"),
 }
+
+
+_QUIET = ("running", "healthy", "not-deployed")
 
 
 def colours(state: str) -> tuple[str, str]:
@@ -46,6 +51,6 @@ def element_lines(element: GraphElement) -> list[str]:
 
 def edge_text(edge: GraphEdge) -> str:
     """The words on a line (its label; a VPN link or a broken placement adds its state)."""
-    if edge.kind == "placement" and edge.state not in ("running", "healthy", "not-deployed"):
+    if edge.kind in ("placement", "vpn-link") and edge.state not in _QUIET:
         return f"{edge.label} {edge.state}".strip()
     return edge.label

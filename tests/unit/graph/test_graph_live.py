@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kombify.activities.vpn_observe import parse_wg
 from kombify.contracts.observe import (
     ContainerSeen,
     NodeSeen,
@@ -13,6 +14,7 @@ from kombify.contracts.observe import (
     SwarmServiceSeen,
     SwarmTaskSeen,
 )
+from kombify.contracts.vpn import VpnNodeSeen, VpnSeen
 from kombify.operate.graph import Observed, StackGraph, build_graph
 from kombify.specs import load_kombination
 
@@ -132,3 +134,45 @@ def test_vpn_links_name_the_node_that_did_not_answer() -> None:
 
     (link,) = graph.edges_of("vpn-link")
     assert link.state == "unknown" and link.detail == "node `edge` did not answer"
+
+
+WG_HOME = """now 1000
+key HOMEKEY=
+peer EDGEKEY= 990
+addr 10.66.0.1/24
+"""
+
+
+def test_parse_wg_reads_keys_handshake_ages_and_addresses() -> None:
+    seen = parse_wg("home", WG_HOME)
+    assert (seen.interface, seen.public_key, seen.addresses) == (True, "HOMEKEY=", ["10.66.0.1/24"])
+    assert seen.handshakes == {"EDGEKEY=": 10}
+    assert parse_wg("home", "now 5\nkey K=\npeer P= 0\n").handshakes == {"P=": -1}
+    assert parse_wg("home", "absent\n").interface is False
+
+
+def _mesh(home: VpnNodeSeen, edge: VpnNodeSeen) -> str:
+    nodes = [NodeSeen("home", True, "", NOW, []), NodeSeen("edge", True, "", NOW, [])]
+    observed = Observed(StackSeen(nodes), vpn=VpnSeen("wg-kombify", [home, edge]))
+    (link,) = graph_of("cloud-hybrid", observed).edges_of("vpn-link")
+    return f"{link.state}: {link.detail}"
+
+
+def test_mesh_links_are_up_idle_or_down_from_both_ends() -> None:
+    home = VpnNodeSeen("home", True, "", True, "H=", [], {"E=": 12})
+    edge = VpnNodeSeen("edge", True, "", True, "E=", [], {"H=": 12})
+    assert _mesh(home, edge) == "up: last handshake 12 s ago"
+
+    never = VpnNodeSeen("home", True, "", True, "H=", [], {"E=": -1})
+    silent = VpnNodeSeen("edge", True, "", True, "E=", [], {"H=": -1})
+    assert _mesh(never, silent).startswith("idle: no handshake yet")
+
+    stale = VpnNodeSeen("edge", True, "", True, "E=", [], {"H=": 900})
+    old = VpnNodeSeen("home", True, "", True, "H=", [], {"E=": 900})
+    assert _mesh(old, stale).startswith("idle: last handshake 900 s ago")
+
+    gone = VpnNodeSeen("edge", True, "", False)
+    assert _mesh(home, gone) == "down: no wg-kombify on `edge`"
+
+    stranger = VpnNodeSeen("edge", True, "", True, "E=", [], {})
+    assert _mesh(home, stranger) == "down: `edge` does not list `home` as a peer"

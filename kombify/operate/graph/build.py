@@ -522,12 +522,13 @@ def _vpn(k: Kombination, mode: _Mode) -> tuple[GraphVpn | None, list[GraphEdge]]
 
 
 def _link_state(mode: _Mode, info: GraphVpn, a: str, b: str) -> tuple[str, str | None]:
-    """A mesh link from both ends' ``wg show``: up (a recent handshake), idle, or down."""
-    down = [n for n in (a, b) if n not in mode.nodes or not mode.nodes[n].answered]
-    if down:
-        return UNKNOWN, f"node `{down[0]}` did not answer"
+    """A mesh link from both ends' ``wg show`` (asked over SSH, whatever their agents say):
+    up (a recent handshake), idle, or down."""
     observed = mode.observed
     if info.provider != "wireguard" or observed is None:
+        down = [n for n in (a, b) if n not in mode.nodes or not mode.nodes[n].answered]
+        if down:
+            return UNKNOWN, f"node `{down[0]}` did not answer"
         return UNKNOWN, "kombify does not ask Tailscale for its peers yet"
     if observed.vpn is None:
         return UNKNOWN, observed.vpn_error or "the mesh was not asked"
@@ -535,7 +536,8 @@ def _link_state(mode: _Mode, info: GraphVpn, a: str, b: str) -> tuple[str, str |
     for name in (a, b):
         end = ends.get(name)
         if end is None or not end.answered:
-            return UNKNOWN, f"`{name}`: {end.error if end else 'not asked'}"
+            why = end.error if end else "not asked"
+            return UNKNOWN, f"node `{name}` did not answer: {why}"
         if not end.interface:
             return "down", f"no {info.interface} on `{name}`"
     return _handshake_state(ends[a], ends[b])

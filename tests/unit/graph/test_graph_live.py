@@ -130,10 +130,15 @@ def test_swarm_tasks_become_placements_with_running_counts() -> None:
 def test_vpn_links_name_the_node_that_did_not_answer() -> None:
     home = NodeSeen("home", True, "", NOW, [])
     edge = NodeSeen("edge", False, "connection refused", NOW, [])
-    graph = graph_of("cloud-hybrid", Observed(StackSeen([home, edge])))
+    mesh = VpnSeen(
+        "wg-kombify", [VpnNodeSeen("home", True, "", True), VpnNodeSeen("edge", False, "refused")]
+    )
+    graph = graph_of("cloud-hybrid", Observed(StackSeen([home, edge]), vpn=mesh))
 
     (link,) = graph.edges_of("vpn-link")
-    assert link.state == "unknown" and link.detail == "node `edge` did not answer"
+    assert link.state == "unknown" and link.detail == "node `edge` did not answer: refused"
+    graph = graph_of("cloud-hybrid", Observed(StackSeen([home, edge]), vpn_error="no worker"))
+    assert graph.edges_of("vpn-link")[0].detail == "no worker"
 
 
 WG_HOME = """now 1000

@@ -80,7 +80,7 @@ def dot_binary() -> str:
     found = shutil.which("dot")
     if found is None:
         raise ServiceUnavailableError(
-            "drawing SVG needs graphviz's `dot` on the kombify API's machine: "
+            "drawing SVG needs graphviz's `dot`, which is not on this machine: "
             f"apt-get install {GRAPHVIZ_PACKAGE} (or use format mermaid or json)"
         )
     return found

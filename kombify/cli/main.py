@@ -12,6 +12,7 @@ from kombify.cli import (
     api_keys_cmds,
     certs_cmds,
     deploy_cmds,
+    graph_cmds,
     heal_cmds,
     history_cmds,
     login_cmds,
@@ -86,6 +87,7 @@ nodes_cmds.register(app)
 sim_cmds.register(app)
 validate_cmds.register(app)
 routes_cmds.register(app)
+graph_cmds.register(app)
 login_cmds.register(app)
 api_keys_cmds.register(app)
 account_cmds.register(app)

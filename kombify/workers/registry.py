@@ -15,7 +15,7 @@ from kombify.settings import Settings
 from kombify.workflows.certificates import RenewCertificates
 from kombify.workflows.deploy import DeployKombination, DestroyKombination
 from kombify.workflows.heal import CheckDrift, HealNode, HealStack
-from kombify.workflows.observe import ObserveStackWorkflow
+from kombify.workflows.observe import ObserveStackWorkflow, ObserveVpnWorkflow
 from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
@@ -33,6 +33,7 @@ WORKFLOWS: Sequence[type] = (
     CheckDrift,
     ObserveRoutesWorkflow,
     RunUserWorkflow,
+    ObserveVpnWorkflow,
 )
 
 
@@ -54,6 +55,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.tofu import TofuActivities, TofuRunner
     from kombify.activities.user_steps import UserStepActivities
     from kombify.activities.vpn import VpnActivities
+    from kombify.activities.vpn_observe import VpnObserveActivities
     from kombify.sim.client import unchecked_docker_client
 
     deploy = DeployActivities(settings)
@@ -79,6 +81,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         agent.renew_certificate,
         agent.renew_control_certificate,
         ObserveActivities(agent).observe,
+        VpnObserveActivities(agent).observe,
         *heal.all(),
         *moves.all(),
         *HealControlActivities(heal, moves, settings.task_queue).all(),

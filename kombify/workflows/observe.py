@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from kombify.contracts.observe import ObserveInput, StackSeen
+    from kombify.contracts.vpn import VpnQuery, VpnSeen
 
 # Every node is asked at once, each within the activity's own per-node limit.
 OBSERVE_TIMEOUT = timedelta(seconds=45)
@@ -34,6 +35,27 @@ class ObserveStackWorkflow:
             "ObserveStack",
             request,
             result_type=StackSeen,
+            start_to_close_timeout=OBSERVE_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+        return seen
+
+
+def vpn_workflow_id(organisation: str, stack: str, nonce: str) -> str:
+    """Which stack's mesh is asked, and a nonce so two callers can ask at once."""
+    return f"observe-vpn/{organisation}/{stack}/{nonce}"
+
+
+@workflow.defn(name="ObserveVpn")
+class ObserveVpnWorkflow:
+    """Runs the ObserveVpn activity once and returns what the nodes' mesh interfaces say."""
+
+    @workflow.run
+    async def run(self, request: VpnQuery) -> VpnSeen:
+        seen: VpnSeen = await workflow.execute_activity(
+            "ObserveVpn",
+            request,
+            result_type=VpnSeen,
             start_to_close_timeout=OBSERVE_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=1),
         )

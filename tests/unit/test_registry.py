@@ -24,6 +24,7 @@ PINNED_WORKFLOWS = {
     "CheckDrift",
     "ObserveRoutes",
     "RunUserWorkflow",
+    "ObserveVpn",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -80,6 +81,7 @@ PINNED_ACTIVITIES = {
     "UserStepNotify",
     "UserStepStackRun",
     "UserStepRestart",
+    "ObserveVpn",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -77,6 +78,13 @@ async def readyz(request: Request, settings: SettingsDep) -> Any:
     # signs people in and serves everything else, so a load balancer must keep it.
     for tool in await reachability(settings):
         checks[f"tool/{tool.name}"] = {"ok": tool.ok, "error": tool.error, "required": False}
+    # Only `graph?format=svg` needs it (kombify.operate.graph.svg).
+    dot = shutil.which("dot") is not None
+    checks["graphviz"] = {
+        "ok": dot,
+        "error": None if dot else "no `dot` (apt-get install graphviz): graphs draw no SVG",
+        "required": False,
+    }
     if failing:
         return problem(
             503,

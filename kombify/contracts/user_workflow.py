@@ -34,5 +34,9 @@ class UserWorkflowInput:
 
 
 def user_workflow_id_prefix(organisation: str) -> str:
-    """Workflow ids of one organisation's runs start with this (runs are listed by it)."""
-    return f"kombify-userwf-{organisation}-"
+    """Workflow ids of one organisation's runs start with this (runs are listed by it).
+
+    The dots matter: organisation slugs hold only ``[a-z0-9-]``, so no organisation's prefix
+    is the start of another's (with dashes, ``a``'s runs would include ``a-b``'s).
+    """
+    return f"kombify-userwf.{organisation}."

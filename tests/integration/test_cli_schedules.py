@@ -76,7 +76,7 @@ def test_create_list_show_pause_resume_trigger_delete(
     while (described := json.loads(cli("schedule", "show", "often", "--json")))["actions"] < 1:
         assert time.monotonic() < deadline, described
         time.sleep(0.5)
-    assert described["recent_runs"][0]["workflow_id"].startswith("kombify-userwf-local-often")
+    assert described["recent_runs"][0]["workflow_id"].startswith("kombify-userwf.local.often")
     assert cli("schedule", "delete", "often") == "schedule `often` deleted\n"
     assert cli("schedule", "delete", "nightly") == "schedule `nightly` deleted\n"
     assert cli("schedule", "list") == (

@@ -246,7 +246,7 @@ async def test_bad_files_and_inputs_are_refused(env: KombifyEnv, tmp_path: Path)
     assert response.status_code == 422
     assert "input `who` is required" in response.json()["detail"]
 
-    response = await env.http.get("/v1/workflow-runs/kombify-userwf-other-org-x-1234")
+    response = await env.http.get("/v1/workflow-runs/kombify-userwf.other-org.x-1234")
     assert response.status_code == 404
 
 

@@ -30,7 +30,7 @@ RunId = Annotated[
     str,
     Path(
         pattern=r"^[A-Za-z0-9._:-]{1,255}$",
-        description="The run's id (`kombify-userwf-<org>-…`), as listed.",
+        description="The run's id (`kombify-userwf.<org>.…`), as listed.",
     ),
 ]
 

@@ -396,3 +396,27 @@ async def test_cli_restart_json(kombify: KombifyEnv, stack: str, api_url: str) -
     result = json.loads(done.stdout)
     assert result["ok"] is True and result["service"] == "notes"
     assert [r["state"] for r in result["replicas"]] == ["running"]
+
+
+async def test_cli_logs_of_a_service_merge_its_replicas_piped_and_as_json(
+    kombify: KombifyEnv, stack: str, api_url: str
+) -> None:
+    ids = (await kombify.containers(stack, "box"))["talker"]
+    sources = {f"box/{i[:12]}" for i in ids}
+
+    piped = await asyncio.to_thread(
+        run_cli, kombify.home, api_url, "logs", stack, "talker", "--tail", "2"
+    )
+    as_json = await asyncio.to_thread(
+        run_cli, kombify.home, api_url, "logs", stack, "talker", "--tail", "1", "--json"
+    )
+
+    assert piped.returncode == 0, piped.stderr
+    # Piped: plain `time source level message` lines, two of each replica (stdout and stderr).
+    rows = [line.split(" ", 3) for line in piped.stdout.splitlines()]
+    assert len(rows) == 4 and "\x1b[" not in piped.stdout
+    assert {row[1] for row in rows} == sources
+    assert {(row[2], row[3].split("-")[0]) for row in rows} == {("info", "out"), ("error", "err")}
+    assert as_json.returncode == 0, as_json.stderr
+    objects = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert {o["source"] for o in objects} == sources and len(objects) == 2

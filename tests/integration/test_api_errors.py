@@ -44,7 +44,7 @@ PATH_VALUES = {
     "org": "local", "user_id": "0123456789abcdef" * 2, "invitation_id": "0123456789abcdef" * 2,
     "key_id": "0123456789abcdef" * 2, "session_id": "0123456789abcdef" * 2,
     "tool": "stack", "path": "v1/stacks",
-    "provider": "keycloak", "service": "web",
+    "provider": "keycloak", "service": "web", "revision": "1", "run_id": "kombify-userwf.local.x",
 }
 
 

@@ -197,7 +197,8 @@ async def cancel_deployment(
             "content": {"text/event-stream": {}},
         },
     },
-    dependencies=[OwnsDeployment],
+    # No OwnsDeployment here: the body checks ownership first (it reaches no backend before),
+    # and a route dependency would answer 404 before the query is validated (422).
 )
 def deployment_logs(
     deployment_id: DeploymentId,

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         description="Token the API requires; default: generated into $KOMBIFY_HOME/admin-token.",
     )
     debug: bool = Field(default=False, description="Show tracebacks for unexpected errors.")
+    dashboard_dir: Path | None = Field(
+        default=None,
+        description="The dashboard's built files, served at /. Unset: dashboard/build of the "
+        "checkout kombify runs from (scripts/build-dashboard.sh makes it).",
+    )
     node_wait_seconds: int = Field(
         default=0,
         ge=0,

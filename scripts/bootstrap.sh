@@ -25,3 +25,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 # gRPC stubs are generated from proto/, never committed.
 .venv/bin/python -m kombify.workers.protogen >/dev/null
+# The web dashboard the API serves at / (skipped, with a note, when Node.js is missing).
+bash scripts/build-dashboard.sh

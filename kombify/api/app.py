@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kombify import __version__
-from kombify.api import docs, openapi, problems
+from kombify.api import dashboard, docs, openapi, problems
 from kombify.api.activity_log import ActivityMiddleware
 from kombify.api.auth import admin_token
 from kombify.api.limits import RequestLimits
@@ -67,4 +67,6 @@ def create_app(settings: Settings | None = None, *, gateway: bool = True) -> Fas
         app.include_router(router)
     docs.install(app)
     openapi.install(app)
+    # Last: the dashboard answers GETs for every path the API does not own (SPA fallback).
+    dashboard.install(app, settings)
     return app

@@ -69,7 +69,7 @@ def test_every_kind_of_response_carries_the_security_headers(client: TestClient)
         "json": client.get("/v1/stacks"),
         "unexpected error": client.get("/v1/boom"),
         "rate-limited": client.get("/v1/stacks", headers=anonymous),
-        "no route": client.get("/nowhere"),
+        "no route": client.get("/v1/nowhere"),
         "asset": client.get("/docs-assets/swagger-ui.css"),
     }
     statuses = {name: r.status_code for name, r in answers.items()}
@@ -210,7 +210,7 @@ def test_a_request_that_matches_no_route_is_logged_without_its_path(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="kombify.requests")
-    client.get("/reset/a-token-in-a-path")
+    client.get("/v1/reset/a-token-in-a-path")
     (line,) = _lines(caplog)
     assert line["route"] is None and line["status"] == 404
     assert "a-token-in-a-path" not in caplog.text

@@ -135,6 +135,14 @@ async def test_axe_check_fails_on_serious_violations_and_names_them(page: Page) 
     assert "button-name (critical): Buttons must have discernible text; at #go" in message
 
 
+async def test_axe_check_lets_lesser_violations_through_and_returns_them(page: Page) -> None:
+    # No <main>: axe rates landmark-one-main and region "moderate", which do not fail a test.
+    await page.set_content(CLEAN.replace("<main>", "<div>").replace("</main>", "</div>"))
+    lesser = await axe_check(page)
+    assert {v.id for v in lesser} >= {"landmark-one-main"}
+    assert {v.impact for v in lesser} <= {"minor", "moderate"}
+
+
 async def test_axe_check_passes_a_clean_page(page: Page) -> None:
     await page.set_content(CLEAN)
     assert await axe_check(page) == []

@@ -1,7 +1,8 @@
 """What a page of the dashboard costs a browser: JavaScript shipped, first load, Lighthouse.
 
-What is measured, in one run, for one page (``--page``, default ``/docs`` until the dashboard
-lands; then its landing and stacks pages):
+What is measured, in one run, for one page (``--page``: default ``/docs``, which needs no
+dashboard build; ``--page / --selector h1`` for the dashboard's landing page; the stacks page
+needs a signed-in browser, not done yet):
 
 JavaScript shipped
     The page is loaded in Debian's Chromium (a fresh context: cold cache) until ``--selector``

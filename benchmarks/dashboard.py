@@ -1,8 +1,13 @@
 """What a page of the dashboard costs a browser: JavaScript shipped, first load, Lighthouse.
 
-What is measured, in one run, for one page (``--page``: default ``/docs``, which needs no
-dashboard build; ``--page / --selector h1`` for the dashboard's landing page; the stacks page
-needs a signed-in browser, not done yet):
+What is measured, in one run, for each page of ``--pages`` (default ``landing,stacks``: the
+dashboard's public landing page ``/`` to its ``h1``, and the stacks page ``/stacks`` signed in,
+to the first stack's row with its state; ``docs`` is Swagger UI at ``/docs``; or one page given
+with ``--page PATH --selector CSS``). For the stacks page the kombify started here gets a first
+owner (through the admin token, as ``kombify admin create-owner`` does) and three stacks (the
+rehearsal example under three names); every cold context signs in first (``POST
+/v1/auth/login`` from the context, so the browser holds the session cookies, as after a real
+sign-in) and Lighthouse sends the same cookies (``--extra-headers``).
 
 JavaScript shipped
     The page is loaded in Debian's Chromium (a fresh context: cold cache) until ``--selector``
@@ -27,10 +32,12 @@ Lighthouse
 
 The server is ``kombify api`` started here on a free loopback port with a throwaway
 KOMBIFY_HOME (no Temporal needed for ``/docs``), or a running kombify given by ``--url``
-(``make demo`` starts one with Temporal and a worker, which the stacks page will need).
+(then the stacks page needs ``--email`` and ``KOMBIFY_BENCH_PASSWORD`` of a member). The
+stacks page reads stored stacks and runs only: no Temporal is needed for it.
 
-Usage: .venv/bin/python benchmarks/dashboard.py [--page /docs] [--selector '.opblock']
-       [--rounds 5] [--url http://127.0.0.1:8420] [--lighthouse mobile,desktop | --lighthouse none]
+Usage: .venv/bin/python benchmarks/dashboard.py [--pages landing,stacks,docs]
+       [--page /docs --selector '.opblock'] [--rounds 5] [--url http://127.0.0.1:8420
+       --email E] [--lighthouse mobile,desktop | --lighthouse none]
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from _setup import REPO, bench_home, tests_support
 
 LIGHTHOUSE_DIR = REPO / "tools" / "lighthouse"
@@ -56,6 +64,65 @@ LIGHTHOUSE = LIGHTHOUSE_DIR / "node_modules" / ".bin" / "lighthouse"
 JS_BUDGET_KB = 150
 LOAD_BUDGET_S = 1.0
 SCORE_BUDGET = 90
+OWNER = "bench-owner@example.org"
+PASSWORD = "a benchmark passphrase, long enough"
+EXAMPLE = REPO / "docs" / "examples" / "rehearsal.yaml"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page to measure: its path, the selector that ends a first load, whether signed in."""
+
+    name: str
+    path: str
+    selector: str
+    signed_in: bool
+
+
+PAGES = {
+    "landing": Page("landing", "/", "h1", signed_in=False),
+    "stacks": Page("stacks", "/stacks", "tbody tr .state", signed_in=True),
+    "docs": Page("docs", "/docs", ".opblock", signed_in=False),
+}
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who the signed-in pages sign in as."""
+
+    email: str
+    password: str
+
+    def cookie_header(self, base: str) -> str:
+        """A ``Cookie`` header of a fresh session (for Lighthouse, which cannot sign in)."""
+        response = httpx.post(
+            f"{base}/v1/auth/login", json={"email": self.email, "password": self.password}
+        )
+        response.raise_for_status()
+        return "; ".join(f"{name}={value}" for name, value in response.cookies.items())
+
+
+def prepare_owner_and_stacks(base: str, admin_token: str, count: int = 3) -> Login:
+    """The first owner (with the admin token) and ``count`` stacks of the example, stored."""
+    made = httpx.post(
+        f"{base}/v1/admin/owner",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={"email": OWNER, "password": PASSWORD, "name": "Bench Owner"},
+    )
+    made.raise_for_status()
+    token = httpx.post(
+        f"{base}/v1/auth/login", json={"email": OWNER, "password": PASSWORD}
+    ).json()["token"]
+    example = EXAMPLE.read_text()
+    for index in range(count):
+        source = example.replace("name: rehearsal", f"name: bench-{index}", 1)
+        stored = httpx.post(
+            f"{base}/v1/stacks",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"source": source, "filename": "kombination.yaml"},
+        )
+        stored.raise_for_status()
+    return Login(OWNER, PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -76,21 +143,25 @@ class Load:
 
 
 @contextmanager
-def server(url: str | None, keep: bool) -> Iterator[str]:
-    """The base URL of a kombify to measure: the one given, or ``kombify api`` started here."""
+def server(
+    url: str | None, keep: bool, email: str | None
+) -> Iterator[tuple[str, Login | None]]:
+    """The base URL of a kombify to measure and who signs in there: the one given (with
+    ``--email`` and KOMBIFY_BENCH_PASSWORD), or ``kombify api`` started here, prepared."""
     if url:
-        yield url.rstrip("/")
+        password = os.environ.get("KOMBIFY_BENCH_PASSWORD", "")
+        yield url.rstrip("/"), Login(email, password) if email and password else None
         return
     tests_support()
     from tests.support.api_process import running_api
 
     with bench_home("kombify-bench-dashboard-", keep=keep) as home:
         with running_api(home / "api") as api:
-            yield api.url
+            yield api.url, prepare_owner_and_stacks(api.url, api.admin_token)
 
 
 async def measure_browser(
-    base: str, page_path: str, selector: str, rounds: int
+    base: str, page_path: str, selector: str, rounds: int, login: Login | None
 ) -> tuple[list[Script], list[Load], list[Load]]:
     """Scripts of one load, then ``rounds`` cold loads of the page and of the floor."""
     tests_support()
@@ -101,8 +172,15 @@ async def measure_browser(
     async def load(browser: Browser, url: str, wanted: str) -> tuple[Load, list[Script]]:
         context = await browser.new_context(viewport=DESKTOP)
         responses: list[Response] = []
-        context.on("response", lambda response: responses.append(response))
         try:
+            if login is not None and url != floor_url:
+                # The context's request client shares the browser's cookie jar, not its cache.
+                signed = await context.request.post(
+                    f"{base}/v1/auth/login",
+                    data={"email": login.email, "password": login.password},
+                )
+                assert signed.ok, await signed.text()
+            context.on("response", lambda response: responses.append(response))
             page = await context.new_page()
             started = time.perf_counter()
             await page.goto(url, wait_until="commit")
@@ -151,7 +229,7 @@ def ensure_lighthouse() -> None:
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LIGHTHOUSE_DIR, check=True)
 
 
-def lighthouse(url: str, form_factor: str) -> dict[str, float]:
+def lighthouse(url: str, form_factor: str, cookie: str | None = None) -> dict[str, float]:
     """Lighthouse scores (0-100) and a few metrics of ``url`` in the system Chromium."""
     tests_support()
     from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, NO_EGRESS_FLAGS
@@ -169,6 +247,8 @@ def lighthouse(url: str, form_factor: str) -> dict[str, float]:
         ]
         if form_factor == "desktop":
             command.append("--preset=desktop")
+        if cookie:
+            command.append(f"--extra-headers={json.dumps({'Cookie': cookie})}")
         env = {**os.environ, "CHROME_PATH": str(CHROMIUM), "TMPDIR": tmp}
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         if done.returncode != 0 or not report.exists():
@@ -223,15 +303,46 @@ def report_loads(pages: list[Load], floors: list[Load], rounds: int) -> None:
     print(f"  ratio page / floor: {ratio:.2f}x; budget < {LOAD_BUDGET_S:.0f} s: {verdict}")
 
 
+def measure(base: str, page: Page, rounds: int, factors: list[str], login: Login | None) -> None:
+    """Measure one page and print its figures."""
+    url = base + page.path
+    print(f"\n=== {page.name}: {url}, selector {page.selector!r}\n", flush=True)
+    if page.signed_in and login is None:
+        print("  skipped: needs a member to sign in (--email and KOMBIFY_BENCH_PASSWORD)")
+        return
+    who = login if page.signed_in else None
+    scripts, pages, floors = asyncio.run(
+        measure_browser(base, page.path, page.selector, rounds, who)
+    )
+    report_scripts(scripts)
+    report_loads(pages, floors, rounds)
+    if factors:
+        print("\nLighthouse 12.2.3 (scores 0-100; FCP, LCP, TBT in s)")
+    for factor in factors:
+        got = lighthouse(url, factor, who.cookie_header(base) if who else None)
+        ok = got["performance"] >= SCORE_BUDGET and got["accessibility"] >= SCORE_BUDGET
+        print(
+            f"  {factor:8} performance {got['performance']:3.0f}  accessibility "
+            f"{got['accessibility']:3.0f}  FCP {got['fcp']:.2f}  LCP {got['lcp']:.2f}  "
+            f"TBT {got['tbt']:.2f}  bytes {got['bytes'] / 1024:.0f} KB  "
+            f"(budget >= {SCORE_BUDGET} each: {_met(ok)})",
+            flush=True,
+        )
+
+
 def main() -> None:
-    """Parse the arguments, start or reach a kombify, measure, print."""
+    """Parse the arguments, start or reach a kombify, measure each page, print."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--page", default="/docs", help="path of the page to measure")
     parser.add_argument(
-        "--selector", default=".opblock", help="CSS selector whose appearance ends a first load"
+        "--pages", default="landing,stacks", help=f"comma-separated, of: {', '.join(PAGES)}"
+    )
+    parser.add_argument("--page", help="measure this path instead of --pages")
+    parser.add_argument(
+        "--selector", default="body", help="with --page: the CSS selector ending a first load"
     )
     parser.add_argument("--rounds", type=int, default=5, help="cold loads of page and floor")
     parser.add_argument("--url", help="a running kombify to measure (default: start kombify api)")
+    parser.add_argument("--email", help="with --url: a member to sign in as for the stacks page")
     parser.add_argument(
         "--lighthouse",
         default="mobile,desktop",
@@ -242,28 +353,18 @@ def main() -> None:
     factors = [] if args.lighthouse == "none" else args.lighthouse.split(",")
     if any(factor not in ("mobile", "desktop") for factor in factors):
         parser.error("--lighthouse takes mobile, desktop (comma-separated) or none")
+    if args.page:
+        pages = [Page(args.page, args.page, args.selector, signed_in=False)]
+    else:
+        unknown = [name for name in args.pages.split(",") if name not in PAGES]
+        if unknown:
+            parser.error(f"--pages: unknown {', '.join(unknown)}; known: {', '.join(PAGES)}")
+        pages = [PAGES[name] for name in args.pages.split(",")]
     if factors:
         ensure_lighthouse()
-    with server(args.url, args.keep_home) as base:
-        url = base + args.page
-        print(f"page {url}, selector {args.selector!r}\n", flush=True)
-        scripts, pages, floors = asyncio.run(
-            measure_browser(base, args.page, args.selector, args.rounds)
-        )
-        report_scripts(scripts)
-        report_loads(pages, floors, args.rounds)
-        if factors:
-            print("\nLighthouse 12.2.3 (scores 0-100; FCP, LCP, TBT in s)")
-        for factor in factors:
-            got = lighthouse(url, factor)
-            ok = got["performance"] >= SCORE_BUDGET and got["accessibility"] >= SCORE_BUDGET
-            print(
-                f"  {factor:8} performance {got['performance']:3.0f}  accessibility "
-                f"{got['accessibility']:3.0f}  FCP {got['fcp']:.2f}  LCP {got['lcp']:.2f}  "
-                f"TBT {got['tbt']:.2f}  bytes {got['bytes'] / 1024:.0f} KB  "
-                f"(budget >= {SCORE_BUDGET} each: {_met(ok)})",
-                flush=True,
-            )
+    with server(args.url, args.keep_home, args.email) as (base, login):
+        for page in pages:
+            measure(base, page, args.rounds, factors, login)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ const config = {
 	preprocess: vitePreprocess(),
 	kit: {
 		// A single-page app: the API process serves index.html for every dashboard path.
-		adapter: adapter({ pages: 'build', assets: 'build', fallback: 'index.html', strict: true }),
+		// precompress: FILE.br and FILE.gz beside each file, sent when the browser takes them.
+		adapter: adapter({
+			pages: 'build',
+			assets: 'build',
+			fallback: 'index.html',
+			precompress: true,
+			strict: true
+		}),
 		// The API serves the page with a Content-Security-Policy that allows SvelteKit's inline
 		// bootstrap script by its hash (kombify/api/dashboard.py); no CSP meta tag here.
 		output: { bundleStrategy: 'split' },

@@ -12,12 +12,13 @@ paths and other methods keep their problem+json 404 and 405 answers.
 from __future__ import annotations
 
 import html
+import mimetypes
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.datastructures import URLPath
+from starlette.datastructures import Headers, URLPath
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
@@ -114,9 +115,10 @@ class Dashboard:
             headers={"Cache-Control": REVALIDATE, "Content-Security-Policy": page.policy},
         )
 
-    def respond(self, path: str) -> Response:
+    def respond(self, path: str, accept_encoding: str = "") -> Response:
         """The answer for a GET of ``path``; 404 (problem+json, by the app's handler) for a
-        traversal or a missing file under ``/_app/``."""
+        traversal or a missing file under ``/_app/``. A file the build precompressed is sent
+        compressed when ``accept_encoding`` allows it."""
         if path in ("", "/", "/index.html"):
             return self.index()
         if _traverses(path):
@@ -124,10 +126,39 @@ class Dashboard:
         found = self.file_for(path)
         if found is not None:
             cache = IMMUTABLE if path.startswith(IMMUTABLE_PREFIX) else REVALIDATE
-            return FileResponse(found, headers={"Cache-Control": cache})
+            return _file_response(found, cache, accept_encoding)
         if path.startswith(_APP_PREFIX):
             raise HTTPException(404)  # a missing script must not be answered with HTML
         return self.index()  # a page of the app: it routes in the browser
+
+
+# The build precompresses its files (adapter-static's `precompress`): FILE.br and FILE.gz.
+_ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+
+
+def _accepts(accept_encoding: str) -> set[str]:
+    """Codings the client accepts (a ``q=0`` refuses one)."""
+    accepted = set()
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        if name and params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            accepted.add(name.strip().lower())
+    return accepted
+
+
+def _file_response(found: Path, cache: str, accept_encoding: str) -> Response:
+    """``found``, or its precompressed twin when the client takes that coding."""
+    headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
+    accepted = _accepts(accept_encoding)
+    for coding, suffix in _ENCODINGS:
+        twin = found.with_name(found.name + suffix)
+        if coding in accepted and twin.is_file():
+            return FileResponse(
+                twin,
+                media_type=mimetypes.guess_type(found.name)[0] or "text/plain",
+                headers={**headers, "Content-Encoding": coding},
+            )
+    return FileResponse(found, headers=headers)
 
 
 def _traverses(path: str) -> bool:
@@ -168,7 +199,8 @@ class DashboardRoute(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the file, index.html, or a 404."""
-        response = self.dashboard.respond(str(scope["path"]))
+        accept = Headers(scope=scope).get("accept-encoding", "")
+        response = self.dashboard.respond(str(scope["path"]), accept)
         await response(scope, receive, send)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import logging
@@ -284,3 +285,38 @@ def test_the_real_build_is_served_with_its_scripts_allowed(tmp_path: Path) -> No
             assert c.get(url).status_code == 200, url
         for url in assets:
             assert c.get(url).headers["Cache-Control"] == dashboard.IMMUTABLE, url
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip, deflate, br", "br"),
+        ("gzip", "gzip"),
+        ("br;q=0, gzip", "gzip"),
+        ("identity", None),
+        ("", None),
+    ],
+)
+def test_a_precompressed_twin_is_sent_when_the_browser_takes_it(
+    tmp_path: Path, build: Path, accept: str, coding: str | None
+) -> None:
+    script = build / "_app" / "immutable" / "entry" / "start.AbC123.js"
+    (script.parent / (script.name + ".gz")).write_bytes(gzip.compress(SCRIPT.encode(), mtime=0))
+    (script.parent / (script.name + ".br")).write_bytes(b"not really brotli")
+    with TestClient(_app(tmp_path, build)) as c:
+        # httpx would decode gzip itself: read the raw bytes to see what was sent.
+        with c.stream(
+            "GET", "/_app/immutable/entry/start.AbC123.js", headers={"Accept-Encoding": accept}
+        ) as response:
+            raw = b"".join(response.iter_raw())
+    assert response.status_code == 200
+    assert response.headers.get("content-encoding") == coding
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert response.headers["cache-control"] == dashboard.IMMUTABLE
+    expected = {
+        "br": b"not really brotli",
+        "gzip": gzip.compress(SCRIPT.encode(), mtime=0),
+        None: SCRIPT.encode(),
+    }[coding]
+    assert raw == expected

@@ -80,6 +80,13 @@ export interface RequestOptions {
 	signal?: AbortSignal;
 }
 
+/** The event the app shell listens for: the API refused the session (HTTP 401). */
+export const SESSION_ENDED = 'kombify:session-ended';
+
+function sessionEnded(): void {
+	window.dispatchEvent(new CustomEvent(SESSION_ENDED));
+}
+
 /**
  * Call the API: `path` starts with `/v1/`. JSON in and out; a change (any method but GET and
  * HEAD) carries the CSRF token. Resolves to `undefined` for 204; throws ApiError otherwise.
@@ -109,7 +116,11 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
 		if (err instanceof DOMException && err.name === 'AbortError') throw err;
 		throw new ApiError(0, 'network', 'kombify did not answer: is the server running?');
 	}
-	if (!response.ok) throw await problemOf(response);
+	if (!response.ok) {
+		// A session revoked or expired while a page was open: every page goes to sign-in.
+		if (response.status === 401 && !path.startsWith('/v1/auth/')) sessionEnded();
+		throw await problemOf(response);
+	}
 	if (response.status === 204) return undefined as T;
 	return (await response.json()) as T;
 }

@@ -120,9 +120,19 @@ async def test_create_from_a_template_and_see_its_node_turn_running(
     # The list page loads no chart library: uPlot is fetched by the simulation's page only.
     assert not [url for url in page_requests if "uPlot" in url]
 
+    # A name the API refuses: its message shows at the field, nothing is made.
+    field = page.get_by_label("Name (optional)")
+    await field.fill("Not A Label")
+    await page.get_by_role("button", name="Create a simulation from nas-pi").click()
+    await expect(field).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#sim-name-error")).to_contain_text(
+        "simulation name `Not A Label` is not valid"
+    )
+    await expect(field).to_have_accessible_description(re.compile("is not valid"))
+
     name = unique()
     made.append(name)
-    await page.get_by_label("Name (optional)").fill(name)
+    await field.fill(name)
     await page.get_by_role("button", name="Create a simulation from nas-pi").click()
 
     await page.wait_for_url(f"{sims_api.url}/simulations/{name}")

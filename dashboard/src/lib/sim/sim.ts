@@ -113,16 +113,19 @@ export async function exportSimulation(name: string): Promise<string> {
 	return response.text();
 }
 
+/** The longest simulation name the API takes (kombify/names.py). */
+export const NAME_MAX = 32;
+
 /**
  * A name for a new simulation from `template` that none of `taken` has: the template's own
- * name, else `<template>-2`, `-3`… (simulation names are DNS labels of at most 63 characters).
+ * name, else `<template>-2`, `-3`… (simulation names are DNS labels of at most 32 characters).
  */
 export function freeName(template: string, taken: Iterable<string>): string {
 	const names = new Set(taken);
 	if (!names.has(template)) return template;
 	for (let i = 2; ; i++) {
 		const suffix = `-${i}`;
-		const candidate = template.slice(0, 63 - suffix.length) + suffix;
+		const candidate = template.slice(0, NAME_MAX - suffix.length) + suffix;
 		if (!names.has(candidate)) return candidate;
 	}
 }

@@ -221,8 +221,24 @@ async def test_export_then_delete_with_confirmation(
     name = unique()
     made.append(name)
     await create_by_api(page, sims_api, "single-node", name)
+    # As over plain HTTP to a LAN address (no secure context): no Clipboard API at all.
+    await page.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined})"
+    )
     await page.goto(f"{sims_api.url}/simulations/{name}")
     await expect(page.get_by_test_id("sim-state")).to_have_text("running", timeout=NODE_WAIT_MS)
+
+    # Copying still works (a selected hidden field), and says so.
+    server = page.get_by_role("article", name="server", exact=True)
+    await server.get_by_role("button", name="Copy kombify command of server").click()
+    await expect(server.get_by_role("status").filter(has_text="Copied")).to_be_visible()
+    await page.evaluate(
+        "() => { const t = document.createElement('textarea'); t.id = 'paste';"
+        " t.setAttribute('aria-label', 'paste'); document.body.append(t); t.focus(); }"
+    )
+    await page.keyboard.press("Control+V")
+    assert await page.locator("#paste").input_value() == f"kombify sim ssh {name} server"
+    await page.locator("#paste").evaluate("t => t.remove()")
 
     async with page.expect_download() as download_info:
         await page.get_by_role("button", name="Export").click()

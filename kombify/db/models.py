@@ -239,11 +239,6 @@ class StackDetail(StackPublic):
     sha256: str
 
 
-class StacksPublic(SQLModel):
-    """A page of stacks."""
-
-    data: list[StackPublic]
-    count: int
 
 
 class DeploymentCreate(SQLModel):
@@ -288,6 +283,19 @@ class DeploymentPublic(SQLModel):
     finished_at: datetime | None
     summary: dict[str, Any]
     progress: dict[str, Any] | None = None
+
+
+class StackSummary(StackPublic):
+    """A stack in a list, with its newest run (what state it is in, without asking a node)."""
+
+    last_run: DeploymentPublic | None = None
+
+
+class StacksPublic(SQLModel):
+    """A page of stacks."""
+
+    data: list[StackSummary]
+    count: int
 
 
 class EventPublic(SQLModel):

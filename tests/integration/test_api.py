@@ -67,6 +67,7 @@ def test_stack_lifecycle(client: TestClient) -> None:
 
     listed = client.get("/v1/stacks").json()
     assert listed["count"] == 1 and listed["data"][0]["name"] == "rehearsal"
+    assert listed["data"][0]["last_run"] is None  # never deployed
     shown = client.get("/v1/stacks/rehearsal").json()
     assert shown["source"] == source and shown["current_revision"] == 1
 
@@ -122,3 +123,29 @@ def test_openapi_documents_the_stack_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/readyz", "/v1/stacks", "/v1/stacks/{name}"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+def test_the_list_shows_each_stacks_newest_run(client: TestClient, database_url: str) -> None:
+    from sqlmodel import Session
+
+    from kombify.db import deployments as runs
+    from kombify.db import stacks as store
+    from kombify.db.engine import get_engine
+
+    for name in ("alpha", "beta"):
+        source = EXAMPLE.read_text().replace("name: rehearsal", f"name: {name}", 1)
+        assert client.post("/v1/stacks", json={"source": source}).status_code == 201
+    with Session(get_engine(database_url)) as session:
+        org = store.ensure_local_organisation(session)
+        alpha = store.get_stack(session, organisation_id=org.id, name="alpha")
+        runs.create_deployment(session, stack=alpha, revision=1, kind="deploy", workflow_id="d1")
+        newest = runs.create_deployment(
+            session, stack=alpha, revision=1, kind="destroy", workflow_id="d2"
+        )
+        newest_id = newest.id
+
+    listed = {s["name"]: s for s in client.get("/v1/stacks").json()["data"]}
+
+    assert listed["beta"]["last_run"] is None
+    last = listed["alpha"]["last_run"]
+    assert last["id"] == newest_id and last["kind"] == "destroy" and last["stack"] == "alpha"

@@ -155,6 +155,8 @@ export interface Stack {
 	current_revision: number;
 	created_at: string;
 	updated_at: string;
+	/** In lists (`GET /v1/stacks`): the newest run, null before the first. */
+	last_run?: Deployment | null;
 }
 
 export interface Page<T> {

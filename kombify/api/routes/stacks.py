@@ -9,10 +9,19 @@ from fastapi import APIRouter, Query, Response, status
 from kombify.api import sim_owners
 from kombify.api.deps import MAX_DB_INT, SessionDep
 from kombify.api.principal import OrgDep
+from kombify.db import deployments as runs
 from kombify.db import stacks as store
-from kombify.db.models import Stack, StackCreate, StackDetail, StackPublic, StacksPublic
+from kombify.db.models import (
+    Stack,
+    StackCreate,
+    StackDetail,
+    StackPublic,
+    StacksPublic,
+    StackSummary,
+)
 from kombify.errors import ConflictError
 from kombify.names import StackName
+from kombify.operate.start_run import deployment_public
 from kombify.specs import load_kombination
 
 router = APIRouter(prefix="/v1/stacks", tags=["stacks"])
@@ -66,11 +75,18 @@ def list_stacks(
     offset: int = Query(default=0, ge=0, le=MAX_DB_INT),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> StacksPublic:
-    """The stacks, by name."""
+    """The stacks, by name, each with its newest run (``last_run``; null before the first)."""
     rows, count = store.list_stacks(session, organisation_id=org.id, offset=offset, limit=limit)
-    return StacksPublic(
-        data=[StackPublic.model_validate(s, from_attributes=True) for s in rows], count=count
-    )
+    data = []
+    for stack in rows:
+        last = runs.latest_deployment(session, stack=stack)
+        data.append(
+            StackSummary(
+                **StackPublic.model_validate(stack, from_attributes=True).model_dump(),
+                last_run=deployment_public(stack, last, None) if last is not None else None,
+            )
+        )
+    return StacksPublic(data=data, count=count)
 
 
 @router.get("/{name}", responses=_ERRORS)

@@ -93,3 +93,8 @@ def test_validate_answers_each_problem_at_its_path_and_stores_nothing(lab: Lab) 
     assert "spec.nodes[1].name" in paths  # duplicate name
     assert all(isinstance(e["line"], int) and e["message"] for e in body["errors"])
     assert lab.client.get("/v1/stacks", headers=headers).json()["count"] == 0
+    # Asking changes nothing, so the activity log has no entry for it.
+    actions = [
+        e["action"] for e in lab.client.get("/v1/me/activity", headers=headers).json()["data"]
+    ]
+    assert not [a for a in actions if "validate" in a]

@@ -52,9 +52,12 @@ class KombinationSource(BaseModel):
 
 
 @router.post("/stacks/validate")
-def validate_kombination(body: KombinationSource) -> dict[str, Any]:
+def validate_kombination(body: KombinationSource, request: Request) -> dict[str, Any]:
     """Check a kombination file without storing it; ``errors`` lists each problem with its
     path and line (as `kombify validate --json`)."""
+    # A question, not a change: a form asks it as one types, and the activity log would fill
+    # with entries that changed nothing (kombify.api.activity_log skips a request so marked).
+    request.state.activity_recorded = True
     problems = validate_text(body.source, filename=body.filename)
     return {"valid": not problems, "errors": [p.to_dict() for p in problems]}
 

@@ -90,7 +90,7 @@ export function kombinationOf(form: KombinationForm, kit: StackKit | undefined):
 		const node: Record<string, unknown> = { name: n.name, provider: n.provider };
 		if (n.role) node.role = n.role;
 		if (n.provider === 'local') {
-			node.address = n.address;
+			if (n.address.trim()) node.address = n.address.trim();
 			if (n.sshUser) node.ssh = { user: n.sshUser };
 		}
 		return node;

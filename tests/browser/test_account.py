@@ -168,3 +168,45 @@ async def test_revoking_a_session_signs_that_browser_out(
         await there.wait_for_url(re.compile(r"/login\?next=%2Faccount$"))
         # This browser is still signed in.
         assert (await here.request.get(f"{fresh_api.url}/v1/me")).status == 200
+
+
+async def test_the_organisation_page_invites_and_manages_a_member(
+    page: Page, fresh_api: ApiProcess
+) -> None:
+    url = fresh_api.url
+    made = httpx.post(
+        f"{url}/v1/admin/owner",
+        json={"email": "owner@example.org", "password": PASSWORD},
+        headers={"Authorization": f"Bearer {fresh_api.admin_token}"},
+    )
+    assert made.status_code == 201, made.text
+    await _sign_in(page, fresh_api)
+    await page.goto(f"{url}/organisation")
+    await page.get_by_role("heading", name="Members").wait_for()
+
+    await page.get_by_label("Email").fill("bob@example.org")
+    await page.get_by_label("Role", exact=True).select_option("member")
+    await page.get_by_role("button", name="Invite").click()
+    token = await page.locator(".secret code").inner_text()
+    invitations = page.locator("#invitations ~ .table-wrap tbody tr")
+    await invitations.filter(has_text="bob@example.org").filter(has_text="open").wait_for()
+    await _checked(page, "organisation")
+
+    # Bob signs up with the token shown once; the page then lists him and changes his role.
+    joined = httpx.post(
+        f"{url}/v1/auth/signup",
+        json={"email": "bob@example.org", "password": PASSWORD, "invitation": token},
+    )
+    assert joined.status_code == 201, joined.text
+    bob_id = joined.json()["user"]["id"]
+    await page.reload()
+    await page.get_by_label("Role of bob@example.org").select_option("viewer")
+    await page.get_by_role("status").filter(has_text="bob@example.org is now viewer").wait_for()
+    members = await (await page.request.get(f"{url}/v1/orgs/local/members")).json()
+    assert {m["user_id"]: m["role"] for m in members["data"]}[bob_id] == "viewer"
+
+    await page.get_by_role("button", name="Remove bob@example.org").click()
+    await page.get_by_role("button", name="Remove bob@example.org").click()  # the confirmation
+    await page.get_by_role("status").filter(has_text="bob@example.org was removed").wait_for()
+    members = await (await page.request.get(f"{url}/v1/orgs/local/members")).json()
+    assert [m["email"] for m in members["data"]] == ["owner@example.org"]

@@ -37,6 +37,8 @@ PUBLIC = {
     ("get", "/v1/auth/oidc/{provider}/login"),
     ("get", "/v1/auth/oidc/{provider}/callback"),
     ("post", "/v1/auth/oidc/cli-exchange"),
+    # The dashboard's first run: only "setup needed: yes/no" (docs/dashboard.md).
+    ("get", "/v1/setup"),
 }
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {

@@ -24,6 +24,7 @@ from kombify.api.routes import (
     recovery,
     schedules,
     services,
+    setup,
     sim_runs,
     sims,
     sso,
@@ -50,6 +51,7 @@ ROUTERS: list[APIRouter] = [
     schedules.router,
     services.router,
     history.router,
+    setup.router,
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 
@@ -60,6 +62,7 @@ PUBLIC_ROUTERS: list[APIRouter] = [
     admin.router,
     mfa.router,
     recovery.router,
+    setup.public_router,
 ]
 """Routers whose routes authenticate one by one (sign-up, login, JWKS …)."""
 

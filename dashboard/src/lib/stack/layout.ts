@@ -101,7 +101,9 @@ function edgeLabel(edge: GraphEdge): string {
 	return edge.label;
 }
 
-export async function layOut(graph: StackGraph): Promise<Layout> {
+export type Direction = 'RIGHT' | 'DOWN';
+
+export async function layOut(graph: StackGraph, direction: Direction = 'RIGHT'): Promise<Layout> {
 	const engine = await loadElk();
 	const known = new Set(graph.elements.map((e) => e.id));
 	const edges = graph.edges.filter((e) => known.has(e.source) && known.has(e.target));
@@ -109,7 +111,7 @@ export async function layOut(graph: StackGraph): Promise<Layout> {
 		id: 'root',
 		layoutOptions: {
 			'elk.algorithm': 'layered',
-			'elk.direction': 'RIGHT',
+			'elk.direction': direction,
 			'elk.edgeRouting': 'ORTHOGONAL',
 			'elk.layered.spacing.nodeNodeBetweenLayers': '70',
 			'elk.spacing.nodeNode': '22',
@@ -147,7 +149,7 @@ export async function layOut(graph: StackGraph): Promise<Layout> {
 		});
 	}
 	return {
-		key: structureKey(graph),
+		key: `${direction}\n${structureKey(graph)}`,
 		width: Math.ceil(result.width ?? 0),
 		height: Math.ceil(result.height ?? 0),
 		boxes,

@@ -66,6 +66,7 @@ ui=$(grep -E 'Temporal UI' "$KOMBIFY_HOME/server.out" | awk '{print $3}')
 cat <<EOT
 
 Where to look:
+  dashboard     $api/   (signing in needs an account: docs/dashboard.md)
   API docs      $api/docs
   Temporal UI   $ui   (filter: KombifyStack = "rehearsal")
   the node      kombify sim ssh rehearsal box

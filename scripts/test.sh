@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/ensure-postgres.sh
 scripts/ensure-sim-tools.sh
+scripts/ensure-browser.sh
 # Stop dockerd at the end only if this run started it (not one an earlier run left running).
 before=$(cat .kombify/dockerd/pid 2>/dev/null || true)
 scripts/ensure-docker.sh

@@ -17,9 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from kombify.gateway.security_headers import page_policy
@@ -146,9 +147,15 @@ def not_built(root: Path) -> HTMLResponse:
 class DashboardRoute(BaseRoute):
     """Matches GET and HEAD for every path outside the API's prefixes; added last."""
 
+    path = "/{dashboard}"  # what the request log shows as the route (never the raw path)
+
     def __init__(self, dashboard: Dashboard, api_prefixes: frozenset[str]) -> None:
         self.dashboard = dashboard
         self.api_prefixes = api_prefixes
+
+    def url_path_for(self, name: str, /, **path_params: object) -> URLPath:
+        """The dashboard has no named URLs: ``url_for`` goes on to say no route matched."""
+        raise NoMatchFound(name, dict(path_params))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """FULL for a dashboard GET/HEAD; NONE otherwise, so the API's 404/405 stand."""
@@ -157,7 +164,7 @@ class DashboardRoute(BaseRoute):
         first = str(scope["path"]).lstrip("/").split("/", 1)[0]
         if first in self.api_prefixes:
             return Match.NONE, {}
-        return Match.FULL, {}
+        return Match.FULL, {"route": self}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the file, index.html, or a 404."""

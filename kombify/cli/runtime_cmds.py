@@ -23,6 +23,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 def _show_endpoints(endpoints: Endpoints, parts: tuple[str, ...]) -> None:
     if "api" in parts:
+        console.print(f"  dashboard     {endpoints.api}/")
         console.print(f"  API           {endpoints.api}")
         console.print(f"  API docs      {endpoints.docs}")
     console.print(f"  Temporal      {endpoints.temporal}")

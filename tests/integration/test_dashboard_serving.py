@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.routing import NoMatchFound
 
 from kombify.api import dashboard
 from kombify.api.app import create_app
@@ -140,6 +143,23 @@ def test_unknown_api_paths_and_other_methods_keep_their_problem_answers(
     # The API's own pages are not shadowed.
     assert client.get("/healthz").json()
     assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_dashboard_requests_are_logged_by_route_not_path(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kombify.requests")
+    client.get("/stacks/a-name-in-a-path")
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kombify.requests"]
+    assert (line["route"], line["status"]) == ("/{dashboard}", 200)
+    assert "a-name-in-a-path" not in caplog.text
+
+
+def test_url_for_an_unknown_name_still_says_no_route_matched(client: TestClient) -> None:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    with pytest.raises(NoMatchFound):
+        app.url_path_for("no-such-route")
 
 
 @pytest.mark.parametrize(

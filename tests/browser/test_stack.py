@@ -152,7 +152,7 @@ async def test_a_runs_output_arrives_live_and_its_plan_is_approved_in_the_page(
 ) -> None:
     await sign_in(page, lab)
     source = KOMBINATION.format(name=lab.stack, greeting="two")
-    run = await lab.env.start(source)  # waits for approval
+    run = await lab.env.start(source, auto_approve=False)  # waits for approval
     await page.goto(f"{lab.api.url}/stacks/{lab.stack}/deployments/{run['id']}")
 
     waiting = page.get_by_role("heading", name=re.compile("waiting for your approval"))

@@ -21,7 +21,7 @@ from kombify.accounts import users
 from kombify.db.engine import get_engine
 from kombify.db.models import Organisation
 from tests.support.api_process import ApiProcess, running_api
-from tests.support.browser import REPO, chromium_required, screenshot
+from tests.support.browser import REPO, as_phone, axe_check, chromium_required, screenshot
 from tests.support.deploy_env import KombifyEnv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -122,6 +122,9 @@ async def test_the_diagram_draws_the_nodes_and_services(page: Page, lab: Lab) ->
     await page.keyboard.press("Enter")
     await expect(diagram).to_contain_text("Service web: healthy")
     await screenshot(page, "stack-overview")
+    await axe_check(page)
+    await as_phone(page)
+    await axe_check(page)
 
 
 async def test_the_status_table_turns_a_killed_container_unhealthy(page: Page, lab: Lab) -> None:
@@ -160,6 +163,7 @@ async def test_a_runs_output_arrives_live_and_its_plan_is_approved_in_the_page(
     await expect(page.get_by_test_id("log-state")).to_have_text("live")
     before = await page.get_by_test_id("log-line").count()
     await expect(page.get_by_text("node box: no change")).to_be_visible()
+    await axe_check(page)
 
     await page.get_by_role("button", name="Approve and deploy").click()
 

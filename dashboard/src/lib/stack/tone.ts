@@ -38,7 +38,6 @@ const WARN = new Set([
 	'not-wanted',
 	'stopped-by-owner',
 	'idle',
-	'pending',
 	'created',
 	'paused',
 	'rolled-back'

@@ -11,7 +11,8 @@ const OK = new Set([
 	'rolled-out',
 	'recovered',
 	'agent-ready',
-	'bootstrapped'
+	'bootstrapped',
+	'in step'
 ]);
 const BAD = new Set([
 	'unhealthy',

@@ -175,3 +175,50 @@ async def test_a_runs_output_arrives_live_and_its_plan_is_approved_in_the_page(
     assert await page.get_by_test_id("log-line").count() > before
     await expect(page.get_by_test_id("run-state")).to_contain_text("succeeded", timeout=LIVE)
     await screenshot(page, "stack-run")
+
+
+async def test_the_editor_checks_as_you_type_and_points_at_the_line(page: Page, lab: Lab) -> None:
+    await sign_in(page, lab)
+    await page.goto(f"{lab.api.url}/stacks/{lab.stack}/edit")
+    editor = page.get_by_role("textbox", name=re.compile("kombination.yaml"))
+    await expect(editor).to_have_value(re.compile("replicas: 2"))
+    validity = page.get_by_test_id("validity")
+    await expect(validity).to_have_text(re.compile("valid"), timeout=LIVE)
+
+    text = await editor.input_value()
+    await editor.fill(text.replace("replicas: 2", "replicas: two"))
+
+    await expect(validity).to_have_text(re.compile("1 problem"), timeout=LIVE)
+    line = text.splitlines().index("      replicas: 2") + 1
+    problem = page.get_by_role("button", name=re.compile(f"line {line} "))
+    await expect(problem).to_contain_text("spec.services.notes.replicas")
+    await expect(page.get_by_role("button", name="Deploy", exact=True)).to_be_disabled()
+    await problem.click()
+    selected = await editor.evaluate("e => e.value.slice(e.selectionStart, e.selectionEnd)")
+    assert selected == "      replicas: two"
+
+    await editor.fill(text)
+    await expect(validity).to_have_text(re.compile("valid"), timeout=LIVE)
+    await expect(page.get_by_role("button", name="Deploy", exact=True)).to_be_enabled()
+
+
+async def test_history_rolls_back_to_the_first_revision(page: Page, lab: Lab) -> None:
+    newer = await lab.env.deploy(KOMBINATION.format(name=lab.stack, greeting="three"))
+    assert newer["state"] == "succeeded", newer
+    await sign_in(page, lab)
+    await page.goto(f"{lab.api.url}/stacks/{lab.stack}/history")
+    table = page.get_by_test_id("revisions-table")
+    await expect(table.locator("tbody tr").first).to_contain_text("deployed")
+
+    await page.get_by_role("button", name="Roll back to revision 1").click()
+    await expect(page.get_by_test_id("diff-text")).to_contain_text("echo one")
+    await page.get_by_label("Approve the plan without asking").check()
+    await page.get_by_role("button", name="Start the rollback to revision 1").click()
+
+    await page.wait_for_url(re.compile(r"/deployments/[0-9a-f]+$"))
+    ended = page.get_by_test_id("log-state")
+    await expect(ended).to_have_text("ended: succeeded", timeout=LIVE * 2)
+    await page.goto(f"{lab.api.url}/stacks/{lab.stack}/history")
+    newest = table.locator("tbody tr").first
+    await expect(newest).to_contain_text("rollback of 1")
+    await expect(newest).to_contain_text("deployed")

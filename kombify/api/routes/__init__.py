@@ -16,6 +16,7 @@ from kombify.api.routes import (
     healing,
     health,
     history,
+    kombinations,
     me,
     mfa,
     nodes,
@@ -54,6 +55,7 @@ ROUTERS: list[APIRouter] = [
     setup.router,
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
+ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,

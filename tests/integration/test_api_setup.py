@@ -73,7 +73,7 @@ def test_validate_answers_each_problem_at_its_path_and_stores_nothing(lab: Lab) 
         "spec:\n  stackkit: base-homelab\n  nodes:\n    - {name: box, provider: sim}\n"
     )
 
-    valid = lab.client.post("/v1/stacks/validate", json={"source": source}, headers=headers)
+    valid = lab.client.post("/v1/kombinations/validate", json={"source": source}, headers=headers)
 
     assert valid.status_code == 200, valid.text
     assert valid.json() == {"valid": True, "errors": []}
@@ -83,7 +83,7 @@ def test_validate_answers_each_problem_at_its_path_and_stores_nothing(lab: Lab) 
         "spec:\n  stackkit: base-homelab\n  nodes:\n    - {name: box, provider: local}\n"
         "    - {name: box, provider: sim}\n"
     )
-    answer = lab.client.post("/v1/stacks/validate", json={"source": broken}, headers=headers)
+    answer = lab.client.post("/v1/kombinations/validate", json={"source": broken}, headers=headers)
 
     assert answer.status_code == 200, answer.text
     body = answer.json()

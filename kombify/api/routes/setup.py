@@ -2,7 +2,7 @@
 
 ``GET /v1/setup`` answers anyone, and only "setup needed: yes/no": whether the installation
 still waits for its first owner (then the admin token in ``$KOMBIFY_HOME/admin-token`` makes
-one, ``POST /v1/admin/owner``). ``GET /v1/stackkits`` and ``POST /v1/stacks/validate`` let a
+one, ``POST /v1/admin/owner``). ``GET /v1/stackkits`` and ``POST /v1/kombinations/validate`` let a
 form build a kombination from a kit and show each problem at its field while one types.
 """
 
@@ -15,14 +15,12 @@ from pydantic import BaseModel, Field
 
 from kombify.api.deps import SessionDep
 from kombify.api.principal import admin_token_retired, first_owner_exists
-from kombify.specs import validate_text
-from kombify.specs.source import MAX_BYTES
 from kombify.stackkits.library import KIT_NAMES, Kit, load_library
 from kombify.stackkits.placement import kit_services
 
 # Answers anyone: the dashboard asks it before anyone signed in.
 public_router = APIRouter(tags=["setup"])
-# Signed-in callers (viewers read the kits, members validate: a POST is a change by the rule).
+# Signed-in callers: viewers and up read the kits.
 router = APIRouter(prefix="/v1", tags=["stacks"])
 
 
@@ -40,26 +38,6 @@ def setup_state(request: Request, db: SessionDep) -> SetupState:
     """Whether the first-run setup is still to do: yes until the first owner exists."""
     done = admin_token_retired(request, db) or first_owner_exists(db)
     return SetupState(setup_needed=not done)
-
-
-class KombinationSource(BaseModel):
-    """A kombination file's text."""
-
-    source: str = Field(max_length=MAX_BYTES, description="The YAML text (kind: Kombination).")
-    filename: str = Field(
-        default="kombination.yaml", max_length=255, description="Named in error messages."
-    )
-
-
-@router.post("/stacks/validate")
-def validate_kombination(body: KombinationSource, request: Request) -> dict[str, Any]:
-    """Check a kombination file without storing it; ``errors`` lists each problem with its
-    path and line (as `kombify validate --json`)."""
-    # A question, not a change: a form asks it as one types, and the activity log would fill
-    # with entries that changed nothing (kombify.api.activity_log skips a request so marked).
-    request.state.activity_recorded = True
-    problems = validate_text(body.source, filename=body.filename)
-    return {"valid": not problems, "errors": [p.to_dict() for p in problems]}
 
 
 def _kit_public(kit: Kit) -> dict[str, Any]:

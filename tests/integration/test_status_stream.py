@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from kombify.api.routes import deployments
 from kombify.db.engine import get_engine
 from kombify.settings import Settings
 from tests.support.openapi_walk import kombination
-from tests.support.served_api import served
+from tests.support.served_api import run_cli, served
 from tests.support.status_stream import status_stream
 
 INTERVAL = 2  # the least KOMBIFY_STATUS_STREAM_SECONDS allows
@@ -176,3 +179,53 @@ async def test_viewers_read_it_and_another_organisation_gets_404(
         assert refused.response.headers["content-type"] == "application/problem+json"
         assert json.loads(refused.response.text)["detail"] == "no stack named `owned`"
     assert len(counted.tasks) >= 1
+
+
+def _watch(home: Path, base: str, *args: str) -> subprocess.Popen[str]:
+    """``kombify status ARGS --watch`` as a user runs it (the CLI finds the admin token in
+    ``home``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOMBIFY_")}
+    env |= {"KOMBIFY_HOME": str(home), "KOMBIFY_API_URL": base, "NO_COLOR": "1"}
+    env |= {"COLUMNS": "200", "TERM": "dumb"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "kombify", "status", *args, "--watch"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_cli_watch_prints_each_change_and_ends_with_the_stack(
+    api: tuple[str, str, FastAPI], tmp_path: Path
+) -> None:
+    base, token, _ = api
+    await _stack(base, token, "watched")
+    watch = _watch(tmp_path / "api", base, "watched", "--json")
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        first = json.loads(await asyncio.to_thread(watch.stdout.readline))
+        assert (first["stack"], first["revision"], first["observed"]) == ("watched", 1, False)
+        stored = kombination("watched").replace("name: box", "name: nas")
+        await _call(base, token, "PUT", "/v1/stacks/watched", json={"source": stored})
+        second = json.loads(await asyncio.to_thread(watch.stdout.readline))
+        assert second["revision"] == 2
+        await _call(base, token, "DELETE", "/v1/stacks/watched")
+        code = await asyncio.to_thread(watch.wait, 60)
+        assert watch.stdout.read() == ""  # one JSON document a line, nothing else
+        assert watch.stderr.read() == "error: stack `watched` was deleted\n"
+        assert code == 1
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+        for pipe in (watch.stdout, watch.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    table = _watch(tmp_path / "api", base, "gone")
+    _, err = await asyncio.to_thread(table.communicate, None, 60)
+    assert (table.returncode, err) == (1, "error: no stack named `gone`\n")
+    usage = run_cli(tmp_path / "api", base, "status", "--watch")
+    assert usage.returncode == 2
+    assert usage.stderr == "error: --watch needs a stack: `kombify status STACK --watch`\n"

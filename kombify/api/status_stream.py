@@ -3,7 +3,8 @@
 :class:`StatusHub` keeps, per organisation and stack, one task that observes the stack every
 ``KOMBIFY_STATUS_STREAM_SECONDS`` and hands each change to every subscriber: the first
 subscriber starts it, the last one to leave stops it. Ten open dashboards of a stack thus
-cost one ``ObserveStack`` per interval, not ten. The events are described in docs/status.md.
+cost one ``ObserveStack`` per interval, not ten. The events are described in docs/deploy.md
+("The status, live").
 """
 
 from __future__ import annotations

@@ -295,10 +295,10 @@ def stack_status(name: str, *, json_output: bool) -> int:
 def watch_status(name: str, *, json_output: bool) -> int:
     """``kombify status STACK --watch``: the status again on each change, until Ctrl-C.
 
-    Reads the live stream (docs/status.md): the table (or one JSON document a line with
-    ``--json``) first and on every change; failed observations go to stderr and the watch
-    goes on. Exits 1 once the stack is deleted; on Ctrl-C, as ``kombify status`` would for
-    the last status shown.
+    Reads the live stream (docs/deploy.md, "The status, live"): the table (or one JSON
+    document a line with ``--json``) first and on every change; failed observations go to
+    stderr and the watch goes on. Exits 1 once the stack is deleted; on Ctrl-C, as
+    ``kombify status`` would for the last status shown.
     """
     path = api_path("v1", "stacks", name, "status")
     shown: dict[str, Any] | None = None

@@ -245,7 +245,7 @@ def deployment_logs(
         **_ERRORS,
         200: {
             "description": "The status as JSON; with ``Accept: text/event-stream``, a live "
-            "stream of it (docs/status.md).",
+            'stream of it (docs/deploy.md, "The status, live").',
             "content": {"text/event-stream": {}},
         },
     },

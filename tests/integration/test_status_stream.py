@@ -223,9 +223,18 @@ async def test_cli_watch_prints_each_change_and_ends_with_the_stack(
             if pipe is not None:
                 pipe.close()
 
-    table = _watch(tmp_path / "api", base, "gone")
-    _, err = await asyncio.to_thread(table.communicate, None, 60)
-    assert (table.returncode, err) == (1, "error: no stack named `gone`\n")
+    await _stack(base, token, "shown")
+    table = _watch(tmp_path / "api", base, "shown")
+    assert table.stdout is not None
+    line = await asyncio.to_thread(table.stdout.readline)
+    assert line == "shown (revision 1): not deployed; no runs yet\n"
+    await _call(base, token, "DELETE", "/v1/stacks/shown")
+    out, err = await asyncio.to_thread(table.communicate, None, 60)
+    assert (table.returncode, out, err) == (1, "", "error: stack `shown` was deleted\n")
+
+    missing = _watch(tmp_path / "api", base, "gone")
+    _, err = await asyncio.to_thread(missing.communicate, None, 60)
+    assert (missing.returncode, err) == (1, "error: no stack named `gone`\n")
     usage = run_cli(tmp_path / "api", base, "status", "--watch")
     assert usage.returncode == 2
     assert usage.stderr == "error: --watch needs a stack: `kombify status STACK --watch`\n"

@@ -170,6 +170,14 @@ class Settings(BaseSettings):
         description="How long the trusted issuer's keys are cached (an unknown key id fetches "
         "them at once); a key the issuer removed is refused at the latest after this.",
     )
+    status_stream_seconds: int = Field(
+        default=5,
+        ge=2,
+        le=3600,
+        description="How often a live status stream (GET /v1/stacks/NAME/status as "
+        "text/event-stream) asks the stack's nodes, in seconds (2 at least): one observation "
+        "per stack and interval, however many subscribers.",
+    )
     tools: str = Field(
         default="",
         description="Tools this portal fronts at /v1/tools/<name>/…, as name=URL pairs "

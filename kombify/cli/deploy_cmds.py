@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from kombify.cli.api_client import ApiClient, api_path
 from kombify.cli.log_lines import LinePrinter
 from kombify.cli.output import console, err_console, fail, print_json
 from kombify.cli.params import DeploymentArg, StackArg
+from kombify.cli.sse import stream_events
 from kombify.errors import ConflictError, KombifyError
 from kombify.settings import get_settings
 from kombify.specs import validate_text
@@ -287,9 +289,45 @@ def stack_status(name: str, *, json_output: bool) -> int:
         print_json(status)
     else:
         _print_status(status)
+    return 0 if _healthy(status) else 1
+
+
+def watch_status(name: str, *, json_output: bool) -> int:
+    """``kombify status STACK --watch``: the status again on each change, until Ctrl-C.
+
+    Reads the live stream (docs/deploy.md, "The status, live"): the table (or one JSON
+    document a line with ``--json``) first and on every change; failed observations go to
+    stderr and the watch goes on. Exits 1 once the stack is deleted; on Ctrl-C, as
+    ``kombify status`` would for the last status shown.
+    """
+    path = api_path("v1", "stacks", name, "status")
+    shown: dict[str, Any] | None = None
+    try:
+        for event in stream_events(_client(), path, read_timeout=90):
+            if event.event == "error":
+                detail = event.json().get("detail", "")
+                err_console.print(f"error: {detail}", markup=False, soft_wrap=True)
+            elif event.event == "end":
+                err_console.print(f"error: stack `{name}` was deleted", markup=False)
+                return 1
+            elif event.event == "status" and event.json() != shown:  # a reconnection repeats
+                if shown is not None and not json_output:
+                    console.print()
+                shown = event.json()
+                if json_output:
+                    sys.stdout.write(json.dumps(shown, sort_keys=True) + "\n")
+                    sys.stdout.flush()
+                else:
+                    _print_status(shown)
+    except KeyboardInterrupt:
+        pass
+    return 0 if shown is not None and _healthy(shown) else 1
+
+
+def _healthy(status: dict[str, Any]) -> bool:
     nodes = status["nodes"]
     swarm = status.get("swarm")
-    healthy = (
+    return bool(
         status["observed"]
         and all(node["answered"] for node in nodes)
         and all(
@@ -302,7 +340,6 @@ def stack_status(name: str, *, json_output: bool) -> int:
         and (swarm is None or (swarm["answered"] and swarm["quorum"]))
         and all(s["healthy"] for s in (swarm or {}).get("services", {}).values())
     )
-    return 0 if healthy else 1
 
 
 def _print_status(status: dict[str, Any]) -> None:

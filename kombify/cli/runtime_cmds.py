@@ -171,12 +171,23 @@ def status(
         ),
     ] = None,
     json_output: JsonOpt = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="With a stack: show it again on each change (a JSON document a line with "
+            "--json), until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Show what runs where (API, worker, Temporal, database), or a stack's nodes and services."""
     if stack is not None:
-        from kombify.cli.deploy_cmds import stack_status
+        from kombify.cli.deploy_cmds import stack_status, watch_status
 
-        raise typer.Exit(stack_status(stack, json_output=json_output))
+        show = watch_status if watch else stack_status
+        raise typer.Exit(show(stack, json_output=json_output))
+    if watch:
+        fail("--watch needs a stack: `kombify status STACK --watch`", code=2)
     settings = get_settings()
     temporal_part, worker_part = asyncio.run(_temporal_and_worker(settings))
     parts = [_api_status(settings), worker_part, temporal_part, _database_status(settings)]

@@ -37,3 +37,25 @@ def test_environment_switches_database_and_temporal(monkeypatch: pytest.MonkeyPa
     assert settings.resolved_database_url == "postgresql+psycopg://k@db/kombify"
     assert settings.temporal_address == "temporal.internal:7233"
     assert settings.resolved_api_url == "http://127.0.0.1:9000"
+
+
+def test_status_stream_seconds_is_five_by_default_and_two_at_least(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kombify.errors import ConfigError
+    from kombify.settings import get_settings
+
+    assert Settings().status_stream_seconds == 5
+    monkeypatch.setenv("KOMBIFY_STATUS_STREAM_SECONDS", "2")
+    get_settings.cache_clear()
+    assert get_settings().status_stream_seconds == 2
+    monkeypatch.setenv("KOMBIFY_STATUS_STREAM_SECONDS", "1")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert str(refused.value) == (
+        "KOMBIFY_STATUS_STREAM_SECONDS: Input should be greater than or equal to 2"
+    )

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
+from sqlmodel import Session
 from sse_starlette import EventSourceResponse
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep, TemporalDep
 from kombify.api.owned import OwnsDeployment, OwnsStack
 from kombify.api.principal import OrgDep
-from kombify.api.stack_runs import not_asked, org_stack
-from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
+from kombify.api.stack_runs import org_stack
+from kombify.api.stack_status import observe_status
+from kombify.api.status_stream import Observe, StatusHub, status_events
 from kombify.contracts.deploy import ApproveSignal, CancelSignal
-from kombify.contracts.observe import ObserveInput, StackSeen
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
+from kombify.db.engine import get_engine
 from kombify.db.models import (
     Deployment,
     DeploymentCreate,
@@ -27,18 +28,16 @@ from kombify.db.models import (
     DestroyCreate,
     EventPublic,
     EventsPublic,
-    NodeStatus,
     Organisation,
     Stack,
     StackStatus,
-    SwarmStatus,
 )
 from kombify.errors import ConflictError
 from kombify.logstream.bus import LineBus
 from kombify.logstream.deployment import PING, deployment_stream
 from kombify.names import DeploymentId, StackName
 from kombify.operate.start_run import deployment_public, start_run
-from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
+from kombify.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
 
@@ -239,47 +238,64 @@ def deployment_logs(
     return EventsPublic(data=data, next=data[-1].id if data else after)
 
 
-@router.get("/stacks/{name}/status", responses=_ERRORS, dependencies=[OwnsStack])
+@router.get(
+    "/stacks/{name}/status",
+    response_model=StackStatus,
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "The status as JSON; with ``Accept: text/event-stream``, a live "
+            'stream of it (docs/deploy.md, "The status, live").',
+            "content": {"text/event-stream": {}},
+        },
+    },
+    dependencies=[OwnsStack],
+)
 async def stack_status(
     name: StackName,
+    request: Request,
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
     org: OrgDep,
-) -> StackStatus:
+) -> Any:
     """What runs on the stack's nodes now, asked from their agents, beside the deployed spec.
 
     Nodes are asked live through a worker (``ObserveStack``); a node that does not answer is
     listed with the reason. The last run is shown apart and never stands in for the nodes.
+    With ``Accept: text/event-stream``, Server-Sent Events: a ``status`` event with this
+    answer first, another whenever what runs changes (asked every
+    ``KOMBIFY_STATUS_STREAM_SECONDS``, once per stack however many listen), ``error``
+    events for observations that failed, and ``end`` once the stack is deleted.
     """
     org, stack = org_stack(session, org, name)
-    last = runs.latest_deployment(session, stack=stack)
-    deployed = runs.last_rollout(session, stack=stack)
-    nodes: list[NodeStatus] = []
-    swarm: SwarmStatus | None = None
-    error: str | None = None
-    if deployed is not None:
-        request = ObserveInput(org.slug, stack.name, deployed.revision, runs.simulated(deployed))
-        try:
-            seen: StackSeen = await client.execute_workflow(
-                ObserveStackWorkflow.run,
-                request,
-                id=observe_workflow_id(org.slug, stack.name, uuid.uuid4().hex[:12]),
-                task_queue=settings.task_queue,
-                execution_timeout=OBSERVE_WAIT,
-            )
-        except (WorkflowFailureError, RPCError) as exc:
-            error = not_asked("the nodes", exc)
-        else:
-            nodes = [node_status(n) for n in seen.nodes]
-            swarm = swarm_status(seen.swarm) if seen.swarm is not None else None
-    return StackStatus(
-        stack=stack.name,
-        revision=stack.current_revision,
-        deployed_revision=deployed.revision if deployed else None,
-        observed=deployed is not None and error is None,
-        error=error,
-        last_deployment=deployment_public(stack, last, None) if last else None,
-        nodes=nodes,
-        swarm=swarm,
+    if "text/event-stream" in request.headers.get("accept", ""):
+        hub = getattr(request.app.state, "status_hub", None)
+        if hub is None:
+            hub = request.app.state.status_hub = StatusHub(interval=settings.status_stream_seconds)
+        observe = _observer(client, settings, org.id, stack.name)
+        return EventSourceResponse(status_events(hub, (org.id, stack.name), observe), ping=PING)
+    return await observe_status(
+        session=session, client=client, settings=settings, org=org, stack=stack
     )
+
+
+def _observer(client: Client, settings: Settings, org_id: str, name: str) -> Observe:
+    """One observation of the stack for the live stream, in a session of its own."""
+
+    async def observe() -> dict[str, Any] | None:
+        with Session(get_engine(settings.resolved_database_url)) as session:
+            org = session.get(Organisation, org_id)
+            stack = (
+                store.get_stack_or_none(session, organisation_id=org_id, name=name)
+                if org is not None
+                else None
+            )
+            if org is None or stack is None:
+                return None
+            status = await observe_status(
+                session=session, client=client, settings=settings, org=org, stack=stack
+            )
+        return status.model_dump(mode="json")
+
+    return observe

@@ -130,6 +130,13 @@ async def test_the_diagram_draws_the_nodes_and_services(page: Page, lab: Lab) ->
     await axe_check(page)
 
 
+async def test_the_stacks_list_shows_health_asked_from_the_nodes(page: Page, lab: Lab) -> None:
+    await sign_in(page, lab)
+    stack_row = page.locator("tbody tr").filter(has=page.get_by_role("rowheader", name=lab.stack))
+    await expect(stack_row.locator("td.health")).to_contain_text("healthy (", timeout=LIVE)
+    await expect(stack_row).to_contain_text("deploy succeeded")
+
+
 async def test_the_status_table_turns_a_killed_container_unhealthy(page: Page, lab: Lab) -> None:
     await sign_in(page, lab)
     await page.goto(f"{lab.api.url}/stacks/{lab.stack}")

@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page
 
 from tests.support.api_process import ApiProcess, running_api
 from tests.support.browser import (
+    REPO,
     chromium_required,
     fresh_context,
     launched_chromium,
@@ -64,3 +65,14 @@ def kombify_api(
     env = {"KOMBIFY_TEMPORAL_ADDRESS": temporal_address}
     with running_api(tmp_path_factory.mktemp("browser-api"), env=env) as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def built() -> None:
+    """The dashboard's build exists (scripts/build-dashboard.sh); else skip, or fail under CI."""
+    index = REPO / "dashboard" / "build" / "index.html"
+    if not index.is_file():
+        reason = f"the dashboard is not built ({index} missing: scripts/build-dashboard.sh)"
+        if chromium_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)

@@ -21,7 +21,7 @@ from kombify.accounts import users
 from kombify.db.engine import get_engine
 from kombify.db.models import Organisation
 from tests.support.api_process import ApiProcess, running_api
-from tests.support.browser import REPO, as_phone, axe_check, chromium_required, screenshot
+from tests.support.browser import REPO, as_phone, axe_check, screenshot
 from tests.support.deploy_env import KombifyEnv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -59,15 +59,6 @@ class Lab:
     env: KombifyEnv
     api: ApiProcess
     stack: str
-
-
-@pytest.fixture(scope="module")
-def built() -> None:
-    if not BUILD.is_file():
-        reason = f"the dashboard is not built ({BUILD} missing: scripts/build-dashboard.sh)"
-        if chromium_required():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

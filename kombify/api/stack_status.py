@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlmodel import Session
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.client import Client
 
-from kombify.api.stack_runs import not_asked
-from kombify.api.status import OBSERVE_WAIT, node_status, swarm_status
-from kombify.contracts.observe import ObserveInput, StackSeen
+from kombify.api.status import ask_nodes, node_status, swarm_status
+from kombify.contracts.observe import ObserveInput
 from kombify.db import deployments as runs
 from kombify.db.models import NodeStatus, Organisation, Stack, StackStatus, SwarmStatus
 from kombify.operate.start_run import deployment_public
 from kombify.settings import Settings
-from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
 
 
 async def observe_status(
@@ -33,17 +28,8 @@ async def observe_status(
     error: str | None = None
     if deployed is not None:
         request = ObserveInput(org.slug, stack.name, deployed.revision, runs.simulated(deployed))
-        try:
-            seen: StackSeen = await client.execute_workflow(
-                ObserveStackWorkflow.run,
-                request,
-                id=observe_workflow_id(org.slug, stack.name, uuid.uuid4().hex[:12]),
-                task_queue=settings.task_queue,
-                execution_timeout=OBSERVE_WAIT,
-            )
-        except (WorkflowFailureError, RPCError) as exc:
-            error = not_asked("the nodes", exc)
-        else:
+        seen, error = await ask_nodes(client, settings, request)
+        if seen is not None:
             nodes = [node_status(n) for n in seen.nodes]
             swarm = swarm_status(seen.swarm) if seen.swarm is not None else None
     return StackStatus(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
-from kombify.contracts.observe import NodeSeen, ServiceSeen, SwarmSeen
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.service import RPCError
+
+from kombify.api.stack_runs import not_asked
+from kombify.contracts.observe import NodeSeen, ObserveInput, ServiceSeen, StackSeen, SwarmSeen
 from kombify.db.models import (
     ContainerStatus,
     NodeStatus,
@@ -13,6 +18,8 @@ from kombify.db.models import (
     SwarmStatus,
     SwarmTaskStatus,
 )
+from kombify.settings import Settings
+from kombify.workflows.observe import ObserveStackWorkflow, observe_workflow_id
 
 # How long a status request waits for the worker's answer (each node has its own, shorter,
 # limit inside ObserveStack, so one dead node never hides the others).
@@ -103,3 +110,20 @@ def swarm_status(swarm: SwarmSeen) -> SwarmStatus:
             for s in swarm.services
         },
     )
+
+
+async def ask_nodes(
+    client: Client, settings: Settings, request: ObserveInput
+) -> tuple[StackSeen | None, str | None]:
+    """What the nodes report now (ObserveStack), or why they could not be asked."""
+    try:
+        seen: StackSeen = await client.execute_workflow(
+            ObserveStackWorkflow.run,
+            request,
+            id=observe_workflow_id(request.organisation, request.stack, uuid.uuid4().hex[:12]),
+            task_queue=settings.task_queue,
+            execution_timeout=OBSERVE_WAIT,
+        )
+    except (WorkflowFailureError, RPCError) as exc:
+        return None, not_asked("the nodes", exc)
+    return seen, None

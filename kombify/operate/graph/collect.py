@@ -17,8 +17,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from kombify.api.stack_runs import not_asked
-from kombify.api.status import OBSERVE_WAIT
-from kombify.contracts.observe import ObserveInput, StackSeen
+from kombify.api.status import OBSERVE_WAIT, ask_nodes
+from kombify.contracts.observe import ObserveInput
 from kombify.contracts.routes import RoutesQuery, RoutesSeen
 from kombify.contracts.vpn import VpnQuery, VpnSeen
 from kombify.db import deployments as runs
@@ -31,9 +31,7 @@ from kombify.specs import load_kombination
 from kombify.unifier import unify
 from kombify.unifier.routes import ROUTES_FILE
 from kombify.workflows.observe import (
-    ObserveStackWorkflow,
     ObserveVpnWorkflow,
-    observe_workflow_id,
     vpn_workflow_id,
 )
 from kombify.workflows.routes import (
@@ -41,22 +39,6 @@ from kombify.workflows.routes import (
     ObserveRoutesWorkflow,
     routes_workflow_id,
 )
-
-
-async def _ask_nodes(
-    client: Client, settings: Settings, request: ObserveInput
-) -> tuple[StackSeen | None, str | None]:
-    try:
-        seen: StackSeen = await client.execute_workflow(
-            ObserveStackWorkflow.run,
-            request,
-            id=observe_workflow_id(request.organisation, request.stack, uuid.uuid4().hex[:12]),
-            task_queue=settings.task_queue,
-            execution_timeout=OBSERVE_WAIT,
-        )
-    except (WorkflowFailureError, RPCError) as exc:
-        return None, not_asked("the nodes", exc)
-    return seen, None
 
 
 async def _ask_proxy(
@@ -127,7 +109,7 @@ async def stack_graph(
         wants_mesh = vpn.enabled and vpn.provider == "wireguard"
         mesh_query = VpnQuery(org.slug, stack.name, deployed.revision, simulate)
         (seen, error), (routes, routes_error), (mesh, mesh_error) = await asyncio.gather(
-            _ask_nodes(client, settings, nodes_request),
+            ask_nodes(client, settings, nodes_request),
             _ask_proxy(client, settings, routes_query) if wants_routes else _nothing(),
             _ask_mesh(client, settings, mesh_query) if wants_mesh else _nothing(),
         )

@@ -72,6 +72,38 @@ class ConflictError(KombifyError):
     status = 409
 
 
+class PaymentRequiredError(KombifyError):
+    """The organisation's plan does not include this; ``plan`` names the one that does.
+
+    Answered as 402 problem+json with ``plan`` (the cheapest plan that allows it), the
+    entitlement it is about and, for an error in a kombination file, its ``errors`` path.
+    """
+
+    code = "plan-limit"
+    status = 402
+    permanent = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plan: str,
+        entitlement: str,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, errors=errors)
+        self.plan = plan
+        self.entitlement = entitlement
+        self.problem_fields: dict[str, Any] = {"plan": plan, "entitlement": entitlement}
+
+
+class BillingError(KombifyError):
+    """Stripe refused or could not be reached, or billing is not configured."""
+
+    code = "billing-error"
+    status = 502
+
+
 class SpecError(KombifyError):
     """A kombination or template file is invalid; carries every problem found."""
 

@@ -178,6 +178,41 @@ class Settings(BaseSettings):
         "text/event-stream) asks the stack's nodes, in seconds (2 at least): one observation "
         "per stack and interval, however many subscribers.",
     )
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        description="Stripe secret key (sk_live_… or sk_test_…). Unset: billing is off and every "
+        "organisation has every entitlement (a self-hosted installation).",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret (whsec_…) of the Stripe webhook endpoint that posts to "
+        "/v1/billing/webhooks; required when billing is on.",
+    )
+    stripe_api_base: str | None = Field(
+        default=None,
+        description="Base URL of the Stripe API; unset: Stripe's own. Tests point it at a "
+        "local stand-in.",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="How far a webhook's signed timestamp may be from now, either way, in "
+        "seconds (at least 1: the check cannot be turned off).",
+    )
+    stripe_price_pro: str | None = Field(
+        default=None, description="Stripe price id of the Pro plan (monthly)."
+    )
+    stripe_price_team: str | None = Field(
+        default=None, description="Stripe price id of the Team plan (monthly)."
+    )
+    billing_grace_days: int = Field(
+        default=7,
+        ge=1,
+        le=60,
+        description="Days an organisation keeps its plan after a failed payment before it is "
+        "moved to Free.",
+    )
     tools: str = Field(
         default="",
         description="Tools this portal fronts at /v1/tools/<name>/…, as name=URL pairs "
@@ -229,6 +264,20 @@ class Settings(BaseSettings):
                 "(a retired key must outlive every token it signed)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _billing_needs_webhook_secret(self) -> Settings:
+        if self.stripe_api_key is not None and self.stripe_webhook_secret is None:
+            raise ValueError(
+                "KOMBIFY_STRIPE_WEBHOOK_SECRET: expected the webhook endpoint's signing secret "
+                "(whsec_…) when KOMBIFY_STRIPE_API_KEY is set (webhooks could not be verified)"
+            )
+        return self
+
+    @property
+    def billing_enabled(self) -> bool:
+        """Billing is on when a Stripe key is set; off, every entitlement is granted."""
+        return self.stripe_api_key is not None
 
     @property
     def tool_urls(self) -> dict[str, str]:

@@ -63,6 +63,7 @@ async def _kombify_error(request: Request, exc: Exception) -> JSONResponse:
         extra["errors"] = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
     elif exc.errors:
         extra["errors"] = exc.errors
+    extra.update(getattr(exc, "problem_fields", None) or {})
     title = type(exc).__name__.removesuffix("Error") or "Error"
     return problem(
         exc.status,

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import kombify.db.account_tables  # noqa: F401  (registers every table on SQLModel.metadata)
+import kombify.db.billing_tables  # noqa: F401
 import kombify.db.models  # noqa: F401
 import kombify.db.oidc_tables  # noqa: F401
 import kombify.db.schedule_tables  # noqa: F401

@@ -1,0 +1,1 @@
+"""Plans, entitlements and billing through Stripe (off while no Stripe key is set)."""

@@ -181,8 +181,8 @@ class StripeBilling:
             row = db.get(OrgBilling, org.id)
             if row is None or not row.enterprise_price_id:
                 raise ConflictError(
-                    f"the Enterprise price of `{org.slug}` is not set: an administrator sets "
-                    "it first (talk to us)"
+                    f"the Enterprise price of `{org.slug}` is not set: an administrator of this "
+                    "installation sets it first"
                 )
             return row.enterprise_price_id
         price = self.settings.stripe_price_pro if plan == "pro" else self.settings.stripe_price_team

@@ -264,3 +264,70 @@ def test_frozen_stacks_helper_orders_by_age(inst: Installation) -> None:
     org = inst.org("local")
     with inst.db() as db:
         assert [s.name for s in frozen_stacks(db, org, inst.settings)] == ["b-mid", "c-new"]
+
+
+@pytest.fixture
+def with_temporal(tmp_path: Path, temporal_address: str, task_queue: str) -> Iterator[Installation]:
+    """Billing on, and a real Temporal for the runs (no worker: a started run waits)."""
+    with installation(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'runs.db'}",
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        **BILLING,
+    ) as made:
+        yield made
+
+
+async def test_after_a_downgrade_the_newest_stacks_are_frozen_not_deleted(
+    with_temporal: Installation,
+) -> None:
+    from kombify.db.models import Deployment, DeploymentCreate
+    from kombify.errors import PaymentRequiredError
+    from kombify.operate.start_run import start_run
+    from kombify.runtime.temporal_client import connect
+
+    inst = with_temporal
+    play(inst, "pro")
+    owner = inst.login(OWNER)
+    for name in ("a-old", "b-mid", "c-new"):
+        assert owner.post("/v1/stacks", json={"source": kombination(name)}).status_code == 201
+    play(inst, "free", status="canceled")  # the subscription ended: Free, 3 stacks of 1
+
+    ent = owner.get("/v1/orgs/local/entitlements").json()
+    assert ent["plan"]["id"] == "free" and ent["frozen_stacks"] == ["b-mid", "c-new"]
+    assert ent["usage"]["stacks"] == 3
+    for name in ("b-mid", "c-new"):
+        refused = owner.post(f"/v1/stacks/{name}/deployments", json={"auto_approve": True})
+        assert refused.status_code == 402, refused.text
+        body = refused.json()
+        assert (body["plan"], body["entitlement"]) == ("pro", "stacks")
+        assert f"stack `{name}` is frozen" in body["detail"]
+        # With a new file too, and the file is not stored.
+        again = owner.post(
+            f"/v1/stacks/{name}/deployments",
+            json={"auto_approve": True, "source": kombination(name) + "# changed\n"},
+        )
+        assert again.status_code == 402
+        assert owner.get(f"/v1/stacks/{name}").json()["current_revision"] == 1
+    # A workflow step starts runs through the same function: it is refused the same way.
+    org = inst.org("local")
+    client = await connect(inst.settings)
+    with inst.db() as db:
+        with pytest.raises(PaymentRequiredError) as raised:
+            await start_run(
+                session=db, org=org, client=client, settings=inst.settings, name="c-new",
+                kind="deploy", options=DeploymentCreate(auto_approve=True),
+            )  # fmt: skip
+        assert raised.value.plan == "pro"
+        assert db.exec(select(Deployment)).all() == []
+    assert stack_names(inst) == ["a-old", "b-mid", "c-new"]  # nothing deleted
+    # Within the limit deploys go on; destroying a frozen stack is allowed (it lowers usage).
+    kept = owner.post("/v1/stacks/a-old/deployments", json={"auto_approve": True})
+    assert kept.status_code == 202, kept.text
+    destroyed = owner.post("/v1/stacks/c-new/destroy", json={})
+    assert destroyed.status_code == 202, destroyed.text
+    assert destroyed.json()["kind"] == "destroy"
+    for name in ("a-old", "c-new"):
+        workflow = kept if name == "a-old" else destroyed
+        await client.get_workflow_handle(workflow.json()["workflow_id"]).terminate("test over")

@@ -9,6 +9,7 @@ from kombify.api.routes import (
     admin,
     api_keys,
     auth,
+    billing_webhooks,
     certificates,
     deployments,
     domains,
@@ -73,3 +74,5 @@ PUBLIC_ROUTERS += [sso.router, tools.router]
 PUBLIC_ROUTERS.append(oidc.router)
 # Interactive exec is a WebSocket: it authenticates itself (kombify.api.routes.services).
 PUBLIC_ROUTERS.append(services.ws_router)  # login with OpenID Connect and GitHub (docs/oidc.md)
+# Stripe's webhooks: the signature is the authentication (docs/billing.md).
+PUBLIC_ROUTERS.append(billing_webhooks.router)

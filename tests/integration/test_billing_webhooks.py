@@ -276,20 +276,27 @@ async def test_a_worker_killed_mid_provisioning_activates_once(billing: Billing)
     billing.start_worker()
     await until("plan team active", plan_is(billing, org, "team", "active"), timeout=120)
 
-    history = await billing.history(org)
-    scheduled = {
-        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    writes = [
-        e
-        for e in history
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-        and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
-        == "WriteOrgBilling"
-    ]
-    assert len(writes) == 1  # activated once
+    async def writes() -> list[Any]:
+        history = await billing.history(org)
+        scheduled = {
+            e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        return [
+            e
+            for e in history
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
+            == "WriteOrgBilling"
+        ]
+
+    async def written() -> bool:
+        return bool(await writes())
+
+    # A write the killed worker was running completes only after its retry (start-to-close).
+    await until("the activation's write completed", written, timeout=120)
+    assert len(await writes()) == 1  # activated once
     assert len(ledger(billing.url, body["id"])) == 1
 
 

@@ -21,7 +21,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from kombify.activities.billing import BillingActivities
 from kombify.billing.stripe_events import checked, signal_of
@@ -252,6 +252,11 @@ async def test_a_failed_payment_without_payment_in_grace_moves_to_free(lab: Lab)
     assert all("Free" in m.subject and "Nothing was deleted" in m.body for m in mails)
     assert outbox_to(lab.url, [lab.org.admin]) == []  # owners only
     assert stack_names(lab.url, lab.org.id) == ["lab0", "lab1", "lab2"]  # nothing deleted
+    # The run's history (events, timers, activities) replays on the code as it is.
+    handle = lab.client.get_workflow_handle(subscription_workflow_id(lab.org.id))
+    await Replayer(workflows=[ProvisionSubscription]).replay_workflow(
+        await handle.fetch_history()
+    )
 
 
 async def test_payment_within_the_grace_keeps_the_plan(lab: Lab) -> None:

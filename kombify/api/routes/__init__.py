@@ -9,6 +9,7 @@ from kombify.api.routes import (
     admin,
     api_keys,
     auth,
+    billing,
     billing_webhooks,
     certificates,
     deployments,
@@ -57,6 +58,7 @@ ROUTERS: list[APIRouter] = [
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
+ROUTERS.append(billing.router)  # Stripe Checkout, portal and invoices (docs/billing.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,

@@ -36,6 +36,7 @@ from tests.support.billing import (
     seed_org,
     signed,
 )
+from tests.support.ports import free_port
 
 TOLERANCE = 300
 
@@ -312,3 +313,21 @@ async def test_billing_off_has_no_webhook_endpoint(tmp_path: Path) -> None:
     assert response.status_code == 404
     assert response.json()["type"].endswith("/billing-off")
     assert json.loads(response.text)["detail"].startswith("billing is not configured")
+
+
+async def test_a_signal_temporal_did_not_take_leaves_no_ledger_row(billing: Billing) -> None:
+    org = seed_org(billing.url)
+    away = billing.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    body = checkout_completed(org, created=int(time.time()))
+    payload, headers = signed(body)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(away)), base_url="http://kombify"
+    ) as http:
+        refused = await http.post("/v1/billing/webhooks", content=payload, headers=headers)
+    assert refused.status_code == 503, refused.text
+    assert ledger(billing.url, body["id"]) == []  # rolled back: Stripe's retry gets through
+
+    retried = await billing.post(body)
+    assert retried.json() == {"received": True}
+    await until("plan pro active", plan_is(billing, org, "pro", "active"))
+    assert len(ledger(billing.url, body["id"])) == 1

@@ -25,6 +25,7 @@ class EventShapeError(ValueError):
     def __init__(self, field: str, expected: str) -> None:
         super().__init__(f"{field}: expected {expected}")
         self.field = field
+        self.expected = expected
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import stripe
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
-from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
 from kombify.api.deps import SessionDep, get_temporal
@@ -87,7 +86,7 @@ async def _signal(
     request: Request, settings: Settings, organisation_id: str, signal: BillingSignal
 ) -> None:
     client = await get_temporal(request)
-    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+    await client.start_workflow(
         ProvisionSubscription.run,
         SubscriptionInput(organisation_id=organisation_id),
         id=subscription_workflow_id(organisation_id),
@@ -95,7 +94,6 @@ async def _signal(
         start_signal=EVENT_SIGNAL,
         start_signal_args=[signal],
     )
-    del handle
 
 
 @router.post(
@@ -121,9 +119,18 @@ async def stripe_webhook(request: Request, db: SessionDep) -> Any:
     try:
         event_id, kind, created, obj = checked(json.loads(payload))
     except ValueError as exc:  # not JSON, or not shaped as a Stripe event
-        field = exc.field if isinstance(exc, EventShapeError) else "(body)"
-        detail = str(exc) if isinstance(exc, EventShapeError) else "(body): not JSON"
-        return problem(400, "Webhook refused", detail, code="bad-event", instance=PATH, field=field)
+        if isinstance(exc, EventShapeError):
+            path, detail, expected = exc.field, str(exc), exc.expected
+        else:
+            path, detail, expected = "(body)", "(body): not JSON", "JSON"
+        return problem(
+            400,
+            "Webhook refused",
+            detail,
+            code="bad-event",
+            instance=PATH,
+            errors=[{"path": path, "message": f"expected {expected}"}],
+        )
 
     if db.get(BillingEvent, event_id) is not None:
         return {"received": True, "duplicate": True}

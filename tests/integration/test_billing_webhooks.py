@@ -333,3 +333,19 @@ async def test_a_signal_temporal_did_not_take_leaves_no_ledger_row(billing: Bill
     assert retried.json() == {"received": True}
     await until("plan pro active", plan_is(billing, org, "pro", "active"))
     assert len(ledger(billing.url, body["id"])) == 1
+
+
+async def test_the_same_event_delivered_twice_at_once_is_processed_once(
+    billing: Billing,
+) -> None:
+    org = seed_org(billing.url)
+    body = checkout_completed(org, created=int(time.time()))
+    answers = await asyncio.gather(billing.post(body), billing.post(body))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert sorted(json.dumps(a.json(), sort_keys=True) for a in answers) == [
+        '{"duplicate": true, "received": true}',
+        '{"received": true}',
+    ]
+    await until("plan pro active", plan_is(billing, org, "pro", "active"))
+    assert len(ledger(billing.url, body["id"])) == 1
+    assert (await billing.state(org)).applied == [body["id"]]

@@ -15,10 +15,12 @@ import logging
 import time
 from typing import Any
 
+import anyio.to_thread
 import stripe
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 from temporalio.service import RPCError
 
 from kombify.api.deps import SessionDep, get_temporal
@@ -96,6 +98,38 @@ async def _signal(
     )
 
 
+_RECEIVED = {"received": True}
+_DUPLICATE = {"received": True, "duplicate": True}
+
+
+def _take(
+    db: Session, event_id: str, kind: str, obj: dict[str, Any], signal: BillingSignal
+) -> str | None:
+    """Write the event's ledger row (not committed); its organisation ("" for none), or None
+    when the id is in the ledger already."""
+    if db.get(BillingEvent, event_id) is not None:
+        return None
+    org = organisation_of(db, obj, signal)
+    db.add(BillingEvent(event_id=event_id, type=kind, organisation_id=org))
+    try:
+        db.flush()
+    except IntegrityError:  # the same event, delivered twice at once
+        db.rollback()
+        return None
+    return org or ""
+
+
+def _commit(db: Session) -> dict[str, bool] | None:
+    """Commit the ledger row; the duplicate answer when another delivery got in first (the
+    workflow drops the event's second signal too)."""
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        return _DUPLICATE
+    return None
+
+
 @router.post(
     PATH,
     responses={400: {"description": "Bad signature, stale or future timestamp, not an event"}},
@@ -132,27 +166,22 @@ async def stripe_webhook(request: Request, db: SessionDep) -> Any:
             errors=[{"path": path, "message": f"expected {expected}"}],
         )
 
-    if db.get(BillingEvent, event_id) is not None:
-        return {"received": True, "duplicate": True}
     signal = signal_of(event_id, kind, created, obj, grace_days=settings.billing_grace_days)
-    org = organisation_of(db, obj, signal)
-    db.add(BillingEvent(event_id=event_id, type=kind, organisation_id=org))
-    try:
-        db.flush()
-    except IntegrityError:  # the same event, delivered twice at once
-        db.rollback()
-        return {"received": True, "duplicate": True}
-    if kind not in HANDLED_EVENTS:
-        db.commit()
-        return {"received": True}
-    if org is None:
-        log.warning("stripe event %s (%s) names no known organisation", event_id, kind)
-        db.commit()
-        return {"received": True}
+    # The database work runs in a thread: the ledger's transaction stays open while the
+    # signal is sent, and a second delivery of the same event waiting on it must not hold
+    # up the event loop that sends the first one's signal.
+    taken = await anyio.to_thread.run_sync(_take, db, event_id, kind, obj, signal)
+    if taken is None:
+        return _DUPLICATE
+    org = taken
+    if kind not in HANDLED_EVENTS or not org:
+        if not org:
+            log.warning("stripe event %s (%s) names no known organisation", event_id, kind)
+        return await anyio.to_thread.run_sync(_commit, db) or _RECEIVED
     try:
         await _signal(request, settings, org, signal)
     except (RPCError, ServiceUnavailableError) as exc:
-        db.rollback()  # no ledger row: Stripe's retry gets through
+        await anyio.to_thread.run_sync(db.rollback)  # no ledger row: Stripe's retry gets in
         log.warning("stripe event %s not handed to the workflow: %s", event_id, exc)
         return problem(
             503,
@@ -161,10 +190,6 @@ async def stripe_webhook(request: Request, db: SessionDep) -> Any:
             code="unavailable",
             instance=PATH,
         )
-    try:
-        db.commit()
-    except IntegrityError:  # delivered twice at once: the workflow drops the second too
-        db.rollback()
-        return {"received": True, "duplicate": True}
+    answer = await anyio.to_thread.run_sync(_commit, db)
     log.info("stripe event %s (%s) handed to organisation %s", event_id, kind, org)
-    return {"received": True}
+    return answer or _RECEIVED

@@ -168,6 +168,8 @@ class ProvisionSubscription:
         elif event.type in ("customer.subscription.created", "customer.subscription.updated"):
             await self._subscription(event)
         elif event.type == "customer.subscription.deleted":
+            # An update older than the deletion, arriving late, must not bring the plan back.
+            s.subscription_seen = max(s.subscription_seen, event.created)
             self._to_free("canceled")
         elif event.type == "invoice.payment_failed":
             if s.grace_until is None and s.plan != "free":

@@ -254,9 +254,7 @@ async def test_a_failed_payment_without_payment_in_grace_moves_to_free(lab: Lab)
     assert stack_names(lab.url, lab.org.id) == ["lab0", "lab1", "lab2"]  # nothing deleted
     # The run's history (events, timers, activities) replays on the code as it is.
     handle = lab.client.get_workflow_handle(subscription_workflow_id(lab.org.id))
-    await Replayer(workflows=[ProvisionSubscription]).replay_workflow(
-        await handle.fetch_history()
-    )
+    await Replayer(workflows=[ProvisionSubscription]).replay_workflow(await handle.fetch_history())
 
 
 async def test_payment_within_the_grace_keeps_the_plan(lab: Lab) -> None:
@@ -415,3 +413,26 @@ async def test_continue_as_new_keeps_the_state(lab: Lab) -> None:
         lab.org.customer,
         lab.org.subscription,
     )
+
+
+async def test_a_late_update_older_than_the_deletion_is_stale(lab: Lab) -> None:
+    now = await lab.now()
+    end = now + 30 * DAY
+    await _active_pro(lab, end)
+    late = subscription_event(
+        lab.org, "customer.subscription.updated", created=now + 5, price=PRICE_TEAM, period_end=end
+    )
+    await lab.send(
+        subscription_event(
+            lab.org,
+            "customer.subscription.deleted",
+            created=now + 10,
+            status="canceled",
+            period_end=end,
+        )
+    )
+    await lab.row_is(plan="free", status="canceled")
+    await lab.send(late)
+    await lab.quiet()
+    assert (lab.row().plan, lab.row().status) == ("free", "canceled")
+    assert late["id"] in (await lab.state()).applied

@@ -356,3 +356,33 @@ async def test_the_same_event_delivered_twice_at_once_is_processed_once(
     await until("plan pro active", plan_is(billing, org, "pro", "active"))
     assert len(ledger(billing.url, body["id"])) == 1
     assert (await billing.state(org)).applied == [body["id"]]
+
+
+async def test_the_ledger_takes_an_event_once_on_each_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path, database_url=database_url, **BILLING_SETTINGS)
+    upgrade(database_url)
+    org = seed_org(database_url)
+    # A type kombify does not act on: recorded and acknowledged, no workflow involved.
+    body = event(
+        "customer.updated",
+        {"id": org.customer, "object": "customer", "metadata": {"kombify_org": org.id}},
+        created=int(time.time()),
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings)), base_url="http://kombify"
+    ) as http:
+
+        async def post() -> httpx.Response:
+            payload, headers = signed(body)
+            return await http.post("/v1/billing/webhooks", content=payload, headers=headers)
+
+        answers = await asyncio.gather(post(), post())
+        later = await post()
+    assert sorted(json.dumps(a.json(), sort_keys=True) for a in [*answers, later]) == [
+        '{"duplicate": true, "received": true}',
+        '{"duplicate": true, "received": true}',
+        '{"received": true}',
+    ]
+    assert [r.organisation_id for r in ledger(database_url, body["id"])] == [org.id]

@@ -27,7 +27,7 @@ class OrgBilling(SQLModel, table=True):
         foreign_key="organisation.id", primary_key=True, ondelete="CASCADE"
     )
     plan: str = Field(default="free", max_length=32)
-    # none | checkout | trialing | active | past_due | canceled
+    # none | checkout | trialing | active | past_due | unpaid (grace ran out: Free) | canceled
     status: str = Field(default="none", max_length=32)
     stripe_customer_id: str | None = Field(default=None, max_length=255, index=True)
     stripe_subscription_id: str | None = Field(default=None, max_length=255, index=True)

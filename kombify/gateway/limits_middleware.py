@@ -1,8 +1,8 @@
 """Per-route-class rate limits on ``/v1``, per caller, with ``RateLimit-*`` headers and 429.
 
 Route classes: ``auth`` (``/v1/auth/*``), ``write`` (any other ``/v1`` method but GET, HEAD
-and OPTIONS), ``read`` (the rest of ``/v1``). Health probes, ``/docs`` and ``/.well-known``
-are not limited.
+and OPTIONS), ``read`` (the rest of ``/v1``). Health probes, ``/docs``, ``/.well-known`` and
+Stripe's webhooks (``/v1/billing/webhooks``, authenticated by their signature) are not limited.
 
 The caller is found without the database: the digest of the bearer token or session cookie.
 A credential this process saw accepted is counted as its principal (``user:<id>`` for
@@ -30,11 +30,16 @@ from kombify.gateway.rules import Rule
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _KNOWN_MAX = 10_000  # credentials remembered per process (least recently used dropped)
+# Stripe posts its webhooks from a few addresses, in bursts (and retries what was refused):
+# the signature authenticates each one, and a 429 would only delay a plan change.
+_UNLIMITED = frozenset({"/v1/billing/webhooks"})
 
 
 def route_class(method: str, path: str) -> str | None:
     """The class whose rule limits ``method path``; None when it is not limited."""
     if path != "/v1" and not path.startswith("/v1/"):
+        return None
+    if path in _UNLIMITED:
         return None
     if path.startswith("/v1/auth/") or path == "/v1/auth":
         return "auth"

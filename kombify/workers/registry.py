@@ -19,6 +19,7 @@ from kombify.workflows.observe import ObserveStackWorkflow, ObserveVpnWorkflow
 from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
+from kombify.workflows.subscription import ProvisionSubscription
 from kombify.workflows.user_workflow import RunUserWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -34,6 +35,7 @@ WORKFLOWS: Sequence[type] = (
     ObserveRoutesWorkflow,
     RunUserWorkflow,
     ObserveVpnWorkflow,
+    ProvisionSubscription,
 )
 
 
@@ -41,6 +43,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     """Every activity callable, bound to the clients it needs (built from ``settings``)."""
     # Imported here so each feature's registration stays within this function.
     from kombify.activities.agent import AgentActivities
+    from kombify.activities.billing import BillingActivities
     from kombify.activities.deploy import DeployActivities
     from kombify.activities.docker import SimActivities
     from kombify.activities.headscale import HeadscaleActivities
@@ -93,4 +96,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         HeadscaleActivities(agent).prepare,
         HeadscaleActivities(agent).enroll,
         *UserStepActivities(settings, agent).all(),
+        *BillingActivities(settings).all(),
     ]

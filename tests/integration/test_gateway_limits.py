@@ -139,6 +139,11 @@ def test_route_classes_have_separate_budgets_and_probes_none(tmp_path: Path) -> 
                 response = client.get(path)
                 assert response.status_code == 200, path
                 assert "RateLimit-Limit" not in response.headers
+        # Stripe's webhooks: authenticated by their signature, posted in bursts, not limited
+        # (billing is off here: the route answers 404, and never 429).
+        for _ in range(3):
+            hook = client.post("/v1/billing/webhooks", content=b"{}")
+            assert hook.status_code == 404 and "RateLimit-Limit" not in hook.headers
 
 
 def test_two_api_instances_share_one_budget_in_redis(redis_url: str, tmp_path: Path) -> None:

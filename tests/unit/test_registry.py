@@ -25,6 +25,7 @@ PINNED_WORKFLOWS = {
     "ObserveRoutes",
     "RunUserWorkflow",
     "ObserveVpn",
+    "ProvisionSubscription",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -82,6 +83,10 @@ PINNED_ACTIVITIES = {
     "UserStepStackRun",
     "UserStepRestart",
     "ObserveVpn",
+    "LoadOrgBilling",
+    "PlanForPrice",
+    "WriteOrgBilling",
+    "NotifyBillingDowngrade",
 }
 
 

@@ -10,6 +10,7 @@ from kombify.api.routes import (
     api_keys,
     auth,
     billing,
+    billing_webhooks,
     certificates,
     deployments,
     domains,
@@ -78,3 +79,5 @@ PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs
 PUBLIC_ROUTERS.append(plans.public_router)  # the price list (docs/billing.md)
 # Interactive exec is a WebSocket: it authenticates itself (kombify.api.routes.services).
 PUBLIC_ROUTERS.append(services.ws_router)
+# Stripe's webhooks: the signature is the authentication (docs/billing.md).
+PUBLIC_ROUTERS.append(billing_webhooks.router)

@@ -28,6 +28,7 @@ ANONYMOUS = {
     ("post", "/v1/auth/password-reset/confirm"),
     ("post", "/v1/auth/verify-email"),
     ("post", "/v1/auth/oidc/cli-exchange"),  # the CLI's one-time code is the credential
+    ("post", "/v1/billing/webhooks"),  # Stripe's signature is the credential
 }
 # Routes about the signed-in person themself, whatever their role in any organisation.
 ABOUT_ONESELF = {

@@ -31,7 +31,8 @@ def stripe_sender(settings: Settings) -> MeterEventSender:
                 }
             )
         except stripe.InvalidRequestError as exc:
-            if "identifier" in str(exc.user_message or exc) and "already" in str(exc):
+            # Stripe keeps identifiers (24 hours at least) and refuses a second event with one.
+            if exc.code == "resource_already_exists" and exc.param == "identifier":
                 return False
             raise
         return True

@@ -19,7 +19,7 @@ def stripe_sender(settings: Settings) -> MeterEventSender:
 
     def send(event: MeterEvent) -> bool:
         try:
-            client.billing.meter_events.create(
+            client.v1.billing.meter_events.create(
                 params={
                     "event_name": event.event_name,
                     "identifier": event.identifier,

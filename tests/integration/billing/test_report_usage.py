@@ -276,3 +276,39 @@ def test_the_hourly_schedule_is_made_once_and_kept_up_to_date(
         assert [s.id async for s in await client.list_schedules()].count(usage_schedule) == 1
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("lab", [True], indirect=True)
+async def test_an_organisation_stripe_refuses_does_not_hold_up_the_others(
+    lab: Lab, stripe_standin: StripeStandin
+) -> None:
+    stripe = stripe_standin.client()
+    stripe.v1.billing.meters.create(params={
+        "display_name": "calls", "event_name": CALLS_EVENT,
+        "default_aggregation": {"formula": "sum"},
+    })  # fmt: skip
+    customer = stripe.v1.customers.create(params={"email": "ok@example.org"}).id
+    hour = closed_before(datetime.now(UTC)) - HOUR
+    with lab.db() as db:
+        good = _org(db, "good", customer)
+        # An id this long makes an identifier over Stripe's 100 characters: refused (400).
+        odd = Organisation(id="o" * 90, slug="odd", name="odd")
+        db.add(odd)
+        db.commit()
+        db.add(OrgBilling(organisation_id="o" * 90, stripe_customer_id=customer))
+        db.commit()
+        _calls(db, good, hour, 4)
+        _calls(db, "o" * 90, hour, 9)
+
+    result = await lab.report()
+    assert (result.sent, result.organisations) == (1, 2)
+    assert list(result.failed) == ["o" * 90]
+    assert "Stripe refused a meter event (400)" in result.failed["o" * 90]
+    assert "identifier" in result.failed["o" * 90]
+    assert list(_received(stripe_standin)) == [_ident(good, API_CALLS, hour)]
+    # Refused, not retried: one request for it; its record waits for the next run.
+    sent = stripe_standin.control.requests(path="/v1/billing/meter_events")
+    assert [r["status"] for r in sent].count(400) == 1
+    with lab.db() as db:
+        waiting = db.exec(select(UsageRecord).where(UsageRecord.organisation_id == "o" * 90)).one()
+        assert waiting.reported_at is None

@@ -312,3 +312,39 @@ async def test_an_organisation_stripe_refuses_does_not_hold_up_the_others(
     with lab.db() as db:
         waiting = db.exec(select(UsageRecord).where(UsageRecord.organisation_id == "o" * 90)).one()
         assert waiting.reported_at is None
+
+
+@pytest.mark.parametrize("lab", [True], indirect=True)
+async def test_an_identifier_stripe_has_already_is_refused_and_counts_as_reported(
+    lab: Lab, stripe_standin: StripeStandin
+) -> None:
+    stripe = stripe_standin.client()
+    stripe.v1.billing.meters.create(params={
+        "display_name": "calls", "event_name": CALLS_EVENT,
+        "default_aggregation": {"formula": "sum"},
+    })  # fmt: skip
+    customer = stripe.v1.customers.create(params={"email": "a@example.org"}).id
+    hour = closed_before(datetime.now(UTC)) - HOUR
+    with lab.db() as db:
+        a = _org(db, "a", customer)
+        _calls(db, a, hour, 6)
+    # Sent before (by a run whose mark was lost), without this client's idempotency key.
+    stripe.v1.billing.meter_events.create(params={
+        "event_name": CALLS_EVENT, "identifier": _ident(a, API_CALLS, hour),
+        "timestamp": int(hour.timestamp()),
+        "payload": {"stripe_customer_id": customer, "value": "6"},
+    })  # fmt: skip
+
+    result = await lab.report()
+    assert (result.sent, result.already_reported, result.failed) == (0, 1, {})
+    sent = stripe_standin.control.requests(path="/v1/billing/meter_events")
+    assert [(r["params"]["identifier"], r["status"]) for r in sent] == [
+        (_ident(a, API_CALLS, hour), 200),
+        (_ident(a, API_CALLS, hour), 400),
+    ]
+    assert _received(stripe_standin) == {
+        _ident(a, API_CALLS, hour): (CALLS_EVENT, customer, "6", int(hour.timestamp()))
+    }
+    with lab.db() as db:
+        assert db.exec(select(UsageRecord)).one().reported_at is not None
+    assert (await lab.report()).organisations == 0

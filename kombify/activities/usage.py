@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from kombify.billing.usage import API_CALLS, DEPLOY_MINUTES, closed_before, measure_deploy_minutes
 from kombify.billing.usage_report import (
+    MeterEvent,
     MeterEventSender,
     organisations_to_report,
     report_organisation,
@@ -39,9 +40,20 @@ class UsageActivities:
 
     def _sender(self) -> MeterEventSender:
         if self._send is None:
-            from kombify.billing.meter_events import stripe_sender
+            from kombify.billing.stripe_client import StripeBilling
 
-            self._send = stripe_sender(self.settings)
+            stripe = StripeBilling(self.settings)
+
+            def send(event: MeterEvent) -> bool:
+                return stripe.report_meter_event(
+                    event_name=event.event_name,
+                    customer_id=event.stripe_customer_id,
+                    value=event.value,
+                    identifier=event.identifier,
+                    timestamp=event.timestamp,
+                )
+
+            self._send = send
         return self._send
 
     def _session(self) -> Session:

@@ -20,6 +20,7 @@ from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
 from kombify.workflows.subscription import ProvisionSubscription
+from kombify.workflows.usage import ReportUsage
 from kombify.workflows.user_workflow import RunUserWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -36,6 +37,7 @@ WORKFLOWS: Sequence[type] = (
     RunUserWorkflow,
     ObserveVpnWorkflow,
     ProvisionSubscription,
+    ReportUsage,
 )
 
 
@@ -56,6 +58,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.swarm import SwarmActivities
     from kombify.activities.swarm_heal import SwarmHealActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.activities.usage import UsageActivities
     from kombify.activities.user_steps import UserStepActivities
     from kombify.activities.vpn import VpnActivities
     from kombify.activities.vpn_observe import VpnObserveActivities
@@ -97,4 +100,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         HeadscaleActivities(agent).enroll,
         *UserStepActivities(settings, agent).all(),
         *BillingActivities(settings).all(),
+        *UsageActivities(settings).all(),
     ]

@@ -26,6 +26,7 @@ PINNED_WORKFLOWS = {
     "RunUserWorkflow",
     "ObserveVpn",
     "ProvisionSubscription",
+    "ReportUsage",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -87,6 +88,9 @@ PINNED_ACTIVITIES = {
     "PlanForPrice",
     "WriteOrgBilling",
     "NotifyBillingDowngrade",
+    "MeasureDeployMinutes",
+    "ListUsageToReport",
+    "ReportOrgUsage",
 }
 
 

@@ -10,6 +10,7 @@ from kombify.api.routes import (
     api_keys,
     auth,
     billing,
+    billing_usage,
     billing_webhooks,
     certificates,
     deployments,
@@ -59,6 +60,7 @@ ROUTERS: list[APIRouter] = [
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
+ROUTERS.append(billing_usage.router)  # metered usage this month (docs/billing.md)
 ROUTERS.append(billing.router)  # Stripe Checkout, portal and invoices (docs/billing.md)
 ROUTERS.append(plans.router)  # an organisation's plan, limits and usage (docs/billing.md)
 

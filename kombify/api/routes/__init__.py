@@ -48,7 +48,6 @@ ROUTERS: list[APIRouter] = [
     graph.router,
     me.router,
     orgs.router,
-    billing.router,  # Stripe Checkout, portal and invoices (docs/billing.md)
     api_keys.router,
     activity.router,
     schedules.router,
@@ -58,6 +57,7 @@ ROUTERS: list[APIRouter] = [
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
+ROUTERS.append(billing.router)  # Stripe Checkout, portal and invoices (docs/billing.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,

@@ -92,9 +92,7 @@ def _owner(url: str, admin_token: str) -> httpx.Client:
         login = anonymous.post("/v1/auth/login", json={"email": OWNER, "password": PASSWORD})
         assert login.status_code == 200, login.text
         token = login.json()["token"]
-    return httpx.Client(
-        base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}
-    )
+    return httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
 
 
 def _entitlements(owner: httpx.Client) -> dict[str, Any]:
@@ -159,8 +157,10 @@ async def test_a_plan_bought_kept_through_a_late_payment_and_lost_to_an_unpaid_o
                 subscription = done["subscription"]["id"]
                 await _until(
                     "Pro active",
-                    lambda: _entitlements(owner)["plan"]["id"] == "pro"
-                    and _entitlements(owner)["status"] == "active",
+                    lambda: (
+                        _entitlements(owner)["plan"]["id"] == "pro"
+                        and _entitlements(owner)["status"] == "active"
+                    ),
                 )
                 for name in ("lab-two", "lab-three"):
                     assert _create(owner, name).status_code == 201, name
@@ -168,9 +168,7 @@ async def test_a_plan_bought_kept_through_a_late_payment_and_lost_to_an_unpaid_o
 
                 # A failed payment, paid within the grace: the plan stays after seven days.
                 control.renew(subscription, paid=False)
-                await _until(
-                    "past due", lambda: _entitlements(owner)["status"] == "past_due"
-                )
+                await _until("past due", lambda: _entitlements(owner)["status"] == "past_due")
                 assert _entitlements(owner)["grace_until"] is not None
                 invoice = control.subscription(subscription)["latest_invoice"]
                 control.pay_invoice(invoice if isinstance(invoice, str) else invoice["id"])
@@ -185,9 +183,7 @@ async def test_a_plan_bought_kept_through_a_late_payment_and_lost_to_an_unpaid_o
 
                 # The next one is not paid: when the grace has passed, Free, and frozen.
                 control.renew(subscription, paid=False)
-                await _until(
-                    "past due again", lambda: _entitlements(owner)["status"] == "past_due"
-                )
+                await _until("past due again", lambda: _entitlements(owner)["status"] == "past_due")
                 await env.sleep(GRACE + timedelta(hours=1))
                 await _until("moved to Free", lambda: _entitlements(owner)["plan"]["id"] == "free")
                 lost = _entitlements(owner)

@@ -1,0 +1,206 @@
+"""The billing pages: the public pricing page and the organisation's billing page.
+
+The pricing page is checked against ``GET /v1/plans`` (never a hard-coded list): every plan,
+its price and its stack limit in words, at desktop and phone width, axe clean. The billing page
+is checked on an installation with billing off (self-hosted: it says so and offers nothing to
+buy) and, when the Stripe stand-in is there (tests/support/stripe_standin/), with billing on:
+Free with its usage, and Upgrade leading to the stand-in's Checkout page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.support.api_process import ApiProcess, running_api
+from tests.support.browser import (
+    REPO,
+    WIDTHS,
+    as_phone,
+    axe_check,
+    chromium_required,
+    fresh_context,
+    screenshot,
+)
+
+BUILD = REPO / "dashboard" / "build" / "index.html"
+OWNER = "owner@example.org"
+PASSWORD = "a long enough passphrase"
+PHONE_360 = {"width": 360, "height": 740}
+
+
+def _need_build() -> None:
+    if not BUILD.is_file():
+        reason = f"the dashboard is not built ({BUILD} missing: scripts/build-dashboard.sh)"
+        if chromium_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+def _make_owner(api: ApiProcess) -> None:
+    made = httpx.post(
+        f"{api.url}/v1/admin/owner",
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+        json={"email": OWNER, "password": PASSWORD, "name": "Olga Owner"},
+    )
+    assert made.status_code == 201, made.text
+
+
+@pytest.fixture(scope="module")
+def self_hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
+    """An installation without a Stripe key: billing off."""
+    _need_build()
+    env = {"KOMBIFY_RATE_LIMITS": "auth=300/60,tries=100/60"}
+    with running_api(tmp_path_factory.mktemp("billing-off-api"), env=env) as api:
+        _make_owner(api)
+        yield api
+
+
+@pytest.fixture
+async def en_page(browser: Browser, page_requests: list[str]) -> AsyncIterator[Page]:
+    """A page in a fresh context with the en-US locale (so prices read `$29 / month`)."""
+    async with fresh_context(browser, page_requests, locale="en-US") as context:
+        yield await context.new_page()
+
+
+async def sign_in(page: Page, url: str, next_path: str) -> None:
+    await page.goto(f"{url}{next_path}")
+    await expect(page).to_have_url(re.compile(r"/login\?next="))
+    await page.get_by_label("Email").fill(OWNER)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{url}{next_path}")
+
+
+def expected_price(plan: dict[str, Any]) -> str:
+    """The price as an en-US reader sees it, from the API's cents."""
+    cents = plan["monthly_cents"]
+    if cents is None:
+        return "custom"
+    amount = f"${cents // 100:,}" if cents % 100 == 0 else f"${cents / 100:,.2f}"
+    return amount if cents == 0 else f"{amount} / month"
+
+
+def expected_stacks(plan: dict[str, Any]) -> str:
+    limit = plan["entitlements"]["stacks"]
+    if limit is None:
+        return "unlimited stacks"
+    return f"{limit} stack" if limit == 1 else f"{limit} stacks"
+
+
+def plans_of(url: str) -> dict[str, Any]:
+    answer = httpx.get(f"{url}/v1/plans")
+    assert answer.status_code == 200, answer.text
+    plans: dict[str, Any] = answer.json()
+    assert plans["data"], plans
+    return plans
+
+
+async def no_sideways_scroll(page: Page) -> None:
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{page.url} is {overflow}px wider than the viewport"
+
+
+# ---- /pricing (public) -------------------------------------------------------------------
+
+
+async def test_the_pricing_page_shows_every_plan_of_the_api(
+    en_page: Page, self_hosted: ApiProcess
+) -> None:
+    page = en_page
+    plans = plans_of(self_hosted.url)["data"]
+    await page.goto(f"{self_hosted.url}/pricing")
+    await expect(page.get_by_role("heading", level=1, name="Pricing")).to_be_visible()
+    table = page.get_by_role("table", name="The plans compared")
+    await expect(table).to_be_visible()
+    # One column per plan, in the API's order, headed by its name.
+    headers = table.locator("thead th")
+    await expect(headers).to_have_count(len(plans))
+    for i, plan in enumerate(plans):
+        await expect(headers.nth(i)).to_contain_text(plan["name"])
+    price_row = table.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Price"))
+    await expect(price_row.locator("td")).to_have_text([expected_price(p) for p in plans])
+    stacks_row = table.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Stacks"))
+    await expect(stacks_row.locator("td")).to_have_text([expected_stacks(p) for p in plans])
+    # Nothing to buy on the page itself: signing in leads on.
+    await expect(page.get_by_role("button", name=re.compile("Upgrade"))).to_have_count(0)
+
+
+async def test_the_pricing_page_is_linked_from_the_landing_and_login_pages(
+    page: Page, self_hosted: ApiProcess
+) -> None:
+    for start in ("/", "/login"):
+        await page.goto(f"{self_hosted.url}{start}")
+        await page.get_by_role("link", name=re.compile("pricing", re.I)).first.click()
+        await expect(page).to_have_url(f"{self_hosted.url}/pricing")
+        await expect(page.get_by_role("heading", level=1, name="Pricing")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [*WIDTHS, "360"])
+async def test_the_pricing_page_passes_axe_and_fits_a_phone(
+    en_page: Page, self_hosted: ApiProcess, width: str
+) -> None:
+    page = en_page
+    plans = plans_of(self_hosted.url)["data"]
+    if width == "phone":
+        await as_phone(page)
+    elif width == "360":
+        await page.set_viewport_size(PHONE_360)
+    await page.goto(f"{self_hosted.url}/pricing")
+    if width == "desktop":
+        await expect(page.get_by_role("table", name="The plans compared")).to_be_visible()
+    else:
+        # At a phone's width the table gives way to one card per plan, each with its price.
+        await expect(page.get_by_role("table", name="The plans compared")).to_be_hidden()
+        for plan in plans:
+            card = page.locator("li.card").filter(
+                has=page.get_by_role("heading", level=3, name=plan["name"])
+            )
+            await expect(card).to_be_visible()
+            await expect(card).to_contain_text(expected_price(plan))
+            await expect(card).to_contain_text(expected_stacks(plan))
+    await page.wait_for_load_state("networkidle")
+    await axe_check(page)
+    await no_sideways_scroll(page)
+    if width == "desktop":
+        await screenshot(page, "pricing")
+
+
+# ---- /billing, billing off -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+async def test_with_billing_off_the_billing_page_says_everything_is_included(
+    page: Page, self_hosted: ApiProcess, width: str
+) -> None:
+    if width == "phone":
+        await as_phone(page)
+    await sign_in(page, self_hosted.url, "/billing")
+    await expect(page.get_by_role("heading", level=1, name="Billing")).to_be_visible()
+    await expect(
+        page.get_by_text(
+            "Billing is off on this self-hosted installation: every feature is included"
+        )
+    ).to_be_visible()
+    # Every limit is unlimited, and nothing is offered to buy or manage.
+    await expect(page.get_by_text("· unlimited")).to_have_count(3)
+    await expect(page.get_by_role("button", name=re.compile("Upgrade"))).to_have_count(0)
+    await expect(page.get_by_role("button", name="Manage billing")).to_have_count(0)
+    await expect(page.get_by_role("heading", name="Invoices")).to_have_count(0)
+    # The navigation's Billing entry is a link to this page.
+    if width == "desktop":
+        await expect(page.get_by_role("link", name="Billing")).to_have_attribute(
+            "aria-current", "page"
+        )
+    await page.wait_for_load_state("networkidle")
+    await axe_check(page)
+    await no_sideways_scroll(page)
+    if width == "desktop":
+        await screenshot(page, "billing-off")

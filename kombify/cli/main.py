@@ -17,6 +17,7 @@ from kombify.cli import (
     history_cmds,
     login_cmds,
     nodes_cmds,
+    plan_cmds,
     routes_cmds,
     runtime_cmds,
     schedule_cmds,
@@ -95,6 +96,7 @@ sessions_cmds.register(app)
 schedule_cmds.register(app)
 service_cmds.register(app)
 workflow_cmds.register(app)
+plan_cmds.register(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ the stack as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -14,6 +15,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from kombify.billing import entitlements
 from kombify.contracts.deploy import DeployInput
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
@@ -53,15 +55,27 @@ def deployment_public(
     )
 
 
-def _stage(session: Session, stack: Stack, options: DeploymentCreate) -> tuple[int, str, bool]:
-    """The revision a run deploys, its stackkit, and whether it was stored just now."""
+def _stage(
+    session: Session,
+    stack: Stack,
+    options: DeploymentCreate,
+    *,
+    entitled: Callable[[str, str | None], None],
+) -> tuple[int, str, bool]:
+    """The revision a run deploys, its stackkit, and whether it was stored just now.
+
+    ``entitled(stackkit, source)`` refuses what the organisation's plan does not allow before
+    anything is stored.
+    """
     if options.source is None:
+        entitled(stack.stackkit, None)
         return stack.current_revision, stack.stackkit, False
     kombination = load_kombination(options.source, filename=options.filename)
     if kombination.metadata.name != stack.name:
         raise ConflictError(
             f"the file's metadata.name is `{kombination.metadata.name}`, not `{stack.name}`"
         )
+    entitled(kombination.spec.stackkit, options.source)
     revision, staged = store.stage_revision(session, stack=stack, source=options.source)
     return revision, kombination.spec.stackkit, staged
 
@@ -88,13 +102,24 @@ async def start_run(
         NotFoundError: No such stack.
         SpecError: ``options.source`` is not a valid kombination.
         ConflictError: Another run of the stack is in progress, or the file names another stack.
+        PaymentRequiredError: (deploy) the stack is frozen beyond the plan's stack limit, or
+            its StackKit is beyond the plan (kombify.billing.entitlements).
     """
     stack = store.get_stack(session, organisation_id=org.id, name=name)
     workflow_id = deploy_workflow_id(org.slug, stack.name)
+
     # A new file is stored first but made current only once its run started (here, and by
     # the run itself, so a crash of this process in between cannot lose it); a refused run
     # leaves the stack as it was.
-    revision, stackkit, staged = _stage(session, stack, options)
+    def entitled(stackkit: str, source: str | None) -> None:
+        # Every deploy, whoever starts it (the API or a workflow step), passes here: a frozen
+        # stack or a StackKit beyond the plan is refused (402). Destroy is always allowed.
+        if kind == "deploy":
+            entitlements.check_deploy(
+                session, org, settings, stack=stack, stackkit=stackkit, source=source
+            )
+
+    revision, stackkit, staged = _stage(session, stack, options, entitled=entitled)
     if kind == "destroy":
         # Destroy takes down what the last rollout put up: its revision, and its nodes, the
         # simulated stand-ins when it ran with --simulate (their real nodes were never made).

@@ -22,6 +22,7 @@ from kombify.api.routes import (
     nodes,
     oidc,
     orgs,
+    plans,
     recovery,
     schedules,
     services,
@@ -56,6 +57,7 @@ ROUTERS: list[APIRouter] = [
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
+ROUTERS.append(plans.router)  # an organisation's plan, limits and usage (docs/billing.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,
@@ -71,5 +73,6 @@ PUBLIC_ROUTERS: list[APIRouter] = [
 # SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
 PUBLIC_ROUTERS += [sso.router, tools.router]
 PUBLIC_ROUTERS.append(oidc.router)
+PUBLIC_ROUTERS.append(plans.public_router)  # the price list (docs/billing.md)
 # Interactive exec is a WebSocket: it authenticates itself (kombify.api.routes.services).
 PUBLIC_ROUTERS.append(services.ws_router)  # login with OpenID Connect and GitHub (docs/oidc.md)

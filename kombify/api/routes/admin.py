@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
-from kombify.accounts import users
+from kombify.accounts import orgs, users
+from kombify.accounts.principal import Principal
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep
-from kombify.api.principal import ADMIN_TOKEN_RETIRED, PrincipalDep, first_owner_exists
+from kombify.api.principal import (
+    ADMIN_TOKEN_RETIRED,
+    PrincipalDep,
+    first_owner_exists,
+    installation_admin,
+)
 from kombify.api.routes.auth import org_public, user_public
 from kombify.db.account_tables import InstallationFlag
-from kombify.errors import ConflictError, ForbiddenError
+from kombify.db.billing_tables import OrgBilling
+from kombify.db.models import utcnow
+from kombify.errors import ConflictError, ForbiddenError, NotFoundError
+from kombify.names import OrgSlug
 
 router = APIRouter(prefix="/v1/admin", tags=["accounts"])
 
@@ -60,3 +69,47 @@ def create_first_owner(
         "organisation": org_public(principal.organisation),
         "admin_token": "retired",
     }
+
+
+class EnterprisePrice(BaseModel):
+    """The Stripe price an organisation's Enterprise checkout uses (null: none)."""
+
+    enterprise_price_id: str | None = Field(
+        max_length=255,
+        pattern=r"^price_[A-Za-z0-9_]+$",
+        description="A Stripe price id (`price_…`), or null to remove it.",
+    )
+
+
+@router.put(
+    "/orgs/{slug}/billing",
+    responses={
+        403: {"description": "Only owners of the default organisation run the installation"},
+        404: {"description": "No such organisation"},
+    },
+)
+def set_enterprise_price(
+    slug: OrgSlug,
+    body: EnterprisePrice,
+    request: Request,
+    db: SessionDep,
+    principal: Annotated[Principal, Depends(installation_admin)],
+) -> dict[str, Any]:
+    """Set the price of an organisation's Enterprise plan (installation owners).
+
+    Its owners can then buy Enterprise through checkout at that price; the plan itself
+    changes only when Stripe says the subscription is paid.
+    """
+    org = orgs.by_slug(db, slug)
+    if org is None:
+        raise NotFoundError(f"no organisation `{slug}`")
+    row = db.get(OrgBilling, org.id) or OrgBilling(organisation_id=org.id)
+    row.enterprise_price_id = body.enterprise_price_id
+    row.updated_at = utcnow()
+    db.add(row)
+    db.commit()
+    record_event(
+        db, request, action="org-enterprise-price", principal=principal, org=org,
+        object_type="organisation", object_id=org.slug,
+    )  # fmt: skip
+    return {"organisation": org.slug, "enterprise_price_id": row.enterprise_price_id}

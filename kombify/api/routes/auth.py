@@ -19,6 +19,7 @@ from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PersonOnly, PrincipalDep, UserDep, client_address, timeouts
 from kombify.api.session_cookies import clear_session_cookies, expires_iso, set_session_cookies
+from kombify.billing import entitlements
 from kombify.db.account_tables import Credential, UserSession
 from kombify.db.models import Organisation, User, utcnow
 from kombify.errors import ConflictError, ForbiddenError, KombifyError, NotFoundError
@@ -139,6 +140,8 @@ def signup(body: SignupRequest, request: Request, db: SessionDep, settings: Sett
     if invitation is not None:
         org = db.get(Organisation, invitation.organisation_id)
         assert org is not None  # an invitation goes with its organisation (cascade)
+        # The plan may have lost team collaboration since the invitation was sent.
+        entitlements.check_team(db, org, settings, action="joining by invitation")
         user = users.create(
             db,
             email=email,

@@ -20,6 +20,7 @@ from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PersonOnly, PrincipalDep, UserDep
 from kombify.api.routes.auth import org_public
+from kombify.billing import entitlements
 from kombify.db.account_tables import Credential, Invitation, Membership, UserSession
 from kombify.db.models import User, utcnow
 from kombify.errors import ConflictError, ForbiddenError, NotFoundError
@@ -33,6 +34,10 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "Your role does not allow it", **_PROBLEM},
     404: {"description": "No such organisation, member or invitation", **_PROBLEM},
+    402: {
+        "description": "The plan has no team collaboration (members beyond the owner)",
+        **_PROBLEM,
+    },
     409: {"description": "Conflicts with what exists (the last owner …)", **_PROBLEM},
     422: {"description": "Invalid input, naming the field", **_PROBLEM},
 }
@@ -226,6 +231,7 @@ def invite(
     from kombify.accounts.users import by_email, normal_email
 
     principal.require("admin", "inviting")
+    entitlements.check_team(db, principal.organisation, settings, action="inviting")
     email = normal_email(body.email)
     existing = by_email(db, email)
     if existing is not None and orgs.membership(db, principal.organisation.id, existing.id):
@@ -274,15 +280,23 @@ def revoke_invitation(
 
 @self_router.post("/v1/invitations/accept", responses=_ERRORS, dependencies=[PersonOnly])
 def accept_invitation(
-    body: InvitationAccept, request: Request, principal: PrincipalDep, user: UserDep, db: SessionDep
+    body: InvitationAccept,
+    request: Request,
+    principal: PrincipalDep,
+    user: UserDep,
+    db: SessionDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    """Join the organisation an invitation (to your email address) is for."""
+    """Join the organisation an invitation (to your email address) is for (402 when its plan
+    lost team collaboration since; the invitation stays open)."""
     from kombify.db.models import Organisation
 
     row = orgs.open_invitation(db, body.token)
-    membership = orgs.accept(db, row, user)
     org = db.get(Organisation, row.organisation_id)
     assert org is not None
+    if orgs.membership(db, org.id, user.id) is None:
+        entitlements.check_team(db, org, settings, action="joining by invitation")
+    membership = orgs.accept(db, row, user)
     if orgs.mfa_required(db, org.id) and not totp.enabled(db.get(Credential, user.id)):
         # As at login: an organisation that requires a second factor holds this session to
         # enrolling one before anything else.

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
 from kombify.api import sim_owners
-from kombify.api.deps import SessionDep
+from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.owned import SeesSimulation
 from kombify.api.principal import OrgDep
+from kombify.billing import entitlements
 from kombify.db.models import Organisation
 from kombify.db.stacks import LOCAL_ORG
 from kombify.errors import ForbiddenError, SpecError
@@ -35,6 +36,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "A name is taken by something else", **_PROBLEM},
     422: {"description": "Invalid template or spec (errors list every problem)", **_PROBLEM},
     502: {"description": "The Docker engine failed", **_PROBLEM},
+    402: {
+        "description": "KombiSim basic (the Free plan): one simulation at a time, of up to "
+        "3 nodes; `plan` names the plan with full KombiSim",
+        **_PROBLEM,
+    },
 }
 
 
@@ -65,6 +71,12 @@ def sim_engine() -> Iterator[SimEngine]:
         yield SimEngine(client)
     finally:
         client.close()
+
+
+def engine_names() -> list[str]:
+    """The names of the simulations on the engine now."""
+    with sim_engine() as engine:
+        return [s.name for s in engine.list_all()]
 
 
 def get_sim_engine() -> Iterator[SimEngine]:
@@ -111,9 +123,14 @@ def list_simulations(engine: EngineDep, session: SessionDep, org: OrgDep) -> dic
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_simulation(body: SimulationCreate, session: SessionDep, org: OrgDep) -> dict[str, Any]:
+def create_simulation(
+    body: SimulationCreate, session: SessionDep, org: OrgDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Create and start a simulation (idempotent); nodes answer SSH shortly after."""
     spec = spec_from_request(body, org)
+    entitlements.check_simulation(
+        session, org, settings, name=spec.name, nodes=len(spec.nodes), live=engine_names
+    )
     # The name is claimed before the engine is dialled: another organisation's name is a 409
     # whether or not the engine answers.
     sim_owners.claim(session, org, spec.name)

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Response, status
 
 from kombify.api import sim_owners
-from kombify.api.deps import MAX_DB_INT, SessionDep
+from kombify.api.deps import MAX_DB_INT, SessionDep, SettingsDep
 from kombify.api.principal import OrgDep
+from kombify.billing import entitlements
 from kombify.db import deployments as runs
 from kombify.db import stacks as store
 from kombify.db.models import (
@@ -35,6 +36,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         **_PROBLEM,
     },
     422: {"description": "The kombination file is invalid (errors list every problem)", **_PROBLEM},
+    402: {
+        "description": "The organisation's plan does not allow it (`plan` names the one that "
+        "does; a StackKit beyond the plan is reported at `spec.stackkit`)",
+        **_PROBLEM,
+    },
 }
 
 
@@ -48,9 +54,16 @@ def _detail(session: SessionDep, stack: Stack) -> StackDetail:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
-def create_stack(body: StackCreate, session: SessionDep, org: OrgDep) -> StackDetail:
-    """Create a stack from a kombination file; nothing is stored when the file is invalid."""
+def create_stack(
+    body: StackCreate, session: SessionDep, org: OrgDep, settings: SettingsDep
+) -> StackDetail:
+    """Create a stack from a kombination file; nothing is stored when the file is invalid or
+    the organisation's plan allows no more stacks or not its StackKit (402)."""
     kombination = load_kombination(body.source, filename=body.filename)
+    entitlements.check_stackkit(
+        session, org, settings, stackkit=kombination.spec.stackkit, source=body.source
+    )
+    entitlements.check_new_stack(session, org, settings)
     name = kombination.metadata.name
     # Stack names name the simulations, containers and networks of the installation's one
     # engine: unique across organisations (answered like any taken name, nothing more).
@@ -97,7 +110,7 @@ def get_stack(name: StackName, session: SessionDep, org: OrgDep) -> StackDetail:
 
 @router.put("/{name}", responses=_ERRORS)
 def revise_stack(
-    name: StackName, body: StackCreate, session: SessionDep, org: OrgDep
+    name: StackName, body: StackCreate, session: SessionDep, org: OrgDep, settings: SettingsDep
 ) -> StackDetail:
     """Store a new revision of the stack's kombination file (unchanged text: no new revision).
 
@@ -111,6 +124,9 @@ def revise_stack(
             f"the file's metadata.name is `{kombination.metadata.name}`, not `{name}`"
         )
     stack = store.get_stack(session, organisation_id=org.id, name=name)
+    entitlements.check_stackkit(
+        session, org, settings, stackkit=kombination.spec.stackkit, source=body.source
+    )
     store.refuse_while_running(stack, store.running_deployment(session, stack=stack), "change")
     stack = store.revise_stack(
         session, stack=stack, stackkit=kombination.spec.stackkit, source=body.source

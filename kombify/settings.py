@@ -206,6 +206,25 @@ class Settings(BaseSettings):
     stripe_price_team: str | None = Field(
         default=None, description="Stripe price id of the Team plan (monthly)."
     )
+    stripe_meter_deploy_minutes: str = Field(
+        default="kombify_deploy_minutes",
+        min_length=1,
+        max_length=100,
+        description="Event name of the Stripe meter that bills deploy minutes.",
+    )
+    stripe_meter_api_calls: str = Field(
+        default="kombify_api_calls",
+        min_length=1,
+        max_length=100,
+        description="Event name of the Stripe meter that bills API calls.",
+    )
+    usage_flush_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=240,
+        description="How often an API process adds the API calls it counted to the database, "
+        "in seconds (at most 240: counts must be stored before their hour is reported).",
+    )
     billing_grace_days: int = Field(
         default=7,
         ge=1,

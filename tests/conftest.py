@@ -16,6 +16,7 @@ from kombify.db.engine import get_engine
 from kombify.settings import get_settings
 from tests.support.deploy_env import KombifyEnv
 from tests.support.postgres import running_postgres
+from tests.support.stripe_standin import StripeStandin, running_stripe_standin
 from tests.support.temporal import running_temporal
 
 # Fixtures that reach a Docker engine: a test using one is a `docker` test, marked or not.
@@ -98,6 +99,14 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Temporal dev server for the whole session."""
     with running_temporal(tmp_path_factory.mktemp("temporal")) as address:
         yield address
+
+
+@pytest.fixture
+def stripe_standin() -> Iterator[StripeStandin]:
+    """A fresh local Stripe stand-in (tests/support/stripe_standin) for one test: ``base_url``,
+    ``api_key``, ``control`` (what customers and time do), ``client()`` (the real SDK)."""
+    with running_stripe_standin() as standin:
+        yield standin
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from kombify.api.auth import admin_token
 from kombify.api.limits import RequestLimits
 from kombify.api.principal import Authorized
 from kombify.api.routes import PUBLIC_ROUTERS, ROUTERS, health
+from kombify.api.usage_meter import UsageFlusher, UsageMiddleware
+from kombify.billing.usage import ApiCallCounter
 from kombify.db.migrate import upgrade
 from kombify.gateway import middleware as gateway_middleware
 from kombify.gateway.ratelimit import limiter_for
@@ -32,7 +34,12 @@ def create_app(settings: Settings | None = None, *, gateway: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upgrade(settings.resolved_database_url)
+        flusher: UsageFlusher | None = getattr(app.state, "usage_flusher", None)
+        if flusher is not None:
+            flusher.start()
         yield
+        if flusher is not None:
+            await flusher.stop()
         app.state.temporal = None
         close = getattr(app.state.limiter, "close", None)
         if close is not None:
@@ -54,6 +61,13 @@ def create_app(settings: Settings | None = None, *, gateway: bool = True) -> Fas
     problems.install(app)
     app.add_middleware(ActivityMiddleware, database_url=settings.resolved_database_url)
     app.add_middleware(RequestLimits)
+    app.state.usage_flusher = None
+    if settings.billing_enabled:  # API calls are metered for billing (kombify.api.usage_meter)
+        counter = ApiCallCounter()
+        app.add_middleware(UsageMiddleware, counter=counter)
+        app.state.usage_flusher = UsageFlusher(
+            counter, settings.resolved_database_url, settings.usage_flush_seconds
+        )
     app.state.limiter = limiter_for(settings)
     if gateway:
         gateway_middleware.install(app, settings, app.state.limiter)

@@ -47,6 +47,10 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         await client.create_schedule(SCHEDULE_ID, schedule)
     except ScheduleAlreadyRunningError:
         pass
+    if settings.billing_enabled:
+        from kombify.billing.usage_schedule import ensure_usage_schedule
+
+        await ensure_usage_schedule(client, settings)
 
 
 async def run_worker(

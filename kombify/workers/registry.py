@@ -19,6 +19,7 @@ from kombify.workflows.observe import ObserveStackWorkflow, ObserveVpnWorkflow
 from kombify.workflows.routes import ObserveRoutesWorkflow
 from kombify.workflows.selfcheck import SelfCheckWorkflow
 from kombify.workflows.simulation import RunSimulationWorkflow
+from kombify.workflows.usage import ReportUsage
 from kombify.workflows.user_workflow import RunUserWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -34,6 +35,7 @@ WORKFLOWS: Sequence[type] = (
     ObserveRoutesWorkflow,
     RunUserWorkflow,
     ObserveVpnWorkflow,
+    ReportUsage,
 )
 
 
@@ -53,6 +55,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     from kombify.activities.swarm import SwarmActivities
     from kombify.activities.swarm_heal import SwarmHealActivities
     from kombify.activities.tofu import TofuActivities, TofuRunner
+    from kombify.activities.usage import UsageActivities
     from kombify.activities.user_steps import UserStepActivities
     from kombify.activities.vpn import VpnActivities
     from kombify.activities.vpn_observe import VpnObserveActivities
@@ -93,4 +96,5 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         HeadscaleActivities(agent).prepare,
         HeadscaleActivities(agent).enroll,
         *UserStepActivities(settings, agent).all(),
+        *UsageActivities(settings).all(),
     ]

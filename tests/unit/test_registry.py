@@ -25,6 +25,7 @@ PINNED_WORKFLOWS = {
     "ObserveRoutes",
     "RunUserWorkflow",
     "ObserveVpn",
+    "ReportUsage",
 }
 PINNED_ACTIVITIES = {
     "ProbeWorker",
@@ -82,6 +83,9 @@ PINNED_ACTIVITIES = {
     "UserStepStackRun",
     "UserStepRestart",
     "ObserveVpn",
+    "MeasureDeployMinutes",
+    "ListUsageToReport",
+    "ReportOrgUsage",
 }
 
 

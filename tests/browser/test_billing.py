@@ -27,8 +27,10 @@ from tests.support.browser import (
     fresh_context,
     screenshot,
 )
+from tests.support.stripe_standin import StripeStandin, running_stripe_standin
 
 BUILD = REPO / "dashboard" / "build" / "index.html"
+EXAMPLE = REPO / "docs" / "examples" / "rehearsal.yaml"
 OWNER = "owner@example.org"
 PASSWORD = "a long enough passphrase"
 PHONE_360 = {"width": 360, "height": 740}
@@ -75,6 +77,13 @@ async def sign_in(page: Page, url: str, next_path: str) -> None:
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{url}{next_path}")
+
+
+def owner_headers(url: str) -> dict[str, str]:
+    """A bearer session of the owner, for reading and storing through the API."""
+    response = httpx.post(f"{url}/v1/auth/login", json={"email": OWNER, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 def expected_price(plan: dict[str, Any]) -> str:
@@ -204,3 +213,104 @@ async def test_with_billing_off_the_billing_page_says_everything_is_included(
     await no_sideways_scroll(page)
     if width == "desktop":
         await screenshot(page, "billing-off")
+
+
+# ---- /billing, billing on (the Stripe stand-in) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hosted(
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiProcess, StripeStandin]]:
+    """An installation selling plans through the local Stripe stand-in (Pro has a price)."""
+    _need_build()
+    with running_stripe_standin() as standin:
+        price = standin.client().v1.prices.create(
+            params={
+                "unit_amount": 2900,
+                "currency": "usd",
+                "recurring": {"interval": "month"},
+                "product_data": {"name": "Pro"},
+            }
+        )
+        env = {
+            "KOMBIFY_TEMPORAL_ADDRESS": temporal_address,
+            "KOMBIFY_RATE_LIMITS": "auth=300/60,tries=100/60",
+            "KOMBIFY_STRIPE_API_KEY": standin.api_key,
+            "KOMBIFY_STRIPE_WEBHOOK_SECRET": "whsec_browser_tests_only",
+            "KOMBIFY_STRIPE_API_BASE": standin.base_url,
+            "KOMBIFY_STRIPE_PRICE_PRO": price.id,
+        }
+        with running_api(tmp_path_factory.mktemp("billing-on-api"), env=env) as api:
+            _make_owner(api)
+            yield api, standin
+
+
+async def test_with_billing_on_free_shows_its_usage_and_upgrade_leads_to_checkout(
+    en_page: Page, hosted: tuple[ApiProcess, StripeStandin]
+) -> None:
+    api, standin = hosted
+    page = en_page
+    plans = plans_of(api.url)
+    assert plans["billing"] is True
+    free = next(p for p in plans["data"] if p["id"] == "free")
+    await sign_in(page, api.url, "/billing")
+    plan_card = page.get_by_role("region", name="Your plan", exact=True)
+    await expect(plan_card).to_contain_text("Free")
+    await expect(page.get_by_text("Billing is off")).to_have_count(0)
+    # Usage against Free's limits, as the API counts it.
+    ent = httpx.get(f"{api.url}/v1/orgs/local/entitlements", headers=owner_headers(api.url))
+    assert ent.status_code == 200, ent.text
+    usage, limits = ent.json()["usage"], ent.json()["entitlements"]
+    assert limits["stacks"] == free["entitlements"]["stacks"]
+    await expect(page.get_by_role("meter", name="Stacks")).to_have_attribute(
+        "aria-valuetext", f"{usage['stacks']} of {limits['stacks']}"
+    )
+    await expect(page.get_by_role("meter", name="Members")).to_have_attribute(
+        "aria-valuetext", f"{usage['members']} of 1"
+    )
+    # No subscription yet: nothing to manage in Stripe's portal.
+    await expect(page.get_by_role("button", name="Manage billing")).to_have_count(0)
+    # Every self-serve plan above Free can be bought; Free and Enterprise cannot.
+    for plan in plans["data"]:
+        button = page.get_by_role("button", name=f"Upgrade to {plan['name']}")
+        await expect(button).to_have_count(1 if plan["self_serve"] else 0)
+    await expect(page.get_by_role("heading", level=2, name="Invoices")).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    await axe_check(page)
+    await screenshot(page, "billing-free")
+    # Upgrade: the API makes a Checkout Session at the stand-in and the page goes there.
+    await page.get_by_role("button", name="Upgrade to Pro").click()
+    await expect(page).to_have_url(re.compile(re.escape(f"{standin.base_url}/checkout/cs_")))
+    # Paying there brings the owner back to the billing page, which waits for Stripe's word.
+    await page.get_by_role("button", name="Pay").click()
+    await expect(page).to_have_url(re.compile(re.escape(f"{api.url}/billing?checkout=done")))
+    await expect(page.get_by_role("heading", level=1, name="Billing")).to_be_visible()
+
+
+async def test_a_plan_limit_anywhere_in_the_app_links_to_billing(
+    page: Page, hosted: tuple[ApiProcess, StripeStandin]
+) -> None:
+    api, _ = hosted
+    headers = owner_headers(api.url)
+    ent = httpx.get(f"{api.url}/v1/orgs/local/entitlements", headers=headers).json()
+    # Fill Free's stacks through the API, then ask for one more on the new-stack page.
+    for i in range(ent["entitlements"]["stacks"] - ent["usage"]["stacks"]):
+        source = EXAMPLE.read_text().replace("name: rehearsal", f"name: lab-{i}", 1)
+        stored = httpx.post(f"{api.url}/v1/stacks", headers=headers, json={"source": source})
+        assert stored.status_code == 201, stored.text
+    await sign_in(page, api.url, "/new-stack")
+    await page.get_by_role("button", name="Create stack").click()
+    banner = page.locator(".plan-limit")
+    await expect(banner).to_be_visible()
+    refused = httpx.post(
+        f"{api.url}/v1/stacks",
+        headers=headers,
+        json={"source": EXAMPLE.read_text().replace("name: rehearsal", "name: one-more", 1)},
+    )
+    assert refused.status_code == 402, refused.text
+    await expect(banner).to_contain_text(refused.json()["detail"])
+    await axe_check(page)
+    await banner.get_by_role("link", name="See your plan and upgrade").click()
+    await expect(page).to_have_url(f"{api.url}/billing")
+    await expect(page.locator(".plan-limit")).to_have_count(0)

@@ -77,11 +77,15 @@ export const ROWS: Row[] = [
 	{ key: 'support', label: 'Support', words: supportWords, has: (e) => e.priority_support }
 ];
 
-/** A subscription status in words. */
+/** A subscription status in words; '' without a subscription (`none`, Free). */
 export function statusWords(status: string | null): string {
 	switch (status) {
 		case null:
 		case '':
+		case 'none':
+		case 'self-hosted':
+			return '';
+		case 'active':
 			return 'active';
 		case 'trialing':
 			return 'trial';
@@ -93,6 +97,10 @@ export function statusWords(status: string | null): string {
 			return 'cancelled';
 		case 'incomplete':
 			return 'waiting for the first payment';
+		case 'incomplete_expired':
+			return 'first payment not made';
+		case 'paused':
+			return 'paused';
 		default:
 			return status.replaceAll('_', ' ');
 	}

@@ -47,7 +47,8 @@ export interface OrgEntitlements {
 export interface Invoice {
 	id: string;
 	number: string | null;
-	status: string;
+	/** draft, open, paid, void or uncollectible */
+	status: string | null;
 	amount_due: number;
 	amount_paid: number;
 	currency: string;

@@ -102,5 +102,6 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("post", "/v1/auth/verify-email"): {"token": "x" * 40},
         ("post", "/v1/sso/tokens"): {"audience": "stack"},
         ("post", "/v1/auth/oidc/cli-exchange"): {"code": "x" * 40},
+        ("post", "/v1/orgs/{org}/billing/checkout"): {"plan": "pro"},
     }
     return bodies.get(op.key, {})

@@ -9,6 +9,7 @@ from kombify.api.routes import (
     admin,
     api_keys,
     auth,
+    billing,
     billing_usage,
     certificates,
     deployments,
@@ -60,6 +61,7 @@ ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.m
 ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
 ROUTERS.append(plans.router)  # an organisation's plan, limits and usage (docs/billing.md)
 ROUTERS.append(billing_usage.router)  # metered usage this month (docs/billing.md)
+ROUTERS.append(billing.router)  # Stripe Checkout, portal and invoices (docs/billing.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,

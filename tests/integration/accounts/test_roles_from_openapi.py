@@ -137,5 +137,6 @@ def test_a_viewer_reads_every_route_without_a_server_error(
 ADMIN_READS = {
     ("get", "/v1/orgs/{org}/invitations"),
     ("get", "/v1/orgs/{org}/activity"),
+    ("get", "/v1/orgs/{org}/billing/invoices"),  # amounts paid: members, not viewers
     ("get", "/v1/sso/keys"),  # the installation's signing keys: owners of `local`
 }

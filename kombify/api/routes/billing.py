@@ -1,0 +1,198 @@
+"""Buying a plan through Stripe: Checkout, the billing portal and the invoices (docs/billing.md).
+
+Owners open Checkout and the portal; members (not viewers) read the invoices. With billing off
+every route answers 409. A client may send ``Idempotency-Key``: a retry with the same key
+reaches the same Stripe Checkout or portal session instead of making another.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Header, Query, status
+from pydantic import BaseModel, Field, field_validator
+
+from kombify.api.deps import SessionDep, SettingsDep
+from kombify.api.principal import PrincipalDep
+from kombify.billing.stripe_client import StripeBilling, request_nonce, require_billing
+from kombify.names import OrgSlug
+
+router = APIRouter(prefix="/v1/orgs/{org}/billing", tags=["billing"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Your role does not allow it", **_PROBLEM},
+    404: {"description": "No such organisation", **_PROBLEM},
+    409: {
+        "description": "Billing is not configured, the plan has no price here, or the "
+        "organisation already has a subscription",
+        **_PROBLEM,
+    },
+    422: {"description": "Invalid input, naming the field", **_PROBLEM},
+    502: {"description": "Stripe refused or could not be reached", **_PROBLEM},
+}
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Optional: a retry with the same key reaches the same Stripe session.",
+    ),
+]
+
+
+def _http_url(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError(f"{field}: expected an http(s) URL")
+    return value
+
+
+class CheckoutCreate(BaseModel):
+    """The plan to buy and where Stripe sends the owner back."""
+
+    plan: str = Field(max_length=32, description="pro, team or enterprise.")
+    success_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="After paying; default: the dashboard's billing page (?checkout=done).",
+    )
+    cancel_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="After leaving Checkout; default: the billing page (?checkout=cancelled).",
+    )
+
+    @field_validator("success_url")
+    @classmethod
+    def _success(cls, value: str | None) -> str | None:
+        return _http_url(value, "success_url")
+
+    @field_validator("cancel_url")
+    @classmethod
+    def _cancel(cls, value: str | None) -> str | None:
+        return _http_url(value, "cancel_url")
+
+
+class CheckoutPublic(BaseModel):
+    """The Stripe Checkout page to send the owner to."""
+
+    url: str
+    session_id: str
+
+
+class PortalCreate(BaseModel):
+    """Where the portal's "return" link leads."""
+
+    return_url: str | None = Field(
+        default=None, max_length=2000, description="Default: the dashboard's billing page."
+    )
+
+    @field_validator("return_url")
+    @classmethod
+    def _return(cls, value: str | None) -> str | None:
+        return _http_url(value, "return_url")
+
+
+class PortalPublic(BaseModel):
+    """The Stripe billing portal session to send the owner to."""
+
+    url: str
+
+
+class InvoicePublic(BaseModel):
+    """One invoice; amounts in the currency's smallest unit (cents)."""
+
+    id: str
+    number: str | None
+    status: str | None = Field(description="open, paid, void or uncollectible.")
+    amount_due: int
+    amount_paid: int
+    currency: str
+    created: datetime
+    period_start: datetime
+    period_end: datetime
+    pdf: str | None = Field(description="The invoice as a PDF (Stripe's link).")
+    hosted_url: str | None = Field(description="Stripe's page of the invoice.")
+
+
+class InvoicesPublic(BaseModel):
+    """The organisation's invoices, newest first."""
+
+    data: list[InvoicePublic]
+
+
+@router.post(
+    "/checkout",
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    response_model=CheckoutPublic,
+)
+def create_checkout(
+    org: OrgSlug,
+    body: CheckoutCreate,
+    principal: PrincipalDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> CheckoutPublic:
+    """Open a Stripe Checkout for a plan (owners); the plan changes once Stripe confirms."""
+    del org  # the principal acts in the organisation the path names
+    principal.require("owner", "buying a plan")
+    require_billing(settings)
+    link = StripeBilling(settings).checkout(
+        db,
+        principal.organisation,
+        body.plan,
+        success_url=body.success_url,
+        cancel_url=body.cancel_url,
+        nonce=request_nonce(idempotency_key),
+    )
+    return CheckoutPublic(url=link.url, session_id=link.session_id)
+
+
+@router.post(
+    "/portal",
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    response_model=PortalPublic,
+)
+def create_portal(
+    org: OrgSlug,
+    principal: PrincipalDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    body: PortalCreate | None = None,
+    idempotency_key: IdempotencyHeader = None,
+) -> PortalPublic:
+    """Open Stripe's billing portal: payment method, plan, cancellation, invoices (owners)."""
+    del org
+    principal.require("owner", "managing billing")
+    require_billing(settings)
+    url = StripeBilling(settings).portal(
+        db,
+        principal.organisation,
+        return_url=body.return_url if body else None,
+        nonce=request_nonce(idempotency_key),
+    )
+    return PortalPublic(url=url)
+
+
+@router.get("/invoices", responses=_ERRORS, response_model=InvoicesPublic)
+def list_invoices(
+    org: OrgSlug,
+    principal: PrincipalDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="At most this many.")] = 24,
+) -> InvoicesPublic:
+    """The organisation's invoices, newest first (members)."""
+    del org
+    principal.require("member", "reading invoices")
+    require_billing(settings)
+    found = StripeBilling(settings).invoices(db, principal.organisation, limit=limit)
+    return InvoicesPublic(data=[InvoicePublic(**vars(item)) for item in found])

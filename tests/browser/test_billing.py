@@ -286,6 +286,28 @@ async def test_with_billing_on_free_shows_its_usage_and_upgrade_leads_to_checkou
     await page.get_by_role("button", name="Pay").click()
     await expect(page).to_have_url(re.compile(re.escape(f"{api.url}/billing?checkout=done")))
     await expect(page.get_by_role("heading", level=1, name="Billing")).to_be_visible()
+    # Stripe has the paid invoice now: the table shows it as the API lists it.
+    listed = httpx.get(f"{api.url}/v1/orgs/local/billing/invoices", headers=owner_headers(api.url))
+    assert listed.status_code == 200, listed.text
+    invoices = listed.json()["data"]
+    assert invoices, "the stand-in made no invoice for the paid checkout"
+    rows = page.get_by_role("table", name="Invoices, newest first").locator("tbody tr")
+    await expect(rows).to_have_count(len(invoices))
+    first = invoices[0]
+    amount = first["amount_paid"] if first["status"] == "paid" else first["amount_due"]
+    await expect(rows.first).to_contain_text(first["number"])
+    await expect(rows.first).to_contain_text(
+        expected_price({"monthly_cents": amount}).split(" ")[0]
+    )
+    await expect(rows.first.get_by_role("link", name=re.compile("^PDF"))).to_have_attribute(
+        "href", first["pdf"]
+    )
+    await page.wait_for_load_state("networkidle")
+    await axe_check(page)
+    await screenshot(page, "billing-after-checkout")
+    # A customer now: Manage billing opens Stripe's portal (the stand-in's).
+    await page.get_by_role("button", name="Manage billing").click()
+    await expect(page).to_have_url(re.compile(re.escape(f"{standin.base_url}/portal/")))
 
 
 async def test_a_plan_limit_anywhere_in_the_app_links_to_billing(

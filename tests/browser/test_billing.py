@@ -336,3 +336,20 @@ async def test_a_plan_limit_anywhere_in_the_app_links_to_billing(
     await banner.get_by_role("link", name="See your plan and upgrade").click()
     await expect(page).to_have_url(f"{api.url}/billing")
     await expect(page.locator(".plan-limit")).to_have_count(0)
+
+
+async def test_both_pages_pass_axe_in_the_dark_theme(
+    browser: Browser, page_requests: list[str], hosted: tuple[ApiProcess, StripeStandin]
+) -> None:
+    api, _ = hosted
+    async with fresh_context(browser, page_requests, color_scheme="dark") as context:
+        page = await context.new_page()
+        await page.goto(f"{api.url}/pricing")
+        await expect(page.get_by_role("table", name="The plans compared")).to_be_visible()
+        await axe_check(page)
+        await sign_in(page, api.url, "/billing")
+        await expect(page.get_by_role("meter", name="Stacks")).to_be_visible()
+        await expect(page.get_by_role("heading", level=2, name="Plans")).to_be_visible()
+        await page.wait_for_load_state("networkidle")
+        await axe_check(page)
+        await screenshot(page, "billing-dark")

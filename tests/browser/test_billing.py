@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
+from sqlmodel import Session, create_engine, select
 
+from kombify.db.billing_tables import OrgBilling
+from kombify.db.models import Organisation
 from tests.support.api_process import ApiProcess, running_api
 from tests.support.browser import (
     REPO,
@@ -218,9 +224,9 @@ async def test_with_billing_off_the_billing_page_says_everything_is_included(
 # ---- /billing, billing on (the Stripe stand-in) --------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hosted(
-    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def _hosted_installation(
+    temporal_address: str, home: Path
 ) -> Iterator[tuple[ApiProcess, StripeStandin]]:
     """An installation selling plans through the local Stripe stand-in (Pro has a price)."""
     _need_build()
@@ -241,9 +247,43 @@ def hosted(
             "KOMBIFY_STRIPE_API_BASE": standin.base_url,
             "KOMBIFY_STRIPE_PRICE_PRO": price.id,
         }
-        with running_api(tmp_path_factory.mktemp("billing-on-api"), env=env) as api:
+        with running_api(home, env=env) as api:
             _make_owner(api)
             yield api, standin
+
+
+@pytest.fixture(scope="module")
+def hosted(
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiProcess, StripeStandin]]:
+    """Billing on: the organisation starts on Free."""
+    with _hosted_installation(temporal_address, tmp_path_factory.mktemp("billing-on-api")) as it:
+        yield it
+
+
+@pytest.fixture(scope="module")
+def hosted_states(
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiProcess, StripeStandin]]:
+    """Billing on, for a test that sets the organisation's subscription state itself."""
+    home = tmp_path_factory.mktemp("billing-states-api")
+    with _hosted_installation(temporal_address, home) as it:
+        yield it
+
+
+def set_subscription(api: ApiProcess, **fields: Any) -> None:
+    """Write the organisation's ``org_billing`` row as the subscription workflow would."""
+    engine = create_engine(api.database_url)
+    try:
+        with Session(engine) as db:
+            org = db.exec(select(Organisation).where(Organisation.slug == "local")).one()
+            row = db.get(OrgBilling, org.id) or OrgBilling(organisation_id=org.id)
+            for name, value in fields.items():
+                setattr(row, name, value)
+            db.add(row)
+            db.commit()
+    finally:
+        engine.dispose()
 
 
 async def test_with_billing_on_free_shows_its_usage_and_upgrade_leads_to_checkout(
@@ -353,3 +393,66 @@ async def test_both_pages_pass_axe_in_the_dark_theme(
         await page.wait_for_load_state("networkidle")
         await axe_check(page)
         await screenshot(page, "billing-dark")
+
+
+async def test_the_billing_page_shows_each_subscription_state(
+    en_page: Page, hosted_states: tuple[ApiProcess, StripeStandin]
+) -> None:
+    api, _ = hosted_states
+    page = en_page
+    headers = owner_headers(api.url)
+    now = datetime.now(UTC)
+    period_end = now + timedelta(days=20)
+    plan_card = page.get_by_role("region", name="Your plan", exact=True)
+
+    # Pro, a payment failed: the plan is kept until the grace period ends.
+    set_subscription(
+        api,
+        plan="pro",
+        status="past_due",
+        stripe_customer_id="cus_browser",
+        current_period_end=period_end,
+        grace_until=now + timedelta(days=5),
+    )
+    await sign_in(page, api.url, "/billing")
+    await expect(plan_card).to_contain_text("Pro")
+    await expect(plan_card).to_contain_text("payment past due")
+    await expect(plan_card).to_contain_text("kept until")
+    await expect(page.get_by_role("button", name="Manage billing")).to_be_visible()
+    # Above Pro only Team is for sale; Pro is "your plan".
+    await expect(page.get_by_role("button", name="Upgrade to Team")).to_be_visible()
+    await expect(page.get_by_role("button", name="Upgrade to Pro")).to_have_count(0)
+    await page.wait_for_load_state("networkidle")
+    await axe_check(page)
+    await screenshot(page, "billing-past-due")
+
+    # A downgrade chosen for the period's end, then a cancellation at the period's end.
+    set_subscription(api, status="active", grace_until=None, pending_plan="free")
+    await page.reload()
+    await expect(plan_card).to_contain_text("Moves to Free on")
+    await expect(plan_card).not_to_contain_text("Renews")
+    set_subscription(api, pending_plan=None, cancel_at_period_end=True)
+    await page.reload()
+    await expect(plan_card).to_contain_text("Cancels at the end of the period")
+
+    # Three stacks stored on Pro, then the subscription ends: Free freezes the newest two.
+    for name in ("lab-a", "lab-b", "lab-c"):
+        source = EXAMPLE.read_text().replace("name: rehearsal", f"name: {name}", 1)
+        stored = httpx.post(f"{api.url}/v1/stacks", headers=headers, json={"source": source})
+        assert stored.status_code == 201, stored.text
+    set_subscription(api, plan="free", status="canceled", cancel_at_period_end=False)
+    ent = httpx.get(f"{api.url}/v1/orgs/local/entitlements", headers=headers).json()
+    assert ent["frozen_stacks"], ent
+    await page.reload()
+    await expect(page.get_by_role("meter", name="Stacks")).to_have_attribute(
+        "aria-valuetext", f"{ent['usage']['stacks']} of {ent['entitlements']['stacks']}"
+    )
+    await expect(page.get_by_text("(over the limit)")).to_be_visible()
+    await expect(plan_card).to_contain_text("The subscription ended")
+    await expect(plan_card).not_to_contain_text("Renews")
+    frozen = page.get_by_role("note").filter(has=page.get_by_role("heading", name="Frozen stacks"))
+    await expect(frozen.get_by_role("link")).to_have_text(ent["frozen_stacks"])
+    await expect(frozen).to_contain_text("refuse new deploys")
+    await page.wait_for_load_state("networkidle")
+    await axe_check(page)
+    await screenshot(page, "billing-frozen")

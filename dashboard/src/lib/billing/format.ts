@@ -87,6 +87,8 @@ export function statusWords(status: string | null): string {
 			return '';
 		case 'active':
 			return 'active';
+		case 'checkout':
+			return 'checkout started';
 		case 'trialing':
 			return 'trial';
 		case 'past_due':
@@ -109,7 +111,7 @@ export function statusWords(status: string | null): string {
 /** The tone of a status: ok, warn or bad (the theme's `.state` classes). */
 export function statusTone(status: string | null): 'ok' | 'warn' | 'bad' {
 	if (!status || status === 'active' || status === 'trialing') return 'ok';
-	if (status === 'past_due' || status === 'incomplete') return 'warn';
+	if (status === 'past_due' || status === 'incomplete' || status === 'checkout') return 'warn';
 	return 'bad';
 }
 

@@ -3,7 +3,8 @@
 Every record goes out as one meter event with the identifier ``<organisation id>:<meter>:<hour>``
 and is then marked ``reported_at``. A record already marked is never sent again. A record sent
 but not marked (the process died between Stripe's answer and the commit) is sent again with
-the same identifier, which Stripe refuses as a duplicate: that refusal counts as reported.
+the same identifier (and idempotency key): Stripe replays its first answer, or refuses the
+identifier as a duplicate, which counts as reported; it records nothing new either way.
 Stripe keeps identifiers for at least 24 hours, so the mark is the lasting guard and the
 identifier covers the gap of a crash.
 """

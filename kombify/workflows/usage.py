@@ -65,19 +65,23 @@ class ReportUsage:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(ReportUsageInput(until=until, pending=pending))
             batch, pending = pending[:_PARALLEL], pending[_PARALLEL:]
-            for org, outcome in zip(batch, await self._report(batch, until), strict=True):
+            for org, (done, error) in zip(batch, await self._report(batch, until), strict=True):
                 result.organisations += 1
-                if isinstance(outcome, OrgUsageResult):
-                    result.sent += outcome.sent
-                    result.already_reported += outcome.already_reported
+                if done is None:
+                    result.failed[org] = error
                 else:
-                    result.failed[org] = outcome
+                    result.sent += done.sent
+                    result.already_reported += done.already_reported
         return result
 
-    async def _report(self, batch: list[str], until: str) -> list[OrgUsageResult | str]:
-        async def one(org: str) -> OrgUsageResult | str:
+    async def _report(
+        self, batch: list[str], until: str
+    ) -> list[tuple[OrgUsageResult | None, str]]:
+        """Each organisation's outcome: what it reported, or why it failed."""
+
+        async def one(org: str) -> tuple[OrgUsageResult | None, str]:
             try:
-                return await workflow.execute_activity_method(
+                done = await workflow.execute_activity_method(
                     UsageActivities.report,
                     OrgUsageInput(organisation_id=org, until=until),
                     start_to_close_timeout=timedelta(minutes=10),
@@ -85,6 +89,7 @@ class ReportUsage:
                     retry_policy=_RETRY,
                 )
             except ActivityError as exc:
-                return str(exc.cause or exc)
+                return None, str(exc.cause or exc)
+            return done, ""
 
         return list(await asyncio.gather(*(one(org) for org in batch)))

@@ -475,3 +475,44 @@ def test_portal_session_points_at_the_stand_in(stripe_standin: StripeStandin) ->
     assert portal.url.startswith(f"{stripe_standin.base_url}/portal/")
     page = httpx.get(portal.url)
     assert page.status_code == 200 and "https://kombify.example/billing" in page.text
+
+
+def test_an_endpoint_with_a_chosen_secret_and_the_checkout_page_pay_button(
+    stripe_standin: StripeStandin, receiver: VerifyingReceiver
+) -> None:
+    receiver.secret = "whsec_chosen_by_the_test"
+    made = stripe_standin.control.add_webhook_endpoint(
+        receiver.url, ["checkout.session.completed"], secret=receiver.secret
+    )
+    assert made["secret"] == receiver.secret and "secret" not in (
+        stripe_standin.client().v1.webhook_endpoints.retrieve(made["id"])
+    )
+    client = stripe_standin.client()
+    customer = client.v1.customers.create(params={})
+    session = _session(client, customer.id, _pro_price(client).id)
+
+    paid = httpx.post(f"{stripe_standin.base_url}/checkout/{session.id}/pay")
+
+    assert paid.status_code == 303
+    assert paid.headers["location"] == (
+        f"https://kombify.example/billing/done?session={session.id}"
+    )
+    stripe_standin.control.wait_for_deliveries(1)
+    assert [e.type for e in receiver.events] == ["checkout.session.completed"]
+    with pytest.raises(StandinError) as twice:
+        stripe_standin.control.complete_checkout(session.id)
+    assert twice.value.status == 409
+
+
+def test_reset_forgets_everything(stripe_standin: StripeStandin) -> None:
+    client = stripe_standin.client()
+    customer = client.v1.customers.create(params={})
+
+    stripe_standin.control.reset()
+
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.retrieve(customer.id)
+    assert [r["path"] for r in stripe_standin.control.requests()] == [
+        f"/v1/customers/{customer.id}"
+    ]
+    assert client.v1.events.list().data == []

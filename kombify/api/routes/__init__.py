@@ -59,9 +59,9 @@ ROUTERS: list[APIRouter] = [
 ]
 ROUTERS.append(workflow_runs.router)  # owners' workflow files (docs/workflows.md)
 ROUTERS.append(kombinations.router)  # validate a kombination without storing it (the editor)
-ROUTERS.append(plans.router)  # an organisation's plan, limits and usage (docs/billing.md)
 ROUTERS.append(billing_usage.router)  # metered usage this month (docs/billing.md)
 ROUTERS.append(billing.router)  # Stripe Checkout, portal and invoices (docs/billing.md)
+ROUTERS.append(plans.router)  # an organisation's plan, limits and usage (docs/billing.md)
 
 PUBLIC_ROUTERS: list[APIRouter] = [
     auth.router,
@@ -76,7 +76,7 @@ PUBLIC_ROUTERS: list[APIRouter] = [
 
 # SSO (JWKS, tokens, keys) and the tool bridge authenticate route by route.
 PUBLIC_ROUTERS += [sso.router, tools.router]
-PUBLIC_ROUTERS.append(oidc.router)
+PUBLIC_ROUTERS.append(oidc.router)  # login with OpenID Connect and GitHub (docs/oidc.md)
 PUBLIC_ROUTERS.append(plans.public_router)  # the price list (docs/billing.md)
 # Interactive exec is a WebSocket: it authenticates itself (kombify.api.routes.services).
-PUBLIC_ROUTERS.append(services.ws_router)  # login with OpenID Connect and GitHub (docs/oidc.md)
+PUBLIC_ROUTERS.append(services.ws_router)

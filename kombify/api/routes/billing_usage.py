@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PrincipalDep
 from kombify.api.usage_meter import UsageFlusher
+from kombify.billing.stripe_client import require_billing
 from kombify.billing.usage import month_usage
 from kombify.db.models import utcnow
-from kombify.errors import ConflictError
 from kombify.names import OrgSlug
 
 router = APIRouter(prefix="/v1/orgs/{org}/billing", tags=["billing"])
@@ -43,8 +43,7 @@ def billing_usage(
 ) -> UsagePublic:
     """This month's deploy minutes and API calls of the organisation, as Stripe is told them."""
     del org  # the principal acts in the organisation the path names
-    if not settings.billing_enabled:
-        raise ConflictError("billing is not configured on this installation")
+    require_billing(settings)
     flusher: UsageFlusher | None = getattr(request.app.state, "usage_flusher", None)
     organisation_id = principal.organisation.id
     usage = month_usage(

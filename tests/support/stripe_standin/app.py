@@ -542,6 +542,16 @@ def _config(state: StandIn, request: Request, body: Obj) -> Any:
     return {"retry_delays": list(state.sender.retry_delays)}
 
 
+def _add_endpoint(state: StandIn, request: Request, body: Obj) -> Any:
+    """A webhook endpoint with a signing secret the test chose (kombify's settings need the
+    secret before the API starts, and Stripe's own create call makes one up)."""
+    secret = body.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret.startswith("whsec_")):
+        raise StripeApiError(400, "secret: expected a string starting with whsec_", param="secret")
+    params = {"url": body.get("url"), "enabled_events": body.get("enabled_events")}
+    return state.store.create_webhook_endpoint(params, secret=secret)
+
+
 def _object(kind: str, noun: str) -> Callable[[StandIn, Request, Obj], Any]:
     def action(state: StandIn, request: Request, body: Obj) -> Any:
         return state.store.get(kind, request.path_params["id"], noun=noun)
@@ -665,6 +675,7 @@ def create_app(
         ("GET", "/_standin/health", lambda s, r, b: {"ok": True}),
         ("POST", "/_standin/reset", _reset),
         ("POST", "/_standin/config", _config),
+        ("POST", "/_standin/webhook_endpoints", _add_endpoint),
         ("POST", "/_standin/checkout_sessions/{id}/complete", _complete),
         ("POST", "/_standin/subscriptions/{id}/renew", _end_period),
         ("POST", "/_standin/subscriptions/{id}/end_period", _end_period),

@@ -83,6 +83,14 @@ class StandinControl:
         body = {"endpoint": endpoint} if endpoint else {}
         return dict(self._call("POST", f"/_standin/events/{event_id}/redeliver", body))
 
+    def add_webhook_endpoint(
+        self, url: str, enabled_events: list[str], *, secret: str | None = None
+    ) -> dict[str, Any]:
+        """A webhook endpoint, with ``secret`` (``whsec_…``) as its signing secret when given;
+        the answer has the ``secret``."""
+        body = {"url": url, "enabled_events": enabled_events, "secret": secret}
+        return dict(self._call("POST", "/_standin/webhook_endpoints", body))
+
     def subscription(self, subscription_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/_standin/subscriptions/{subscription_id}"))
 

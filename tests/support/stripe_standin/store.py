@@ -852,7 +852,7 @@ class Store:
 
     # --- webhook endpoints -----------------------------------------------------------------
 
-    def create_webhook_endpoint(self, params: Obj) -> Obj:
+    def create_webhook_endpoint(self, params: Obj, *, secret: str | None = None) -> Obj:
         url = params.get("url")
         if not url:
             raise missing_param("url")
@@ -861,7 +861,7 @@ class Store:
             raise missing_param("enabled_events")
         endpoint = template("webhook_endpoint")
         endpoint_id = new_id("we_")
-        secret = new_id("whsec_", 32)
+        secret = secret or new_id("whsec_", 32)
         endpoint.update(
             id=endpoint_id,
             created=now(),

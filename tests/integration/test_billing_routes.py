@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from kombify.db.billing_tables import OrgBilling
 from kombify.errors import ConflictError
 from kombify.settings import Settings
 from tests.support.accounts import Installation, installation
+from tests.support.concurrency import at_once
 from tests.support.signed_in import problem_detail
 from tests.support.stripe_standin import StripeStandin
 
@@ -123,6 +125,24 @@ def test_the_customer_is_created_once_and_reused_across_checkouts(billing: Billi
     assert params["metadata"]["kombify_org"] == org_id
     assert params["subscription_data"]["metadata"]["kombify_org"] == org_id
     assert params["success_url"].endswith("/billing?checkout=done")
+
+
+def test_checkouts_at_once_make_one_customer(billing: Billing) -> None:
+    owners: SimpleQueue[TestClient] = SimpleQueue()
+    for _ in range(4):
+        owners.put(billing.as_role("owner"))
+
+    answers = at_once(4, lambda: _checkout(owners.get()))
+
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert len({a.json()["session_id"] for a in answers}) == 4
+    customers = billing.sent("/v1/customers")
+    assert [c["replayed"] for c in customers].count(False) == 1
+    assert len(billing.standin.client().v1.customers.list().data) == 1
+    row = billing.row()
+    assert row is not None
+    sessions = billing.sent("/v1/checkout/sessions")
+    assert {s["params"]["customer"] for s in sessions} == {row.stripe_customer_id}
 
 
 def test_a_retry_with_the_same_idempotency_key_reaches_the_same_session(

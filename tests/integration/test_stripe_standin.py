@@ -516,3 +516,22 @@ def test_reset_forgets_everything(stripe_standin: StripeStandin) -> None:
         f"/v1/customers/{customer.id}"
     ]
     assert client.v1.events.list().data == []
+
+
+def test_expand_replaces_ids_with_their_objects(stripe_standin: StripeStandin) -> None:
+    client = stripe_standin.client()
+    customer = client.v1.customers.create(params={"email": "expand@example.org"})
+    session = _session(client, customer.id, _pro_price(client).id)
+    done = stripe_standin.control.complete_checkout(session.id)
+
+    found = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["subscription", "customer"]}
+    )
+    plain = client.v1.checkout.sessions.retrieve(session.id)
+
+    assert isinstance(found.subscription, stripe.Subscription)
+    assert found.subscription.id == done["subscription"]["id"]
+    assert isinstance(found.customer, stripe.Customer) and found.customer.email == customer.email
+    assert plain.subscription == done["subscription"]["id"]
+    listed = client.v1.invoices.list(params={"customer": customer.id, "expand": ["data.customer"]})
+    assert isinstance(listed.data[0].customer, stripe.Customer)

@@ -87,6 +87,7 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("patch", "/v1/orgs/{org}"): {"name": "Renamed"},
         ("patch", "/v1/orgs/{org}/members/{user_id}"): {"role": "viewer"},
         ("post", "/v1/orgs/{org}/invitations"): {"email": "new@example.org", "role": "member"},
+        ("post", "/v1/orgs/{org}/billing/checkout"): {"plan": "pro"},
         ("post", "/v1/api-keys"): {"name": "ci", "scope": "read"},
         ("post", "/v1/auth/signup"): {"email": "new@example.org", "password": "x" * 16},
         ("post", "/v1/auth/login"): {"email": "new@example.org", "password": "x" * 16},
@@ -102,6 +103,5 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("post", "/v1/auth/verify-email"): {"token": "x" * 40},
         ("post", "/v1/sso/tokens"): {"audience": "stack"},
         ("post", "/v1/auth/oidc/cli-exchange"): {"code": "x" * 40},
-        ("post", "/v1/orgs/{org}/billing/checkout"): {"plan": "pro"},
     }
     return bodies.get(op.key, {})

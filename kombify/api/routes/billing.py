@@ -11,13 +11,20 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Header, Query, status
+import stripe
+from fastapi import APIRouter, Header, Query, Request, status
 from pydantic import BaseModel, Field, field_validator
 
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PrincipalDep
-from kombify.billing.stripe_client import StripeBilling, request_nonce, require_billing
+from kombify.billing.stripe_client import (
+    StripeBilling,
+    request_nonce,
+    require_billing,
+    stripe_client,
+)
 from kombify.names import OrgSlug
+from kombify.settings import Settings
 
 router = APIRouter(prefix="/v1/orgs/{org}/billing", tags=["billing"])
 
@@ -41,6 +48,14 @@ IdempotencyHeader = Annotated[
         description="Optional: a retry with the same key reaches the same Stripe session.",
     ),
 ]
+
+
+def _billing(request: Request, settings: Settings) -> StripeBilling:
+    """kombify's Stripe operations, over one SDK client per app (it keeps its connections)."""
+    client: stripe.StripeClient | None = getattr(request.app.state, "stripe_client", None)
+    if client is None:
+        client = request.app.state.stripe_client = stripe_client(settings)
+    return StripeBilling(settings, client=client)
 
 
 def _http_url(value: str | None, field: str) -> str | None:
@@ -138,13 +153,14 @@ def create_checkout(
     principal: PrincipalDep,
     db: SessionDep,
     settings: SettingsDep,
+    request: Request,
     idempotency_key: IdempotencyHeader = None,
 ) -> CheckoutPublic:
     """Open a Stripe Checkout for a plan (owners); the plan changes once Stripe confirms."""
     del org  # the principal acts in the organisation the path names
     principal.require("owner", "buying a plan")
     require_billing(settings)
-    link = StripeBilling(settings).checkout(
+    link = _billing(request, settings).checkout(
         db,
         principal.organisation,
         body.plan,
@@ -166,6 +182,7 @@ def create_portal(
     principal: PrincipalDep,
     db: SessionDep,
     settings: SettingsDep,
+    request: Request,
     body: PortalCreate | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> PortalPublic:
@@ -173,7 +190,7 @@ def create_portal(
     del org
     principal.require("owner", "managing billing")
     require_billing(settings)
-    url = StripeBilling(settings).portal(
+    url = _billing(request, settings).portal(
         db,
         principal.organisation,
         return_url=body.return_url if body else None,
@@ -188,11 +205,12 @@ def list_invoices(
     principal: PrincipalDep,
     db: SessionDep,
     settings: SettingsDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=100, description="At most this many.")] = 24,
 ) -> InvoicesPublic:
     """The organisation's invoices, newest first (members)."""
     del org
     principal.require("member", "reading invoices")
     require_billing(settings)
-    found = StripeBilling(settings).invoices(db, principal.organisation, limit=limit)
+    found = _billing(request, settings).invoices(db, principal.organisation, limit=limit)
     return InvoicesPublic(data=[InvoicePublic(**vars(item)) for item in found])

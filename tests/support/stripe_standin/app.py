@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -256,8 +257,6 @@ def search_customers(ctx: Ctx) -> Obj:
             param="query",
             saved=False,
         )
-    import re
-
     items = ctx.store.all("customer")
     for clause in re.split(r"\s+AND\s+", query.strip()):
         match = re.fullmatch(r"(email|name|metadata\['([^']+)'\])\s*:\s*'([^']*)'", clause.strip())

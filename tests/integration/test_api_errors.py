@@ -39,6 +39,8 @@ PUBLIC = {
     ("post", "/v1/auth/oidc/cli-exchange"),
     # The dashboard's first run: only "setup needed: yes/no" (docs/dashboard.md).
     ("get", "/v1/setup"),
+    # The price list the public pricing page shows (docs/billing.md).
+    ("get", "/v1/plans"),
 }
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {
@@ -47,6 +49,7 @@ PATH_VALUES = {
     "key_id": "0123456789abcdef" * 2, "session_id": "0123456789abcdef" * 2,
     "tool": "stack", "path": "v1/stacks",
     "provider": "keycloak", "service": "web", "revision": "1", "run_id": "kombify-userwf.local.x",
+    "slug": "local",
 }
 
 

@@ -103,5 +103,6 @@ def body_for(op: Operation, *, stack: str, simulation: str) -> dict[str, Any] | 
         ("post", "/v1/auth/verify-email"): {"token": "x" * 40},
         ("post", "/v1/sso/tokens"): {"audience": "stack"},
         ("post", "/v1/auth/oidc/cli-exchange"): {"code": "x" * 40},
+        ("put", "/v1/admin/orgs/{slug}/billing"): {"enterprise_price_id": "price_test"},
     }
     return bodies.get(op.key, {})

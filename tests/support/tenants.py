@@ -52,6 +52,7 @@ class Tenant:
         simulation = op.path.startswith(SIMULATION_PATHS)
         table = {
             "org": self.slug,
+            "slug": self.slug,  # an installation admin's route naming an organisation
             "name": self.simulation if simulation else self.stack,
             "node": "box",  # the stack's node
             "revision": "1",  # the stack's first revision

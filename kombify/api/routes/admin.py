@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
 from kombify.accounts import orgs, users
-from kombify.accounts.principal import Principal
 from kombify.api.activity_log import record_event
 from kombify.api.deps import SessionDep
 from kombify.api.principal import (
@@ -93,13 +92,15 @@ def set_enterprise_price(
     body: EnterprisePrice,
     request: Request,
     db: SessionDep,
-    principal: Annotated[Principal, Depends(installation_admin)],
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
     """Set the price of an organisation's Enterprise plan (installation owners).
 
     Its owners can then buy Enterprise through checkout at that price; the plan itself
     changes only when Stripe says the subscription is paid.
     """
+    # Checked here, after the path was validated: a malformed slug is a 422 for anyone.
+    installation_admin(principal)
     org = orgs.by_slug(db, slug)
     if org is None:
         raise NotFoundError(f"no organisation `{slug}`")

@@ -35,8 +35,9 @@ from tests.support.tenants import Tenant, seed
 PROBLEM = "application/problem+json"
 # Path parameters that name nothing of an organisation: the tool bridge's tool and path, and
 # login providers, are the installation's (a tool is told the caller's organisation itself,
-# tested with SSO).
-NOT_OWNED = {"tool", "path", "provider"}
+# tested with SSO). `slug` names an organisation only in installation owners' routes (an
+# Enterprise price): anyone else is refused (403) whichever organisation it names.
+NOT_OWNED = {"tool", "path", "provider", "slug"}
 DOCKER_HOST = os.environ.get("DOCKER_HOST")
 
 

@@ -16,14 +16,17 @@ export class ApiError extends Error {
 	readonly code: string;
 	readonly detail: string;
 	readonly errors: FieldError[];
+	/** A 402's plan: the cheapest plan that allows what was refused. */
+	readonly plan: string | null;
 
-	constructor(status: number, code: string, detail: string, errors: FieldError[] = []) {
+	constructor(status: number, code: string, detail: string, errors: FieldError[] = [], plan: string | null = null) {
 		super(detail);
 		this.name = 'ApiError';
 		this.status = status;
 		this.code = code;
 		this.detail = detail;
 		this.errors = errors;
+		this.plan = plan;
 	}
 
 	/** The message for one field, when the API named it. */
@@ -59,6 +62,7 @@ export async function problemOf(response: Response): Promise<ApiError> {
 	let code = 'error';
 	let detail = `${response.status} ${response.statusText}`.trim();
 	let errors: FieldError[] = [];
+	let plan: string | null = null;
 	const type = response.headers.get('content-type') ?? '';
 	if (type.includes('json')) {
 		try {
@@ -67,11 +71,12 @@ export async function problemOf(response: Response): Promise<ApiError> {
 			else if (typeof body.title === 'string') detail = body.title;
 			if (typeof body.type === 'string') code = body.type.split('/').pop() || code;
 			errors = asFieldErrors(body.errors);
+			if (typeof body.plan === 'string') plan = body.plan;
 		} catch {
 			// a broken body keeps the status line as the message
 		}
 	}
-	return new ApiError(response.status, code, detail, errors);
+	return new ApiError(response.status, code, detail, errors, plan);
 }
 
 export interface RequestOptions {
@@ -86,6 +91,13 @@ export const SESSION_ENDED = 'kombify:session-ended';
 function sessionEnded(): void {
 	window.dispatchEvent(new CustomEvent(SESSION_ENDED));
 }
+
+/**
+ * The event the app shell listens for: the organisation's plan does not include what a call
+ * asked for (HTTP 402). `detail` is the ApiError; the shell shows its detail with a link to
+ * the billing page, whichever page made the call.
+ */
+export const PAYMENT_REQUIRED = 'kombify:payment-required';
 
 /**
  * Call the API: `path` starts with `/v1/`. JSON in and out; a change (any method but GET and
@@ -119,7 +131,9 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
 	if (!response.ok) {
 		// A session revoked or expired while a page was open: every page goes to sign-in.
 		if (response.status === 401 && !path.startsWith('/v1/auth/')) sessionEnded();
-		throw await problemOf(response);
+		const problem = await problemOf(response);
+		if (response.status === 402) window.dispatchEvent(new CustomEvent(PAYMENT_REQUIRED, { detail: problem }));
+		throw problem;
 	}
 	if (response.status === 204) return undefined as T;
 	return (await response.json()) as T;

@@ -82,6 +82,8 @@ class PaymentRequiredError(KombifyError):
     code = "plan-limit"
     status = 402
     permanent = True
+    # The problem's title (default: the class name without "Error").
+    title = "Payment required"
 
     def __init__(
         self,

@@ -64,7 +64,7 @@ async def _kombify_error(request: Request, exc: Exception) -> JSONResponse:
     elif exc.errors:
         extra["errors"] = exc.errors
     extra.update(getattr(exc, "problem_fields", None) or {})
-    title = type(exc).__name__.removesuffix("Error") or "Error"
+    title = getattr(exc, "title", None) or type(exc).__name__.removesuffix("Error") or "Error"
     return problem(
         exc.status,
         title,

@@ -41,6 +41,8 @@ PUBLIC = {
     ("get", "/v1/setup"),
     # The price list the public pricing page shows (docs/billing.md).
     ("get", "/v1/plans"),
+    # Stripe's webhooks: the Stripe-Signature header is the credential (docs/billing.md).
+    ("post", "/v1/billing/webhooks"),
 }
 # Values for path parameters: well-formed, so a route would act if the token were not checked.
 PATH_VALUES = {

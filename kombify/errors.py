@@ -106,6 +106,14 @@ class BillingError(KombifyError):
     status = 502
 
 
+class InvalidRequestError(KombifyError):
+    """A request field holds a value the route cannot take (``errors`` names the field)."""
+
+    code = "invalid-request"
+    status = 422
+    title = "Invalid request"
+
+
 class SpecError(KombifyError):
     """A kombination or template file is invalid; carries every problem found."""
 

@@ -25,7 +25,7 @@ from sqlmodel import Session
 from kombify.billing.plans import is_plan_id, plan_by_id
 from kombify.db.billing_tables import OrgBilling
 from kombify.db.models import Organisation
-from kombify.errors import BillingError, ConflictError, SpecError
+from kombify.errors import BillingError, ConflictError, InvalidRequestError
 from kombify.settings import Settings
 
 BILLING_OFF = "billing is not configured on this installation"
@@ -168,12 +168,12 @@ class StripeBilling:
         """The Stripe price a Checkout for ``plan`` sells to ``org``; refuses what has none."""
         choices = "pro, team or enterprise"
         if not is_plan_id(plan):
-            raise SpecError(
+            raise InvalidRequestError(
                 f"plan: expected {choices}, got `{plan[:40]}`",
                 errors=[{"path": "plan", "message": f"expected {choices}"}],
             )
         if not plan_by_id(plan).self_serve and plan != "enterprise":
-            raise SpecError(
+            raise InvalidRequestError(
                 f"plan: `{plan}` needs no checkout; expected {choices}",
                 errors=[{"path": "plan", "message": f"expected {choices}"}],
             )

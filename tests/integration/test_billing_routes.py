@@ -205,8 +205,8 @@ def test_viewers_and_members_are_refused_and_nothing_reaches_stripe(billing: Bil
 def test_plans_without_a_checkout_are_refused_naming_why(billing: Billing) -> None:
     owner = billing.as_role("owner")
 
-    assert "plan" in problem_detail(_checkout(owner, "free"), 422, "invalid-spec")
-    assert "gold" in problem_detail(_checkout(owner, "gold"), 422, "invalid-spec")
+    assert "plan" in problem_detail(_checkout(owner, "free"), 422, "invalid-request")
+    assert "gold" in problem_detail(_checkout(owner, "gold"), 422, "invalid-request")
     enterprise = problem_detail(_checkout(owner, "enterprise"), 409, "conflict")
     assert "Enterprise price" in enterprise
     bad_url = owner.post(

@@ -16,6 +16,7 @@ from kombify.errors import (
     ConflictError,
     KombifyError,
     NotFoundError,
+    PaymentRequiredError,
     ServiceUnavailableError,
     SpecError,
 )
@@ -156,8 +157,16 @@ class ApiClient:
         detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
         if sign_in_hint and response.status_code == 401 and "kombify login" not in detail:
             detail = f"{detail}{_sign_in_hint(self.credential)}"
+        errors = body.get("errors") or []
+        if response.status_code == 402:
+            return PaymentRequiredError(
+                detail,
+                plan=str(body.get("plan") or ""),
+                entitlement=str(body.get("entitlement") or ""),
+                errors=errors,
+            )
         # The validator's problems travel as "errors"; keep them for a full report.
-        return kind(detail, errors=body.get("errors") or [])
+        return kind(detail, errors=errors)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -22,7 +22,8 @@ from kombify.cli.log_lines import LinePrinter
 from kombify.cli.output import console, err_console, fail, print_json
 from kombify.cli.params import DeploymentArg, StackArg
 from kombify.cli.sse import stream_events
-from kombify.errors import ConflictError, KombifyError
+from kombify.cli.stacks_cmds import report_plan_limit
+from kombify.errors import ConflictError, KombifyError, PaymentRequiredError
 from kombify.settings import get_settings
 from kombify.specs import validate_text
 
@@ -222,11 +223,14 @@ def apply(
     """Deploy a kombination: validate, plan, apply, roll out services, wait until healthy."""
     source = _validate_locally(file)
     client = _client()
-    name, new_source = _store_stack(client, file, source)
-    options: dict[str, Any] = {"auto_approve": auto_approve, "simulate": simulate}
-    if new_source is not None:
-        options |= {"source": new_source, "filename": str(file)}
-    run = client.request("POST", api_path("v1", "stacks", name, "deployments"), json=options)
+    try:
+        name, new_source = _store_stack(client, file, source)
+        options: dict[str, Any] = {"auto_approve": auto_approve, "simulate": simulate}
+        if new_source is not None:
+            options |= {"source": new_source, "filename": str(file)}
+        run = client.request("POST", api_path("v1", "stacks", name, "deployments"), json=options)
+    except PaymentRequiredError as exc:
+        report_plan_limit(exc, str(file))
     stack = {"name": name}
     if detach:
         if json_output:

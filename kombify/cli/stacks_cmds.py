@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -11,7 +11,7 @@ from rich.table import Table
 from kombify.cli.api_client import ApiClient, api_path
 from kombify.cli.output import console, fail, print_json
 from kombify.cli.params import StackArg
-from kombify.errors import SpecError
+from kombify.errors import KombifyError, PaymentRequiredError, SpecError
 from kombify.settings import get_settings
 
 stacks_app = typer.Typer(help="Stacks: homelabs kombify knows, each from a kombination file.")
@@ -29,10 +29,19 @@ def _read(path: Path) -> str:
         fail(f"cannot read `{path}`: {exc.strerror}")
 
 
-def _report_spec_error(exc: SpecError, filename: str) -> None:
+def _report_spec_error(exc: KombifyError, filename: str) -> None:
+    """Each problem of a file the API refused as ``FILE:LINE: PATH: MESSAGE``."""
     for e in exc.errors:
         line = f"{e.get('line')}:" if e.get("line") else ""
         console.print(f"{filename}:{line} {e.get('path')}: {e.get('message')}", markup=False)
+
+
+def report_plan_limit(exc: PaymentRequiredError, filename: str) -> NoReturn:
+    """A plan's refusal: at its place in the file when it has one, and the plan that allows it."""
+    if exc.errors:
+        _report_spec_error(exc, filename)
+        fail(f"`{filename}` needs the {exc.plan.capitalize()} plan: see `kombify plans`")
+    fail(exc.message)
 
 
 @stacks_app.command("create")
@@ -48,6 +57,8 @@ def create(
     except SpecError as exc:
         _report_spec_error(exc, str(file))
         fail(f"`{file}` is not valid: {len(exc.errors) or 1} problem(s)")
+    except PaymentRequiredError as exc:
+        report_plan_limit(exc, str(file))
     if json_output:
         print_json(stack)
     else:

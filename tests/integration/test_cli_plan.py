@@ -94,3 +94,22 @@ def test_a_refusal_reads_as_one_line(api: tuple[Installation, str, str]) -> None
         "error: the Free plan allows 1 stack and `local` has 1: the Pro plan allows 5 stacks; "
         "upgrade, or delete a stack first"
     ]
+
+
+def test_apply_of_a_kit_beyond_the_plan_names_the_file_line_and_plan(
+    api: tuple[Installation, str, str], tmp_path: Path
+) -> None:
+    inst, url, key = api
+    ha = Path(__file__).parents[1] / "data" / "spec" / "examples" / "ha-homelab.yaml"
+    file = tmp_path / "kombination.yaml"
+    file.write_text(ha.read_text())
+    line = 1 + ha.read_text().splitlines().index("  stackkit: ha-homelab")
+    home = inst.settings.home / "cli-home"
+
+    for args in (("apply", str(file), "--detach"), ("stacks", "create", str(file))):
+        done = run_cli(home, url, *args, KOMBIFY_API_KEY=key)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        out = done.stdout + done.stderr
+        assert f"{file}:{line}: spec.stackkit: StackKit `ha-homelab` is not in the Free plan" in out
+        assert f"`{file}` needs the Pro plan: see `kombify plans`" in out
+    assert inst.login(OWNER).get("/v1/stacks").json()["count"] == 0  # nothing stored

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, expect
 
 from tests.support.api_process import ApiProcess, running_api
 from tests.support.browser import (
@@ -22,6 +22,11 @@ from tests.support.browser import (
 )
 
 BROWSER_FIXTURES = {"browser", "page"}
+
+# How long an `expect(...)` waits for the page to get there. Playwright's 5 s is short on two
+# cores shared with a whole test run (a reload and a fetch then take seconds); the assertions
+# stay the same, only the patience grows.
+expect.set_options(timeout=15_000)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

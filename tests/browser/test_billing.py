@@ -231,21 +231,14 @@ def _hosted_installation(
     """An installation selling plans through the local Stripe stand-in (Pro has a price)."""
     _need_build()
     with running_stripe_standin() as standin:
-        price = standin.client().v1.prices.create(
-            params={
-                "unit_amount": 2900,
-                "currency": "usd",
-                "recurring": {"interval": "month"},
-                "product_data": {"name": "Pro"},
-            }
-        )
+        pro, _team = standin.plan_prices()
         env = {
             "KOMBIFY_TEMPORAL_ADDRESS": temporal_address,
             "KOMBIFY_RATE_LIMITS": "auth=300/60,tries=100/60",
             "KOMBIFY_STRIPE_API_KEY": standin.api_key,
             "KOMBIFY_STRIPE_WEBHOOK_SECRET": "whsec_browser_tests_only",
             "KOMBIFY_STRIPE_API_BASE": standin.base_url,
-            "KOMBIFY_STRIPE_PRICE_PRO": price.id,
+            "KOMBIFY_STRIPE_PRICE_PRO": pro,
         }
         with running_api(home, env=env) as api:
             _make_owner(api)

@@ -53,22 +53,6 @@ async def _until(what: str, check: Callable[[], bool], timeout: float = 60) -> N
         await asyncio.sleep(0.1)
 
 
-def _prices(standin: StripeStandin) -> tuple[str, str]:
-    client = standin.client()
-    made = [
-        client.v1.prices.create(
-            params={
-                "unit_amount": cents,
-                "currency": "usd",
-                "recurring": {"interval": "month"},
-                "product_data": {"name": name},
-            }
-        ).id
-        for name, cents in (("Pro", 2900), ("Team", 9900))
-    ]
-    return made[0], made[1]
-
-
 def _owner(url: str, admin_token: str) -> httpx.Client:
     """The first owner made with the admin token, then signed in (Bearer session)."""
     with httpx.Client(base_url=url, timeout=30) as anonymous:
@@ -98,7 +82,7 @@ def _create(owner: httpx.Client, name: str) -> httpx.Response:
 async def test_a_plan_bought_kept_through_a_late_payment_and_lost_to_an_unpaid_one(
     stripe_standin: StripeStandin, tmp_path: Path
 ) -> None:
-    pro, team = _prices(stripe_standin)
+    pro, team = stripe_standin.plan_prices()
     port = free_port()
     endpoint = stripe_standin.client().v1.webhook_endpoints.create(
         params={

@@ -36,17 +36,7 @@ async def test_checkout_to_plan_through_signed_webhooks(
     stripe_standin: StripeStandin, temporal_address: str, task_queue: str, tmp_path: Path
 ) -> None:
     client = stripe_standin.client()
-    prices = [
-        client.v1.prices.create(
-            params={
-                "unit_amount": amount,
-                "currency": "usd",
-                "recurring": {"interval": "month"},
-                "product_data": {"name": name},
-            }
-        ).id
-        for name, amount in (("Pro", 2900), ("Team", 9900))
-    ]
+    prices = stripe_standin.plan_prices()
     port = free_port()
     endpoint = client.v1.webhook_endpoints.create(
         params={

@@ -55,22 +55,6 @@ class Billing:
         return [r for r in self.standin.control.requests() if r["path"] != "/v1/prices"]
 
 
-def _prices(standin: StripeStandin) -> tuple[str, str]:
-    client = standin.client()
-    found = []
-    for name, amount in (("Pro", 2900), ("Team", 9900)):
-        price = client.v1.prices.create(
-            params={
-                "unit_amount": amount,
-                "currency": "usd",
-                "recurring": {"interval": "month"},
-                "product_data": {"name": name},
-            }
-        )
-        found.append(price.id)
-    return found[0], found[1]
-
-
 def _settings(standin: StripeStandin, **extra: Any) -> dict[str, Any]:
     return {
         "stripe_api_key": standin.api_key,
@@ -82,7 +66,7 @@ def _settings(standin: StripeStandin, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def billing(tmp_path: Path, database_url: str, stripe_standin: StripeStandin) -> Iterator[Billing]:
-    pro, team = _prices(stripe_standin)
+    pro, team = stripe_standin.plan_prices()
     config = _settings(stripe_standin, stripe_price_pro=pro, stripe_price_team=team)
     with installation(tmp_path, database_url, **config) as inst:
         for role in ("owner", "member", "viewer"):

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import stripe
 from fastapi import APIRouter, Header, Query, Request, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from kombify.api.deps import SessionDep, SettingsDep
 from kombify.api.principal import PrincipalDep
@@ -58,39 +58,30 @@ def _billing(request: Request, settings: Settings) -> StripeBilling:
     return StripeBilling(settings, client=client)
 
 
-def _http_url(value: str | None, field: str) -> str | None:
-    if value is None:
-        return None
+def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        raise ValueError(f"{field}: expected an http(s) URL")
+        # The problem's `path` names the field; the message says what it expected.
+        raise ValueError("expected an http(s) URL")
     return value
+
+
+# Where Stripe sends the owner back: an http(s) URL (a query such as ?checkout=done is fine).
+ReturnUrl = Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
 
 
 class CheckoutCreate(BaseModel):
     """The plan to buy and where Stripe sends the owner back."""
 
     plan: str = Field(max_length=32, description="pro, team or enterprise.")
-    success_url: str | None = Field(
+    success_url: ReturnUrl | None = Field(
         default=None,
-        max_length=2000,
         description="After paying; default: the dashboard's billing page (?checkout=done).",
     )
-    cancel_url: str | None = Field(
+    cancel_url: ReturnUrl | None = Field(
         default=None,
-        max_length=2000,
         description="After leaving Checkout; default: the billing page (?checkout=cancelled).",
     )
-
-    @field_validator("success_url")
-    @classmethod
-    def _success(cls, value: str | None) -> str | None:
-        return _http_url(value, "success_url")
-
-    @field_validator("cancel_url")
-    @classmethod
-    def _cancel(cls, value: str | None) -> str | None:
-        return _http_url(value, "cancel_url")
 
 
 class CheckoutPublic(BaseModel):
@@ -103,14 +94,9 @@ class CheckoutPublic(BaseModel):
 class PortalCreate(BaseModel):
     """Where the portal's "return" link leads."""
 
-    return_url: str | None = Field(
-        default=None, max_length=2000, description="Default: the dashboard's billing page."
+    return_url: ReturnUrl | None = Field(
+        default=None, description="Default: the dashboard's billing page."
     )
-
-    @field_validator("return_url")
-    @classmethod
-    def _return(cls, value: str | None) -> str | None:
-        return _http_url(value, "return_url")
 
 
 class PortalPublic(BaseModel):

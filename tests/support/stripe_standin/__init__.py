@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import stripe
 
+from kombify.billing.plans import plan_by_id
 from tests.support.ports import free_port
 from tests.support.stripe_standin.control import StandinControl, StandinError
 from tests.support.stripe_standin.webhooks import signature_header
@@ -43,6 +44,23 @@ class StripeStandin:
     control: StandinControl
     process: subprocess.Popen[bytes]
     log: Path
+
+    def plan_prices(self) -> tuple[str, str]:
+        """Monthly prices of the Pro and Team plans (their list prices), made at the stand-in:
+        the values of KOMBIFY_STRIPE_PRICE_PRO and KOMBIFY_STRIPE_PRICE_TEAM."""
+        client = self.client()
+        made = [
+            client.v1.prices.create(
+                params={
+                    "unit_amount": plan_by_id(plan).monthly_cents or 0,
+                    "currency": "usd",
+                    "recurring": {"interval": "month"},
+                    "product_data": {"name": plan_by_id(plan).name},
+                }
+            ).id
+            for plan in ("pro", "team")
+        ]
+        return made[0], made[1]
 
     def client(self, **options: object) -> stripe.StripeClient:
         """A real SDK client pointed at the stand-in (no network retries unless asked)."""

@@ -201,10 +201,10 @@ class DeployActivities:
         nodes: list[SpecNode],
         host_ports: dict[str, list[int]],
         report: Callable[[str], None] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, str]]:
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, HostKey]]:
         """Create the stack's simulation, or make the one there match the stack (ports,
-        limits, this home's key: see :meth:`SimEngine.create`); SSH endpoints and containers
-        by node."""
+        limits, this home's key: see :meth:`SimEngine.create`); SSH endpoints, containers and
+        the host keys the nodes presented to the wait's login, by node."""
         from kombify.sim import SimulationSpec, create_simulation
         from kombify.sim.models import NodeSpec
 
@@ -238,6 +238,7 @@ class DeployActivities:
         return (
             {n.name: n.ssh for n in info.nodes if n.ssh is not None},
             {n.name: n.container_id for n in info.nodes},
+            {n.name: HostKey.parse(n.host_key) for n in info.nodes if n.host_key},
         )
 
     @staticmethod
@@ -265,9 +266,11 @@ class DeployActivities:
         create: bool,
         report: Callable[[str], None] | None = None,
         stopped: list[str] | None = None,
+        presented: dict[str, HostKey] | None = None,
     ) -> tuple[Kombination, list[NodeTarget], dict[str, str]]:
         """The nodes to reach, the kombination rewritten to reach simulated ones, and the
-        container of each simulated node."""
+        container of each simulated node. Simulated nodes that ``create`` waited for add the
+        host key they presented to ``presented``."""
         simulated = self._simulated(k, simulate)
         endpoints: dict[str, Any] = {}
         instances: dict[str, str] = {}
@@ -276,7 +279,9 @@ class DeployActivities:
                 plan0 = unify(k)
                 ports = _host_ports(plan0.manifests)
                 _swarm_host_ports(plan0.swarm, ports)
-                endpoints, instances = self._ensure_simulation(k, simulated, ports, report)
+                endpoints, instances, seen = self._ensure_simulation(k, simulated, ports, report)
+                if presented is not None:
+                    presented.update(seen)
             else:
                 endpoints, instances = self._running_simulation(simulation_name(k.metadata.name))
                 _check_keys(k.metadata.name, endpoints, simulate)
@@ -349,9 +354,15 @@ class DeployActivities:
         return targets, instances
 
     def _pin(
-        self, stack: Stack, k: Kombination, targets: list[NodeTarget], instances: dict[str, str]
+        self,
+        stack: Stack,
+        k: Kombination,
+        targets: list[NodeTarget],
+        instances: dict[str, str],
+        presented: dict[str, HostKey] | None = None,
     ) -> tuple[Kombination, list[NodeTarget], list[str]]:
-        """Hold every node to its host key pin (recording first contacts); see hostkeys."""
+        """Hold every node to its host key pin (recording first contacts); see hostkeys.
+        ``presented``: keys nodes showed moments ago (a simulation's wait), not read again."""
         stated = {n.name: HostKey.parse(n.ssh.host_key) for n in k.spec.nodes if n.ssh.host_key}
         pinned, lines = pin_targets(
             self._session,
@@ -360,6 +371,7 @@ class DeployActivities:
             targets=targets,
             stated=stated,
             instances=instances,
+            presented=presented,
         )
         # OpenTofu's connection verifies the same key: the plan carries every pin.
         keys = {t.name: t.host_key for t in pinned}
@@ -376,12 +388,14 @@ class DeployActivities:
         try:
             stack, k = self._load(request)
             stopped: list[str] = []
+            presented: dict[str, HostKey] = {}
             rewritten, targets, instances = self._targets(
                 k,
                 request.simulate,
                 create=create,
                 report=lambda line: self.log(request.deployment_id, "kombisim", line),
                 stopped=stopped,
+                presented=presented,
             )
             if stopped and request.refuse_stopped:
                 raise SpecError(
@@ -390,7 +404,9 @@ class DeployActivities:
                     f"start them (`kombify sim start {simulation_name(request.stack)}`) and run "
                     f"it again, or `kombify destroy {request.stack} --force` to leave them"
                 )
-            rewritten, targets, pin_lines = self._pin(stack, rewritten, targets, instances)
+            rewritten, targets, pin_lines = self._pin(
+                stack, rewritten, targets, instances, presented
+            )
             plan = unify(rewritten)
             workdir = stack_workdir(self.settings, request.organisation, request.stack)
         except (SpecError, NotFoundError, HostKeyChangedError) as exc:

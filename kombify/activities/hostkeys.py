@@ -155,6 +155,7 @@ def pin_targets(
     targets: Sequence[NodeTarget],
     stated: dict[str, HostKey],
     instances: dict[str, str],
+    presented: dict[str, HostKey] | None = None,
 ) -> tuple[list[NodeTarget], list[str]]:
     """Contact every node, hold it to its pin (recording first contacts); targets with pins.
 
@@ -168,6 +169,8 @@ def pin_targets(
         targets: The nodes as PrepareDeployment resolved them.
         stated: Keys the kombination states, by node (real nodes only).
         instances: The container of each simulated node, by node.
+        presented: Keys simulated nodes presented moments ago to the login that waited for
+            them, by node: used instead of reading them again when of the pin's algorithm.
 
     Returns:
         The targets with ``host_key`` set, and one log line per node (fingerprint and source).
@@ -182,6 +185,14 @@ def pin_targets(
             for t in targets
         }
 
+    seen = {
+        t.name: key
+        for t in targets
+        if t.simulated
+        and (key := (presented or {}).get(t.name)) is not None
+        and ((pin := pins[t.name]) is None or pin.algorithm == key.algorithm)
+    }
+
     async def read_all() -> list[HostKey]:
         return list(
             await asyncio.gather(
@@ -190,13 +201,15 @@ def pin_targets(
                         t.host, t.port, prefer=p.algorithm if (p := pins[t.name]) else None
                     )
                     for t in targets
+                    if t.name not in seen
                 )
             )
         )
 
-    presented = asyncio.run(read_all()) if targets else []
+    read = iter(asyncio.run(read_all()) if len(seen) < len(targets) else [])
+    keys = [seen[t.name] if t.name in seen else next(read) for t in targets]
     decisions: list[Pinned] = []
-    for target, key in zip(targets, presented, strict=True):
+    for target, key in zip(targets, keys, strict=True):
         pin = pins[target.name]
         instance = instances.get(target.name, "")
         decisions.append(
@@ -212,24 +225,27 @@ def pin_targets(
         )
     lines: list[str] = []
     pinned_targets: list[NodeTarget] = []
-    with session_factory() as session:
-        for target, decision in zip(targets, decisions, strict=True):
-            if decision.recorded:
-                store.save_pin(
-                    session,
-                    stack_id=stack_id,
-                    node=target.name,
-                    simulated=target.simulated,
-                    key=decision.key,
-                    source=decision.source,
-                    address=f"{target.host}:{target.port}",
-                    instance=instances.get(target.name, ""),
-                )
-            verb = "recorded" if decision.recorded else "verified"
-            lines.append(
-                f"node {target.name} at {target.host}:{target.port}: SSH host key "
-                f"{decision.key.fingerprint} ({decision.key.algorithm}) {verb}, "
-                f"{_SOURCE_WORDS[decision.source]}"
-            )
-            pinned_targets.append(dataclasses.replace(target, host_key=decision.key.line))
+    records = [
+        store.PinRecord(
+            target.name,
+            target.simulated,
+            decision.key,
+            decision.source,
+            f"{target.host}:{target.port}",
+            instances.get(target.name, ""),
+        )
+        for target, decision in zip(targets, decisions, strict=True)
+        if decision.recorded
+    ]
+    if records:
+        with session_factory() as session:
+            store.save_pins(session, stack_id=stack_id, records=records)
+    for target, decision in zip(targets, decisions, strict=True):
+        verb = "recorded" if decision.recorded else "verified"
+        lines.append(
+            f"node {target.name} at {target.host}:{target.port}: SSH host key "
+            f"{decision.key.fingerprint} ({decision.key.algorithm}) {verb}, "
+            f"{_SOURCE_WORDS[decision.source]}"
+        )
+        pinned_targets.append(dataclasses.replace(target, host_key=decision.key.line))
     return pinned_targets, lines

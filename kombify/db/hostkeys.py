@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,6 +32,35 @@ def list_pins(session: Session, *, stack_id: str) -> list[HostKeyPin]:
     return list(session.exec(query).all())
 
 
+@dataclass(frozen=True)
+class PinRecord:
+    """A node's host key to record as its pin (see :func:`save_pin` for the fields)."""
+
+    node: str
+    simulated: bool
+    key: HostKey
+    source: str
+    address: str
+    instance: str = ""
+
+
+def _stage(session: Session, stack_id: str, record: PinRecord) -> HostKeyPin:
+    """The pin row of ``record``, added to the session with its new key (not committed)."""
+    key = record.key
+    pin = get_pin(session, stack_id=stack_id, node=record.node, simulated=record.simulated)
+    if pin is None:
+        pin = HostKeyPin(
+            stack_id=stack_id, node=record.node, simulated=record.simulated,
+            algorithm=key.algorithm, key=key.data, fingerprint=key.fingerprint,
+            source=record.source,
+        )
+    pin.algorithm, pin.key, pin.fingerprint = key.algorithm, key.data, key.fingerprint
+    pin.source, pin.address, pin.instance = record.source, record.address, record.instance
+    pin.recorded_at = utcnow()
+    session.add(pin)
+    return pin
+
+
 def save_pin(
     session: Session,
     *,
@@ -41,17 +73,9 @@ def save_pin(
     instance: str = "",
 ) -> HostKeyPin:
     """Record ``key`` as the node's pin (replacing the previous one) and commit."""
+    record = PinRecord(node, simulated, key, source, address, instance)
     for attempt in range(2):
-        pin = get_pin(session, stack_id=stack_id, node=node, simulated=simulated)
-        if pin is None:
-            pin = HostKeyPin(
-                stack_id=stack_id, node=node, simulated=simulated,
-                algorithm=key.algorithm, key=key.data, fingerprint=key.fingerprint, source=source,
-            )
-        pin.algorithm, pin.key, pin.fingerprint = key.algorithm, key.data, key.fingerprint
-        pin.source, pin.address, pin.instance = source, address, instance
-        pin.recorded_at = utcnow()
-        session.add(pin)
+        pin = _stage(session, stack_id, record)
         try:
             session.commit()
         except IntegrityError:  # another process pinned it first: update that row instead
@@ -62,6 +86,31 @@ def save_pin(
         session.refresh(pin)
         return pin
     raise AssertionError("unreachable")
+
+
+def save_pins(session: Session, *, stack_id: str, records: Sequence[PinRecord]) -> None:
+    """Record several pins of a stack in one commit (a deploy's first contact with its nodes).
+
+    When another process pinned one of them meanwhile, each is saved on its own instead, so
+    that the rows it wrote are updated.
+    """
+    for record in records:
+        _stage(session, stack_id, record)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        for record in records:
+            save_pin(
+                session,
+                stack_id=stack_id,
+                node=record.node,
+                simulated=record.simulated,
+                key=record.key,
+                source=record.source,
+                address=record.address,
+                instance=record.instance,
+            )
 
 
 def pinned_key(pin: HostKeyPin) -> HostKey:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
 
 from kombify.sim.engine import SimEngine
 from kombify.sim.models import NodeInfo, SimulationInfo, SimulationSpec, SshEndpoint
-from kombify.sim.ssh import wait_for_ssh
+from kombify.sim.ssh import SshLogin, wait_for_login
 
 
 async def create_and_wait(
@@ -30,19 +31,20 @@ async def create_and_wait(
     ``converge`` and ``report`` are passed to :meth:`SimEngine.create`.
 
     Returns:
-        The simulation as the engine reports it after create, and the seconds each node took
-        from running to a completed SSH login, by node name.
+        The simulation as the engine reports it after create, each waited-for node with the
+        host key its login saw, and the seconds each node took from running to a completed
+        SSH login, by node name.
 
     Raises:
         SpecError, ConflictError, DockerError: From create (nothing is left waiting).
         SshError: A node did not answer SSH within ``timeout`` seconds of running.
     """
     loop = asyncio.get_running_loop()
-    waits: dict[str, asyncio.Task[float]] = {}
+    waits: dict[str, asyncio.Task[SshLogin]] = {}
 
     def begin(name: str, endpoint: SshEndpoint) -> None:  # on the event loop
         if name not in waits:
-            waits[name] = loop.create_task(wait_for_ssh(endpoint, timeout=timeout))
+            waits[name] = loop.create_task(wait_for_login(endpoint, timeout=timeout))
 
     def started(node: NodeInfo) -> None:  # on one of the engine's threads
         if node.ssh is not None:
@@ -57,7 +59,7 @@ async def create_and_wait(
             if node.ssh is not None:
                 begin(node.name, node.ssh)
         names = list(waits)
-        seconds = await asyncio.gather(*(waits[name] for name in names))
+        logins = dict(zip(names, await asyncio.gather(*(waits[n] for n in names)), strict=True))
     except BaseException:
         for task in waits.values():
             task.cancel()
@@ -65,4 +67,11 @@ async def create_and_wait(
             with contextlib.suppress(BaseException):
                 await task
         raise
-    return info, dict(zip(names, seconds, strict=True))
+    nodes = [
+        dataclasses.replace(n, host_key=logins[n.name].host_key) if n.name in logins else n
+        for n in info.nodes
+    ]
+    return (
+        dataclasses.replace(info, nodes=nodes),
+        {name: login.seconds for name, login in logins.items()},
+    )

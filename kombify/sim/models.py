@@ -152,6 +152,8 @@ class NodeInfo:
         container_id: Docker container id.
         ssh: Where sshd answers; None while the container is not running.
         ports: Extra published ports, container port -> host port on 127.0.0.1.
+        host_key: The SSH host key the node presented to the login a create waited for
+            (an OpenSSH public key line); empty when nothing logged in.
     """
 
     spec: NodeSpec
@@ -159,6 +161,7 @@ class NodeInfo:
     container_id: str
     ssh: SshEndpoint | None
     ports: dict[int, int] = field(default_factory=dict)
+    host_key: str = ""
 
     @property
     def name(self) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
@@ -33,14 +34,28 @@ def _client_key(path: str) -> asyncssh.SSHKey:
         raise SshError(f"cannot read the simulation's key `{path}`: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class SshLogin:
+    """A completed login: how long the node took to answer, and the host key it presented.
+
+    Attributes:
+        seconds: From the start of the wait until the login completed.
+        host_key: The node's SSH host key as an OpenSSH public key line.
+    """
+
+    seconds: float
+    host_key: str
+
+
 async def handshake(
     endpoint: SshEndpoint,
     *,
     timeout: float = 5.0,
     sock: socket.socket | None = None,
     client_key: asyncssh.SSHKey | None = None,
-) -> None:
-    """One full SSH handshake and key login, then disconnect.
+) -> str:
+    """One full SSH handshake and key login, then disconnect; the host key the node presented
+    (an OpenSSH public key line).
 
     Args:
         endpoint: The node.
@@ -66,6 +81,7 @@ async def handshake(
                 connection = await asyncssh.connect(endpoint.host, endpoint.port, **options)
             else:
                 connection = await asyncssh.connect(sock=sock, **options)
+            presented = connection.get_server_host_key()
             connection.close()
             await connection.wait_closed()
     except (OSError, asyncssh.Error, TimeoutError) as exc:
@@ -73,6 +89,9 @@ async def handshake(
     finally:
         if sock is not None:
             sock.close()  # a no-op when asyncssh's transport closed it already
+    if presented is None:
+        raise SshError(f"{endpoint.host}:{endpoint.port} presented no SSH host key")
+    return bytes(presented.export_public_key("openssh")).decode().strip()
 
 
 async def _banner_socket(
@@ -114,6 +133,16 @@ def _resolve(future: asyncio.Future[None]) -> None:
 async def wait_for_ssh(endpoint: SshEndpoint, *, timeout: float = 60.0) -> float:
     """Wait until the node completes a full SSH handshake with key login; the seconds it took.
 
+    Raises:
+        SshError: As :func:`wait_for_login`.
+    """
+    return (await wait_for_login(endpoint, timeout=timeout)).seconds
+
+
+async def wait_for_login(endpoint: SshEndpoint, *, timeout: float = 60.0) -> SshLogin:
+    """Wait until the node completes a full SSH handshake with key login; the seconds it took
+    and the host key it presented (so that a caller pinning it needs no second handshake).
+
     The port is probed until sshd's banner arrives; the handshake then runs over that
     connection, and is retried (on a new one) until it succeeds.
 
@@ -136,13 +165,13 @@ async def wait_for_ssh(endpoint: SshEndpoint, *, timeout: float = 60.0) -> float
         sock = await _banner_socket((family, sockaddr), timeout=max(min(5.0, remaining), 0.1))
         if sock is not None:
             try:
-                await handshake(
+                host_key = await handshake(
                     endpoint,
                     timeout=max(min(10.0, deadline - time.monotonic()), 0.1),
                     sock=sock,
                     client_key=key,
                 )
-                return time.monotonic() - started
+                return SshLogin(time.monotonic() - started, host_key)
             except SshError as exc:
                 last = str(exc)
         await asyncio.sleep(_POLL)

@@ -84,6 +84,7 @@ _SWARM_DISSOLVED = "swarm-dissolved-on-destroy"
 _ROUTES_AFTER_ROLLOUT = "routes-after-rollout"
 _VPN_MESH = "vpn-mesh-before-rollout"
 _HEADSCALE = "headscale-prepare-and-enroll"
+_STAGE_BESIDE_SWARM = "swarm-images-staged-beside-forming"
 
 # A node lost mid-rollout (stopped, rebooting, network down) is waited for this long, retried
 # with growing pauses, before the run fails naming it as needing repair. Its agent puts the
@@ -252,6 +253,8 @@ class DeployKombination(_RunBase):
         super().__init__()
         self._approved: ApproveSignal | None = None
         self._staged: set[str] = set()  # nodes whose images StageImages shipped
+        # Swarm kits: StageImages runs from each node's agent install until the rollout.
+        self._staging: list[asyncio.Task[None]] = []
         self._swarm_formed: SwarmFormed | None = None  # platform swarm: what FormSwarm made
 
     @workflow.signal(name="approve")
@@ -316,23 +319,29 @@ class DeployKombination(_RunBase):
             self._start("agent", "install or upgrade the node agent")
             agents = asyncio.create_task(self._agents(request, prepared))
         try:
-            planned = await self._plan(prepared)
-            await self._approval(request)
-            if agents is not None and agents.done():
-                agents.result()  # an install that already failed fails the run before apply
-            self._start("apply", "bootstrap nodes over SSH")
-            apply = self._apply(prepared, planned.summary.has_changes)
-            if agents is None:
-                self._start("agent", "install or upgrade the node agent")
-                await asyncio.gather(apply, self._agents(request, prepared))
-            else:
-                await asyncio.gather(apply, agents)
+            try:
+                planned = await self._plan(prepared)
+                await self._approval(request)
+                if agents is not None and agents.done():
+                    agents.result()  # an install that already failed fails the run before apply
+                self._start("apply", "bootstrap nodes over SSH")
+                apply = self._apply(prepared, planned.summary.has_changes)
+                if agents is None:
+                    self._start("agent", "install or upgrade the node agent")
+                    await asyncio.gather(apply, self._agents(request, prepared))
+                else:
+                    await asyncio.gather(apply, agents)
+            finally:
+                if agents is not None and not agents.done():  # the plan failed or was cancelled
+                    agents.cancel()
+                    await asyncio.gather(agents, return_exceptions=True)
+            await self._network(request, prepared)
+            await self._images_staged()
         finally:
-            if agents is not None and not agents.done():  # the plan failed or was cancelled
-                agents.cancel()
-                await asyncio.gather(agents, return_exceptions=True)
-
-        await self._network(request, prepared)
+            # Staging still under way only when the run fails before its rollout.
+            for staging in self._staging:
+                staging.cancel()
+            await asyncio.gather(*self._staging, return_exceptions=True)
 
         self._start("rollout", "roll out services, health-gated")
         # A swarm kit's services go through a manager beside the nodes' own (empty) manifests.
@@ -456,14 +465,30 @@ class DeployKombination(_RunBase):
     async def _ready_node(
         self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget, stage: bool
     ) -> None:
-        """The agent, and (since _STAGE_IMAGES) the images the node lacks, side by side."""
+        """The agent, and (since _STAGE_IMAGES) the images the node lacks, side by side.
+
+        On a swarm kit the images wait for the node's agent and then go beside the swarm's
+        forming: on a busy host the staging's CPU would otherwise delay the agents that the
+        forming waits for, while the forming itself (Raft, joins) mostly waits on the network.
+        """
         if not stage:
             await self._install_agent(request, prepared, node)
+            return
+        if prepared.platform == "swarm" and workflow.patched(_STAGE_BESIDE_SWARM):
+            await self._install_agent(request, prepared, node)
+            self._staging.append(
+                asyncio.create_task(self._stage_images(request, prepared, node))
+            )
             return
         await asyncio.gather(
             self._install_agent(request, prepared, node),
             self._stage_images(request, prepared, node),
         )
+
+    async def _images_staged(self) -> None:
+        """Until the images staged beside the swarm's forming are there (or given up)."""
+        if self._staging:
+            await asyncio.gather(*self._staging)
 
     async def _stage_images(
         self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget

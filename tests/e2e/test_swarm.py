@@ -12,6 +12,7 @@ The tests run in order on one stack (each builds on the one before, as an owner'
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ import asyncssh
 import httpx
 import pytest
 
+from kombify.runtime.temporal_client import connect
 from kombify.sim.client import docker_client
 from tests.support.deploy_env import KombifyEnv, published
 from tests.support.kombinations import kit_defaults_off
@@ -171,6 +173,34 @@ async def test_deploy_forms_the_swarm_and_spreads_replicas(
     lines = await _swarm_lines(kombify, run)
     assert any("no IPVS" in line for line in lines), lines
     assert not any("SWMTKN" in line for line in lines)  # join tokens never reach the log
+    await _staged_beside_the_forming(kombify, swarm_stack)
+
+
+async def _staged_beside_the_forming(kombify: KombifyEnv, stack: str) -> None:
+    """Each node's images were shipped after its agent answered (beside the swarm's forming)
+    and were all there before the service was created (docs/swarm.md, "Benchmark")."""
+    client = await connect(kombify.settings)
+    handle = client.get_workflow_handle(f"deploy/local/{stack}")
+    events = [e async for e in handle.fetch_history_events()]
+    scheduled: dict[int, tuple[str, str]] = {}  # event id -> (activity, node)
+    done: dict[tuple[str, str], int] = {}
+    started: dict[tuple[str, str], int] = {}
+    for event in events:
+        attrs = event.activity_task_scheduled_event_attributes
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            node = ""
+            payloads = attrs.input.payloads
+            if payloads:
+                node = json.loads(payloads[0].data).get("node", {}).get("name", "")
+            scheduled[event.event_id] = (attrs.activity_type.name, node)
+            started.setdefault(scheduled[event.event_id], event.event_id)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            key = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
+            done[key] = event.event_id
+    nodes = MANAGERS + WORKERS
+    for node in nodes:
+        assert started[("StageImages", node)] > done[("InstallNodeAgent", node)], node
+    assert started[("ApplySwarm", "")] > max(done[("StageImages", n)] for n in nodes)
 
 
 async def test_a_stopped_worker_s_tasks_move_and_the_service_answers(

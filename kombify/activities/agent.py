@@ -475,14 +475,17 @@ class AgentActivities:
         return result.exit_status == 0
 
     async def _start_agent(self, session: NodeSession) -> str:
-        """(Re)start the agent under the node's supervisor; which supervisor that is."""
-        await session.write_files(
+        """(Re)start the agent under the node's supervisor; which supervisor that is.
+
+        The start script and the unit go in the same command as the start (one round trip:
+        on a busy node each costs a tenth of a second)."""
+        files = session.inline_files(
             [
                 (REMOTE_RUN, run_script().encode(), 0o755),
                 (f"{REMOTE_ETC}/{UNIT_NAME}", systemd_unit().encode(), 0o644),
             ]
         )
-        result = await session.run(_START_AGENT, sudo=True)
+        result = await session.run(files + _START_AGENT, sudo=True)
         return result.stdout.strip()
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ local forward, so a homelab opens no extra port and the mTLS session runs inside
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import shlex
 import weakref
@@ -104,6 +105,26 @@ class NodeSession:
         )
         cleanup = " ".join(f'"$HOME/{name}"' for name, _ in staged)
         await self.run(f"{moves}; rc=$?; rm -f {cleanup}; exit $rc", sudo=True)
+
+    @staticmethod
+    def inline_files(files: Sequence[tuple[str, bytes, int]]) -> str:
+        """Shell lines that write small files that are not secret, each atomically, as
+        ``(path, data, mode)``, to run as root in front of a command.
+
+        Saves :meth:`write_files`' SFTP session and its extra command when a script follows
+        anyway; the contents are visible in the node's process list while they are written,
+        so secrets always go through :meth:`write_files`.
+        """
+        lines = []
+        for remote, data, mode in files:
+            path = shlex.quote(remote)
+            encoded = base64.b64encode(data).decode()
+            lines.append(
+                f"mkdir -p $(dirname {path}) && printf %s {encoded} | base64 -d "
+                f"> {path}.kombify-tmp && chmod {mode:o} {path}.kombify-tmp "
+                f"&& mv -f {path}.kombify-tmp {path} || exit 1"
+            )
+        return "\n".join(lines) + "\n"
 
     @asynccontextmanager
     async def tunnel(self, remote_port: int) -> AsyncIterator[int]:

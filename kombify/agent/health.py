@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import os
 import socket
 import ssl
@@ -143,16 +144,19 @@ def _insecure_tls() -> ssl.SSLContext:
     return context
 
 
-# No proxy handler: a proxy from the environment must never see a health probe. urllib rather
-# than httpx keeps the agent's bundle small.
-_OPENER = urllib.request.build_opener(
-    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=_insecure_tls())
-)
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """No proxy handler: a proxy from the environment must never see a health probe. urllib
+    rather than httpx keeps the agent's bundle small. Made at the first probe, not at import:
+    the TLS context loads the system's CA store, a cost every agent start would pay."""
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=_insecure_tls())
+    )
 
 
 def _get(url: str, timeout: float) -> Probe:
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _opener().open(url, timeout=timeout) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:  # 4xx/5xx arrive as exceptions
         status = exc.code

@@ -73,7 +73,10 @@ def save_pin(
     instance: str = "",
 ) -> HostKeyPin:
     """Record ``key`` as the node's pin (replacing the previous one) and commit."""
-    record = PinRecord(node, simulated, key, source, address, instance)
+    return _save(session, stack_id, PinRecord(node, simulated, key, source, address, instance))
+
+
+def _save(session: Session, stack_id: str, record: PinRecord) -> HostKeyPin:
     for attempt in range(2):
         pin = _stage(session, stack_id, record)
         try:
@@ -101,16 +104,7 @@ def save_pins(session: Session, *, stack_id: str, records: Sequence[PinRecord]) 
     except IntegrityError:
         session.rollback()
         for record in records:
-            save_pin(
-                session,
-                stack_id=stack_id,
-                node=record.node,
-                simulated=record.simulated,
-                key=record.key,
-                source=record.source,
-                address=record.address,
-                instance=record.instance,
-            )
+            _save(session, stack_id, record)
 
 
 def pinned_key(pin: HostKeyPin) -> HostKey:

@@ -68,6 +68,21 @@ def _targets(info: SimulationInfo) -> list[NodeTarget]:
     return [simulated_target(n.name, "worker", n.ssh) for n in info.nodes if n.ssh is not None]
 
 
+def _pin(
+    sessions: Callable[[], Session], stack_id: str, created: SimulationInfo
+) -> tuple[list[NodeTarget], list[str]]:
+    """pin_targets as PrepareDeployment calls it after creating the simulation."""
+    return pin_targets(
+        sessions,
+        stack_id=stack_id,
+        stack="lab",
+        targets=_targets(created),
+        stated={},
+        instances={n.name: n.container_id for n in created.nodes},
+        presented={n.name: HostKey.parse(n.host_key) for n in created.nodes},
+    )
+
+
 def _rsa_key(tmp_path: Path) -> HostKey:
     path = tmp_path / "rsa"
     subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-N", "", "-f", str(path)], check=True)
@@ -102,15 +117,7 @@ def test_pinning_takes_the_presented_keys_without_asking_again(
     reads = _reads(monkeypatch)
     presented = {n.name: HostKey.parse(n.host_key) for n in created.nodes}
 
-    pinned, lines = pin_targets(
-        sessions,
-        stack_id=stack_id,
-        stack="lab",
-        targets=_targets(created),
-        stated={},
-        instances={n.name: n.container_id for n in created.nodes},
-        presented=presented,
-    )
+    pinned, lines = _pin(sessions, stack_id, created)
 
     assert reads == []
     assert {t.name: HostKey.parse(t.host_key or "") for t in pinned} == presented
@@ -145,15 +152,7 @@ def test_a_pin_of_another_algorithm_is_still_read_from_the_node(
     reads = _reads(monkeypatch)
 
     with pytest.raises(HostKeyChangedError) as refused:
-        pin_targets(
-            sessions,
-            stack_id=stack_id,
-            stack="lab",
-            targets=_targets(created),
-            stated={},
-            instances={n.name: n.container_id for n in created.nodes},
-            presented={n.name: HostKey.parse(n.host_key) for n in created.nodes},
-        )
+        _pin(sessions, stack_id, created)
 
     # Only `a` is asked again (for an RSA key first); what it presents is not its pin.
     assert reads == [a.ssh.port]

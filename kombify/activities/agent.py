@@ -512,6 +512,12 @@ class AgentActivities:
         cert = self.control_cert()  # read from disk once, not on every attempt
         while time.monotonic() < deadline:
             activity.heartbeat("waiting for the agent")
+            # Until its port listens, an SSH channel request is all an attempt costs (a TLS
+            # client, a tunnel and a gRPC channel each time cost the busy host far more).
+            if not await session.port_open(AGENT_PORT):
+                last = AgentError(f"node `{session.node.name}`: the agent's port is not open yet")
+                await asyncio.sleep(_HEALTH_POLL)
+                continue
             try:
                 async with self.agent(session, identity, cert) as client:
                     return await client.health()

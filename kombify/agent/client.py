@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -38,6 +39,27 @@ T = TypeVar("T")
 
 def _next_or_none(parts: Iterator[bytes]) -> bytes | None:
     return next(parts, None)
+
+
+@functools.lru_cache(maxsize=8)
+def _peer_check_context(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> ssl.SSLContext:
+    """The TLS client context of :meth:`AgentClient.verify_peer`, made once per certificate.
+
+    Making it loads the CA and the client certificate (from files: ``ssl`` reads a client
+    certificate from files only), which cost more than the handshake; a deploy checks a
+    dozen agents or more with the same certificate. A renewed certificate is a new key.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem.decode())
+    context.check_hostname = False  # compared by the caller, with a message naming both sides
+    context.set_alpn_protocols(["h2"])
+    with tempfile.TemporaryDirectory() as tmp:
+        # The directory is private (0700).
+        cert_file, key_file = Path(tmp, "c.crt"), Path(tmp, "c.key")
+        cert_file.write_bytes(cert_pem)
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(key_pem)
+        context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 class AgentClient:
@@ -343,16 +365,7 @@ class AgentClient:
             CertificateRevokedError: The certificate is on the revocation list.
         """
         host, _, port = self.address.rpartition(":")
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=self._ca_pem.decode())
-        context.check_hostname = False  # compared below, with a message naming both sides
-        context.set_alpn_protocols(["h2"])
-        with tempfile.TemporaryDirectory() as tmp:
-            # ssl loads a client certificate from files only; the directory is private (0700).
-            cert_file, key_file = Path(tmp, "c.crt"), Path(tmp, "c.key")
-            cert_file.write_bytes(self._cert_pem)
-            key_file.touch(mode=0o600)
-            key_file.write_bytes(self._key_pem)
-            context.load_cert_chain(cert_file, key_file)
+        context = _peer_check_context(self._cert_pem, self._key_pem, self._ca_pem)
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host.strip("[]"), int(port), ssl=context),

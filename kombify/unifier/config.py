@@ -19,7 +19,6 @@ from kombify.unifier.canonical import digest, ident, literal
 from kombify.unifier.cloud import Config, add_cloud_node
 
 BOOTSTRAP_PATH = "/tmp/kombify-bootstrap.sh"
-_BOOTSTRAP_END = "KOMBIFY_BOOTSTRAP_END"
 REQUIRED_VERSION = ">= 1.6.0"
 # The keys of ``triggers_replace`` and why a change of each re-bootstraps a node (shown in
 # plans: ``node box: re-bootstrap (bootstrap script changed)``).
@@ -38,25 +37,6 @@ def bootstrap_file(node: str) -> str:
 def manifest_file(node: str) -> str:
     """Plan-relative path of a node's manifest."""
     return f"manifests/{node}.json"
-
-
-def _bootstrap_run(rnode: ResolvedNode, sudo: str) -> list[str]:
-    """The ``remote-exec`` lines that run a node's bootstrap script as root.
-
-    One SSH connection per node: the script travels inside the commands OpenTofu uploads
-    (read from the plan's file when OpenTofu runs), is written to a private temporary file,
-    run, and removed; OpenTofu empties its own copy of the commands after the run, so none
-    of the script is left in the node's /tmp. (A ``file`` provisioner first cost every node
-    a second connection.)
-    """
-    if any(line.strip() == _BOOTSTRAP_END for line in rnode.bootstrap.splitlines()):
-        raise ValueError(f"node {rnode.node.name}: the bootstrap contains {_BOOTSTRAP_END}")
-    source = f'${{file("${{path.module}}/{bootstrap_file(rnode.node.name)}")}}'
-    return [
-        f"script=$(mktemp {BOOTSTRAP_PATH}.XXXXXX) || exit 1\n"
-        f"cat > \"$script\" <<'{_BOOTSTRAP_END}'\n{source}\n{_BOOTSTRAP_END}",
-        f'{sudo}sh "$script"; status=$?; rm -f "$script"; exit $status',
-    ]
 
 
 def build(stack: ResolvedStack) -> dict[str, dict[str, Any]]:
@@ -87,7 +67,23 @@ def build(stack: ResolvedStack) -> dict[str, dict[str, Any]]:
             {
                 "triggers_replace": triggers,
                 "connection": connection,
-                "provisioner": [{"remote-exec": {"inline": _bootstrap_run(rnode, sudo)}}],
+                "provisioner": [
+                    {
+                        "file": {
+                            "source": f"${{path.module}}/{bootstrap_file(node.name)}",
+                            "destination": BOOTSTRAP_PATH,
+                        }
+                    },
+                    # Run, then removed: the script is not left in the node's /tmp.
+                    {
+                        "remote-exec": {
+                            "inline": [
+                                f"{sudo}sh {BOOTSTRAP_PATH}; status=$?; "
+                                f"rm -f {BOOTSTRAP_PATH}; exit $status"
+                            ]
+                        }
+                    },
+                ],
             },
         )
         outputs[ident("node", node.name)] = {

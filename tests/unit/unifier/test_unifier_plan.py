@@ -39,16 +39,12 @@ def test_local_nodes_use_only_builtin_resources() -> None:
     node = main["resource"]["terraform_data"]["node_m3"]
     assert node["connection"]["type"] == "ssh"
     assert node["connection"]["user"] == "admin"
-    # Only the bootstrap script goes to the node (services reach it through its agent), in
-    # the commands of one remote-exec: one SSH connection per node.
-    assert [next(iter(p)) for p in node["provisioner"]] == ["remote-exec"]
-    written, run = node["provisioner"][0]["remote-exec"]["inline"]
-    assert written.startswith("script=$(mktemp /tmp/kombify-bootstrap.sh.XXXXXX) || exit 1\n")
-    assert written.endswith(
-        """<<'KOMBIFY_BOOTSTRAP_END'\n${file("${path.module}/bootstrap/m3.sh")}\n"""
-        "KOMBIFY_BOOTSTRAP_END"
-    )
-    assert run == 'sudo -n sh "$script"; status=$?; rm -f "$script"; exit $status'
+    # Only the bootstrap script is uploaded: services reach the node through its agent.
+    assert [next(iter(p)) for p in node["provisioner"]] == ["file", "remote-exec"]
+    assert node["provisioner"][1]["remote-exec"]["inline"] == [
+        "sudo -n sh /tmp/kombify-bootstrap.sh; status=$?; rm -f /tmp/kombify-bootstrap.sh; "
+        "exit $status"
+    ]
     assert set(node["triggers_replace"]) == {"node", "bootstrap"}
     assert node["triggers_replace"]["bootstrap"].startswith("sha256:")
     variables = json.loads(plan.files["variables.tf.json"])["variable"]

@@ -310,33 +310,10 @@ class DeployKombination(_RunBase):
         ]
         self._finish("validate", f"{len(prepared.nodes)} node(s), plan {prepared.plan_hash[-12:]}")
 
-        # The agent needs only SSH, not the bootstrap, so it is installed beside OpenTofu; both
-        # converge, so if the bootstrap disturbs an install, its retry finishes the job. With
-        # --auto-approve there is no gate to wait for and it starts beside the plan already;
-        # otherwise nothing touches a node before the plan is approved.
-        agents: asyncio.Task[None] | None = None
-        if request.auto_approve and workflow.patched(_AGENT_BESIDE_PLAN):
-            self._start("agent", "install or upgrade the node agent")
-            agents = asyncio.create_task(self._agents(request, prepared))
         try:
-            try:
-                planned = await self._plan(prepared)
-                await self._approval(request)
-                if agents is not None and agents.done():
-                    agents.result()  # an install that already failed fails the run before apply
-                self._start("apply", "bootstrap nodes over SSH")
-                apply = self._apply(prepared, planned.summary.has_changes)
-                if agents is None:
-                    self._start("agent", "install or upgrade the node agent")
-                    await asyncio.gather(apply, self._agents(request, prepared))
-                else:
-                    await asyncio.gather(apply, agents)
-            finally:
-                if agents is not None and not agents.done():  # the plan failed or was cancelled
-                    agents.cancel()
-                    await asyncio.gather(agents, return_exceptions=True)
+            await self._bootstrap_and_agents(request, prepared)
             await self._network(request, prepared)
-            await self._images_staged()
+            await asyncio.gather(*self._staging)  # swarm kits: images staged beside forming
         finally:
             # Staging still under way only when the run fails before its rollout.
             for staging in self._staging:
@@ -382,6 +359,35 @@ class DeployKombination(_RunBase):
             # Before the outcome is recorded: once a run reads as ended, the stack's next
             # deploy may start (one workflow id per stack), and healing is already in place.
             await self._set_up_healing(request)
+
+    async def _bootstrap_and_agents(self, request: DeployInput, prepared: PreparedDeploy) -> None:
+        """Plan, approval, then the bootstrap (apply) beside the agent installs.
+
+        The agent needs only SSH, not the bootstrap, so it is installed beside OpenTofu; both
+        converge, so if the bootstrap disturbs an install, its retry finishes the job. With
+        --auto-approve there is no gate to wait for and it starts beside the plan already;
+        otherwise nothing touches a node before the plan is approved.
+        """
+        agents: asyncio.Task[None] | None = None
+        if request.auto_approve and workflow.patched(_AGENT_BESIDE_PLAN):
+            self._start("agent", "install or upgrade the node agent")
+            agents = asyncio.create_task(self._agents(request, prepared))
+        try:
+            planned = await self._plan(prepared)
+            await self._approval(request)
+            if agents is not None and agents.done():
+                agents.result()  # an install that already failed fails the run before apply
+            self._start("apply", "bootstrap nodes over SSH")
+            apply = self._apply(prepared, planned.summary.has_changes)
+            if agents is None:
+                self._start("agent", "install or upgrade the node agent")
+                await asyncio.gather(apply, self._agents(request, prepared))
+            else:
+                await asyncio.gather(apply, agents)
+        finally:
+            if agents is not None and not agents.done():  # the plan failed or was cancelled
+                agents.cancel()
+                await asyncio.gather(agents, return_exceptions=True)
 
     async def _swarm(self, request: DeployInput, prepared: PreparedDeploy) -> SwarmFormed:
         """Forms (or converges) the stack's Docker Swarm through the node agents."""
@@ -476,19 +482,12 @@ class DeployKombination(_RunBase):
             return
         if prepared.platform == "swarm" and workflow.patched(_STAGE_BESIDE_SWARM):
             await self._install_agent(request, prepared, node)
-            self._staging.append(
-                asyncio.create_task(self._stage_images(request, prepared, node))
-            )
+            self._staging.append(asyncio.create_task(self._stage_images(request, prepared, node)))
             return
         await asyncio.gather(
             self._install_agent(request, prepared, node),
             self._stage_images(request, prepared, node),
         )
-
-    async def _images_staged(self) -> None:
-        """Until the images staged beside the swarm's forming are there (or given up)."""
-        if self._staging:
-            await asyncio.gather(*self._staging)
 
     async def _stage_images(
         self, request: DeployInput, prepared: PreparedDeploy, node: NodeTarget
